@@ -1,0 +1,70 @@
+# Pagemill — every command of the project. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help:  ## List the commands
+	@grep -hE '^[a-z][a-z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp-venv:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python venv missing: installing python3-venv"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv; \
+	  else sudo -n apt-get update -qq && sudo -n apt-get install -y -qq python3-venv; fi; \
+	  $(PYTHON) -m venv $(VENV); }
+	@touch $@
+
+$(VENV)/.stamp-install: $(VENV)/.stamp-venv requirements.lock pyproject.toml
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps -e .
+	@touch $@
+
+system-deps:  ## Install the Debian packages (Tesseract; Postgres and Redis for tests)
+	bash scripts/install-system-deps.sh
+
+install: $(VENV)/.stamp-install  ## Create .venv and install pinned dependencies
+	@bash scripts/install-system-deps.sh --runtime-only
+
+up: install  ## Run API + worker on embedded defaults (SQLite, local folder, embedded broker)
+	$(PY) -m pagemill up
+
+api: install  ## Run only the API (distributed mode; settings from PAGEMILL_*)
+	$(PY) -m pagemill api
+
+worker: install  ## Run only a worker (distributed mode)
+	$(PY) -m pagemill worker --queues ingest,cpu
+
+migrate: install  ## Apply database migrations
+	$(PY) -m pagemill migrate
+
+test: $(VENV)/.stamp-install system-deps  ## Install everything and run the whole test suite
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+test-unit: install  ## Only the unit tests (no services)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install  ## ruff lint + format check, mypy strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: install  ## Format and fix what ruff can
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install system-deps  ## Run the benchmarks and record them in docs/benchmarks.md
+	$(PY) -m bench
+
+lock:  ## Re-pin requirements.lock from the current .venv
+	$(PIP) freeze --exclude-editable | grep -v '^pagemill' > requirements.lock
+
+clean:  ## Remove the venv, caches and the embedded data folder
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
+
+.PHONY: help system-deps install up api worker migrate test test-unit lint format bench lock clean

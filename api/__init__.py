@@ -1,0 +1,1 @@
+"""The HTTP gateway: thin routes over the service layer."""

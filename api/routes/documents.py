@@ -1,0 +1,74 @@
+"""Submitting documents."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
+
+from api.deps import SessionDep, SettingsDep, StoreDep
+from api.errors import ErrorResponse
+from pagemill.jobs import service
+from pagemill.jobs.options import JobOptions, OcrMode, OutputFormat, validate_page_range
+from pagemill.jobs.schemas import JobOut
+
+router = APIRouter(prefix="/api/v1", tags=["documents"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    413: {"model": ErrorResponse, "description": "FILE_TOO_LARGE: the body is over the upload limit."},
+    415: {"model": ErrorResponse, "description": "UNSUPPORTED_TYPE: the content is not PDF/PNG/JPEG/TIFF/WebP."},
+    422: {"model": ErrorResponse, "description": "EMPTY_FILE or VALIDATION_ERROR (a field is invalid)."},
+    503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: storage or database down; retry."},
+}
+
+
+@router.post(
+    "/documents",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses=_ERRORS,
+    summary="Submit a document",
+)
+def submit_document(
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")],
+    formats: Annotated[
+        str, Form(description="Comma-separated result formats: markdown, text, json.")
+    ] = "markdown,text,json",
+    page_range: Annotated[str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")] = None,
+    ocr_mode: Annotated[
+        OcrMode, Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always.")
+    ] = OcrMode.AUTO,
+    engine: Annotated[
+        str | None, Form(description="CPU OCR engine: tesseract or rapidocr. Default: the configured one.")
+    ] = None,
+    password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
+) -> JobOut:
+    """Accept a document and answer at once with its job (202); poll `GET /api/v1/jobs/{id}`.
+
+    The type is detected from the content, never from the file name or Content-Type.
+    """
+    from pagemill.errors import ValidationFailed
+
+    try:
+        wanted = [OutputFormat(part.strip()) for part in formats.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValidationFailed("formats must be a comma-separated list of markdown, text, json.", field="formats") from exc
+    if not wanted:
+        raise ValidationFailed("formats must name at least one format.", field="formats")
+    if engine is not None and engine not in {"tesseract", "rapidocr"}:
+        raise ValidationFailed("engine must be 'tesseract' or 'rapidocr'.", field="engine", value=engine)
+    options = JobOptions(
+        formats=list(dict.fromkeys(wanted)),
+        page_range=validate_page_range(page_range),
+        ocr_mode=ocr_mode,
+        engine=engine,
+    )
+    job = service.submit_document(
+        session, store, settings, fileobj=file.file, filename=file.filename, options=options, password=password
+    )
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return JobOut.from_job(job)

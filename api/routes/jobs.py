@@ -1,0 +1,105 @@
+"""Reading, listing and cancelling jobs; fetching results and pages."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.responses import StreamingResponse
+
+from api.deps import SessionDep, SettingsDep, StoreDep
+from api.errors import ErrorResponse
+from pagemill.errors import ValidationFailed
+from pagemill.jobs import service
+from pagemill.jobs.options import OutputFormat
+from pagemill.jobs.schemas import JobList, JobOut, PageOut
+from pagemill.models import JobState
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+JobId = Annotated[str, Path(description="The job's id, as returned on submission.")]
+_NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job."}
+}
+_UNAVAILABLE: dict[int | str, dict[str, object]] = {
+    503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: a dependency is down; retry."}
+}
+
+
+@router.get("", response_model=JobList, responses={422: {"model": ErrorResponse}, **_UNAVAILABLE})
+def list_jobs(
+    session: SessionDep,
+    settings: SettingsDep,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+    limit: Annotated[int, Query(ge=1, description="Jobs per page (capped by api.page_size_max).")] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+) -> JobList:
+    """List jobs, newest first, with cursor pagination."""
+    jobs, next_cursor = service.list_jobs(
+        session, state=state, limit=min(limit, settings.api.page_size_max), cursor=cursor
+    )
+    return JobList(items=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, responses={**_NOT_FOUND, **_UNAVAILABLE})
+def get_job(session: SessionDep, job_id: JobId) -> JobOut:
+    """A job's state, page progress, timings and, when it failed, `error: {code, message}`."""
+    return JobOut.from_job(service.get_job(session, job_id))
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "CONFLICT: the job already succeeded or failed."},
+        **_UNAVAILABLE,
+    },
+)
+def cancel_job(session: SessionDep, job_id: JobId) -> JobOut:
+    """Cancel a job: it stops at the next page boundary and ends `cancelled`, keeping finished pages.
+
+    A job no worker has started is cancelled at once. Cancelling a cancelled job is a no-op.
+    """
+    return JobOut.from_job(service.cancel_job(session, job_id))
+
+
+@router.get(
+    "/{job_id}/result",
+    responses={
+        200: {
+            "description": "The result: markdown, plain text (pages separated by form feeds) or JSON.",
+            "content": {"text/markdown": {}, "text/plain": {}, "application/json": {}},
+        },
+        **_NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "CONFLICT: the job has not finished (or failed)."},
+        **_UNAVAILABLE,
+    },
+    response_class=Response,
+)
+def get_result(
+    session: SessionDep,
+    store: StoreDep,
+    job_id: JobId,
+    format: Annotated[OutputFormat, Query(description="markdown, text or json.")] = OutputFormat.MARKDOWN,
+) -> StreamingResponse:
+    """The assembled result of a succeeded (or, partially, a cancelled) job, streamed."""
+    chunks, media_type = service.open_result(session, store, job_id, format)
+    return StreamingResponse(chunks, media_type=media_type)
+
+
+@router.get(
+    "/{job_id}/pages/{number}",
+    response_model=PageOut,
+    responses={**_NOT_FOUND, 422: {"model": ErrorResponse}, **_UNAVAILABLE},
+)
+def get_page(
+    session: SessionDep,
+    job_id: JobId,
+    number: Annotated[int, Path(description="1-based page number.")],
+) -> PageOut:
+    """One page: its state, text, markdown, lines with boxes, and the engine and settings that produced it."""
+    if number < 1:
+        raise ValidationFailed("Page numbers start at 1.", field="number")
+    return PageOut.from_page(service.get_page(session, job_id, number))

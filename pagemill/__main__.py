@@ -1,0 +1,5 @@
+"""`python -m pagemill` runs the CLI."""
+
+from pagemill.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Opening, checking and rendering untrusted documents."""

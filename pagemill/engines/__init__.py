@@ -1,0 +1,1 @@
+"""Page engines: the PDF text layer and CPU OCR (Tesseract, RapidOCR)."""

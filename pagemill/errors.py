@@ -1,0 +1,150 @@
+"""One error tree for everything a client or an operator can see.
+
+    PagemillError                       code, message, details, http_status, retryable
+    ├── InputError (4xx, permanent)     the request or the document is at fault
+    │   ├── EmptyFile                   EMPTY_FILE            422
+    │   ├── UnsupportedType             UNSUPPORTED_TYPE      415
+    │   ├── FileTooLarge                FILE_TOO_LARGE        413
+    │   ├── CorruptFile                 CORRUPT_FILE          422
+    │   ├── EncryptedFile               ENCRYPTED_FILE        422  (no password given)
+    │   ├── WrongPassword               WRONG_PASSWORD        422
+    │   ├── ImageTooLarge               IMAGE_TOO_LARGE       422
+    │   ├── TooManyPages                TOO_MANY_PAGES        422
+    │   ├── InvalidPageRange            INVALID_PAGE_RANGE    422
+    │   ├── ValidationFailed            VALIDATION_ERROR      422
+    │   ├── NotFound                    NOT_FOUND             404
+    │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
+    ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
+    │   └── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
+    └── TransientError (retryable)      a dependency failed; retried with backoff, 503 to clients
+        └── DependencyUnavailable       SERVICE_UNAVAILABLE   503
+
+Job failures store the same ``code`` and ``message`` on the job row, so the error a client polls for is the
+error the worker raised. Messages are written for the client: they never contain internals (paths, stack
+traces, SQL). ``details`` carries machine-readable context.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PagemillError(Exception):
+    """Base of every error Pagemill reports; rendered by one API handler and stored on failed jobs."""
+
+    code: ClassVar[str] = "INTERNAL_ERROR"
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    default_message: ClassVar[str] = "An internal error occurred."
+
+    def __init__(self, message: str | None = None, **details: Any) -> None:
+        self.message = message or self.default_message
+        self.details: dict[str, Any] = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public ``error`` object: ``{"code", "message", "details"}``."""
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InputError(PagemillError):
+    """The request or the document is at fault; never retried."""
+
+    code = "INVALID_INPUT"
+    http_status = 422
+    default_message = "The input is not valid."
+
+
+class EmptyFile(InputError):
+    code = "EMPTY_FILE"
+    default_message = "The uploaded file is empty."
+
+
+class UnsupportedType(InputError):
+    code = "UNSUPPORTED_TYPE"
+    http_status = 415
+    default_message = "The file's content is not a supported type (PDF, PNG, JPEG, TIFF, WebP)."
+
+
+class FileTooLarge(InputError):
+    code = "FILE_TOO_LARGE"
+    http_status = 413
+    default_message = "The file is larger than allowed."
+
+
+class CorruptFile(InputError):
+    code = "CORRUPT_FILE"
+    default_message = "The file is damaged and cannot be read."
+
+
+class EncryptedFile(InputError):
+    code = "ENCRYPTED_FILE"
+    default_message = "The document is encrypted; send its password in the 'password' field."
+
+
+class WrongPassword(InputError):
+    code = "WRONG_PASSWORD"
+    default_message = "The password does not open this document."
+
+
+class ImageTooLarge(InputError):
+    code = "IMAGE_TOO_LARGE"
+    default_message = "The image has more pixels than allowed."
+
+
+class TooManyPages(InputError):
+    code = "TOO_MANY_PAGES"
+    default_message = "The document has more pages than allowed."
+
+
+class InvalidPageRange(InputError):
+    code = "INVALID_PAGE_RANGE"
+    default_message = "The page range is not valid for this document."
+
+
+class ValidationFailed(InputError):
+    code = "VALIDATION_ERROR"
+    default_message = "The request is not valid."
+
+
+class NotFound(InputError):
+    code = "NOT_FOUND"
+    http_status = 404
+    default_message = "Not found."
+
+
+class Conflict(InputError):
+    code = "CONFLICT"
+    http_status = 409
+    default_message = "The request conflicts with the current state of the resource."
+
+
+class ProcessingError(PagemillError):
+    """A document or page could not be processed; permanent."""
+
+    code = "PROCESSING_FAILED"
+    default_message = "The document could not be processed."
+
+
+class ProcessingTimeout(ProcessingError):
+    code = "PROCESSING_TIMEOUT"
+    default_message = "The document took longer to process than allowed."
+
+
+class WorkerCrashed(ProcessingError):
+    code = "WORKER_CRASHED"
+    default_message = "Processing this document repeatedly crashed its worker; it was given up."
+
+
+class TransientError(PagemillError):
+    """A dependency failed in a way that may pass; retried with backoff."""
+
+    code = "TRANSIENT_ERROR"
+    http_status = 503
+    retryable = True
+    default_message = "A temporary failure occurred; try again."
+
+
+class DependencyUnavailable(TransientError):
+    code = "SERVICE_UNAVAILABLE"
+    default_message = "A service Pagemill depends on is unavailable; try again shortly."

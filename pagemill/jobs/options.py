@@ -1,0 +1,86 @@
+"""Per-job options and the page-range grammar."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from pagemill.errors import InvalidPageRange, ValidationFailed
+
+
+class OutputFormat(StrEnum):
+    """Result formats a job can produce."""
+
+    MARKDOWN = "markdown"
+    TEXT = "text"
+    JSON = "json"
+
+
+class OcrMode(StrEnum):
+    """auto: text layer where usable, OCR elsewhere; text_layer: never OCR; ocr: always OCR."""
+
+    AUTO = "auto"
+    TEXT_LAYER = "text_layer"
+    OCR = "ocr"
+
+
+class JobOptions(BaseModel):
+    """What the client asked for; stored with the job."""
+
+    formats: list[OutputFormat] = Field(default_factory=lambda: list(OutputFormat))
+    page_range: str | None = None
+    ocr_mode: OcrMode = OcrMode.AUTO
+    engine: str | None = None
+    """CPU OCR engine ('tesseract', 'rapidocr'); None means the configured default."""
+
+
+_RANGE_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
+
+
+def validate_page_range(spec: str | None) -> str | None:
+    """Check the grammar of a page range such as ``1-3,5,9-`` (1-based; ``9-`` means to the end)."""
+    if spec is None or not spec.strip():
+        return None
+    for part in spec.split(","):
+        match = _RANGE_PART.match(part)
+        if not match:
+            raise ValidationFailed(
+                "page_range must look like '1-3,5,9-' (1-based page numbers).", field="page_range", value=spec
+            )
+        start = int(match.group(1))
+        end = match.group(2)
+        if start < 1 or (end and int(end) < start):
+            raise ValidationFailed(
+                "page_range has a page number below 1 or a range that ends before it starts.",
+                field="page_range",
+                value=spec,
+            )
+    return spec.strip()
+
+
+def select_pages(spec: str | None, page_count: int) -> list[int]:
+    """0-based page indices selected by ``spec`` for a document of ``page_count`` pages."""
+    if spec is None:
+        return list(range(page_count))
+    selected: set[int] = set()
+    for part in spec.split(","):
+        match = _RANGE_PART.match(part)
+        assert match is not None  # validated at submission
+        start = int(match.group(1))
+        end_text = match.group(2)
+        if end_text is None:
+            end = start
+        elif end_text == "":
+            end = page_count
+        else:
+            end = int(end_text)
+        selected.update(range(start - 1, min(end, page_count)))
+    if not selected:
+        raise InvalidPageRange(
+            f"The page range selects no page of this {page_count}-page document.",
+            page_range=spec,
+            page_count=page_count,
+        )
+    return sorted(selected)

@@ -1,0 +1,258 @@
+"""The worker side of a job: open and plan it, read its pages, assemble its result, sweep stalled jobs.
+
+Every step is idempotent and re-entrant: messages carry ids only, page writes are fenced on the page still
+being pending, attempts are counted in the database before work starts (so a worker killed mid-page is
+remembered), and a page that keeps killing its worker is failed after ``worker.max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from pagemill import queue
+from pagemill.db import session_scope
+from pagemill.documents.kinds import DocumentKind
+from pagemill.documents.probe import probe_document
+from pagemill.documents.source import open_source
+from pagemill.engines.base import PageResult
+from pagemill.errors import PagemillError, ProcessingError, TransientError, WorkerCrashed
+from pagemill.jobs import reading
+from pagemill.jobs import repository as repo
+from pagemill.jobs.local_files import local_copy
+from pagemill.jobs.options import JobOptions, OcrMode, select_pages
+from pagemill.jobs.results import job_outcome, write_results
+from pagemill.jobs.service import RESULT_MEDIA_TYPES, result_key
+from pagemill.models import Job, JobState, PageState
+from pagemill.models.base import utcnow
+from pagemill.settings import Settings, get_settings
+from pagemill.storage import get_blob_store
+
+log = logging.getLogger(__name__)
+
+_FLUSH_EVERY_PAGES = 32
+_FLUSH_EVERY_S = 0.5
+
+
+def _error_dict(error: PagemillError) -> dict[str, Any]:
+    return error.to_dict()
+
+
+def fail_job(job_id: str, error: PagemillError) -> None:
+    """End a job ``failed`` with a specific error (permanent errors only)."""
+    with session_scope() as session:
+        if repo.finish_job(session, job_id, JobState.FAILED, error=_error_dict(error)):
+            log.info("job %s failed: %s %s", job_id, error.code, error.message)
+
+
+def ingest_job(job_id: str) -> None:
+    """Open the document in a sandbox, check it, create its pages and enqueue their reading."""
+    settings = get_settings()
+    with session_scope() as session:
+        attempt = repo.start_job(session, job_id)
+        job = repo.get_job(session, job_id)
+    if attempt is None or job is None:
+        return  # final already (finished, cancelled before start) or gone
+    if job.pages_total is None:
+        # Only opening the document counts against the job's attempts: a re-planned job (after a lost
+        # message) just re-sends its pending pages, whose own attempts are counted per page.
+        if attempt > settings.worker.max_attempts:
+            fail_job(job_id, WorkerCrashed(attempts=attempt - 1))
+            return
+        try:
+            _plan(job, settings)
+        except TransientError:
+            raise
+        except PagemillError as exc:
+            fail_job(job_id, exc)
+            return
+    _enqueue_pending(job_id, settings)
+
+
+def _plan(job: Job, settings: Settings) -> None:
+    path = local_copy(get_blob_store(), job.source_key)
+    info = probe_document(
+        path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
+    )
+    options = JobOptions.model_validate(job.options)
+    indices = select_pages(options.page_range, info.page_count)
+    with session_scope() as session:
+        repo.set_planned(session, job.id, info.page_count, indices)
+
+
+def _enqueue_pending(job_id: str, settings: Settings) -> None:
+    """Send tasks for every pending page: text-layer pages in chunks, OCR pages one by one."""
+    with session_scope() as session:
+        job = repo.get_job(session, job_id)
+        if job is None:
+            return
+        pending = [index for index, _ in repo.pending_pages(session, job_id)]
+        options = JobOptions.model_validate(job.options)
+        text_first = job.kind == DocumentKind.PDF and options.ocr_mode != OcrMode.OCR
+        if not pending:
+            finalize_job_later = True
+        else:
+            finalize_job_later = False
+            size = settings.worker.pages_per_task if text_first else 1
+            for start in range(0, len(pending), size):
+                chunk = pending[start : start + size]
+                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job_id, chunk, not text_first])
+    if finalize_job_later:
+        finalize_job(job_id)
+
+
+def process_pages(job_id: str, indices: Sequence[int], ocr: bool) -> None:
+    """Read some pages of a job; pages needing OCR found in a text-layer pass are re-enqueued one by one."""
+    settings = get_settings()
+    with session_scope() as session:
+        job = repo.get_job(session, job_id)
+        if job is None or JobState(job.state).is_final:
+            return
+        if job.cancel_requested:
+            repo.skip_pending_pages(session, job_id, indices)
+            todo: list[tuple[int, int]] = []
+        else:
+            todo = repo.pending_pages(session, job_id, indices)
+    if todo:
+        _read_pages(job, todo, ocr, settings)
+    finalize_job(job_id)
+
+
+def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Settings) -> None:
+    options = JobOptions.model_validate(job.options)
+    max_attempts = settings.worker.max_attempts
+    poisoned = [index for index, attempts in todo if attempts >= max_attempts]
+    if poisoned:
+        _save(job.id, [(index, None, WorkerCrashed(attempts=max_attempts)) for index in poisoned])
+    indices = [index for index, attempts in todo if attempts < max_attempts]
+    # A first attempt counts the whole chunk at once; a retried chunk goes page by page so that only the
+    # page that kills the worker collects attempts.
+    retried = any(attempts > 0 for _, attempts in todo)
+    if indices and not retried:
+        with session_scope() as session:
+            repo.count_attempt(session, job.id, indices)
+    path = local_copy(get_blob_store(), job.source_key)
+    needs_ocr: list[int] = []
+    batch: list[tuple[int, PageResult | None, PagemillError | None]] = []
+    last_flush = time.monotonic()
+    with open_source(
+        path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
+    ) as source:
+        for index in indices:
+            if _cancelled(job.id):
+                break
+            if retried:
+                with session_scope() as session:
+                    repo.count_attempt(session, job.id, [index])
+            started = time.perf_counter()
+            try:
+                result = None if ocr else reading.read_page_text_layer(source, index, settings)
+                if result is None and not ocr and options.ocr_mode == OcrMode.TEXT_LAYER:
+                    result = reading.empty_text_layer_result()
+                if result is None and not ocr:
+                    needs_ocr.append(index)
+                    continue
+                if result is None:
+                    result = reading.ocr_page(source, index, options.engine, settings)
+                result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+                batch.append((index, result, None))
+            except TransientError:
+                raise
+            except PagemillError as exc:
+                batch.append((index, None, exc))
+            except Exception as exc:  # a bug or a parser failure on this page must not sink the whole job
+                log.exception("page %s of job %s failed", index + 1, job.id)
+                batch.append((index, None, ProcessingError("This page could not be read.", page=index + 1)))
+                del exc
+            if ocr or retried or len(batch) >= _FLUSH_EVERY_PAGES or time.monotonic() - last_flush > _FLUSH_EVERY_S:
+                _save(job.id, batch)
+                batch, last_flush = [], time.monotonic()
+    _save(job.id, batch)
+    if needs_ocr:
+        with session_scope() as session:
+            for index in needs_ocr:
+                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job.id, [index], True])
+            repo.uncount_attempt(session, job.id, needs_ocr)
+            repo.add_progress(session, job.id, done=0, failed=0)
+
+
+def _cancelled(job_id: str) -> bool:
+    with session_scope() as session:
+        if not repo.cancel_requested(session, job_id):
+            return False
+        repo.skip_pending_pages(session, job_id)
+        return True
+
+
+def _save(job_id: str, batch: list[tuple[int, PageResult | None, PagemillError | None]]) -> None:
+    if not batch:
+        return
+    done = failed = 0
+    with session_scope() as session:
+        for index, result, error in batch:
+            if result is not None:
+                values = {
+                    "engine": result.engine,
+                    "model": result.model,
+                    "rotation": result.rotation,
+                    "text": result.text,
+                    "markdown": result.markdown,
+                    "data": {
+                        "settings": result.settings,
+                        "timings_ms": result.timings_ms,
+                        "lines": result.to_dict()["lines"],
+                    },
+                    "duration_ms": result.timings_ms.get("total"),
+                }
+                done += repo.finish_page(session, job_id, index, PageState.DONE, values)
+            elif error is not None:
+                values = {"error_code": error.code, "error_message": error.message}
+                failed += repo.finish_page(session, job_id, index, PageState.FAILED, values)
+        repo.add_progress(session, job_id, done=done, failed=failed)
+
+
+def finalize_job(job_id: str) -> None:
+    """When no page is pending: write the results and end the job. Safe to call any number of times."""
+    with session_scope() as session:
+        job = repo.get_job(session, job_id)
+        if job is None or JobState(job.state).is_final or job.pages_total is None:
+            return
+        all_final, done, failed = job_outcome(repo.page_state_counts(session, job_id))
+        if not all_final:
+            return
+        options = JobOptions.model_validate(job.options)
+        store = get_blob_store()
+        files = write_results(job, repo.iter_pages(session, job_id), options.formats)
+    try:
+        for fmt, fileobj in files.items():
+            store.put_file(result_key(job_id, fmt), fileobj, content_type=RESULT_MEDIA_TYPES[fmt])
+    finally:
+        for fileobj in files.values():
+            fileobj.close()
+    with session_scope() as session:
+        if job.cancel_requested:
+            state, error = JobState.CANCELLED, None
+        elif done == 0 and failed > 0:
+            code, message = repo.first_page_error(session, job_id)
+            state = JobState.FAILED
+            error = {"code": code or "PROCESSING_FAILED", "message": message or "No page could be read.",
+                     "details": {"pages_failed": failed}}
+        else:
+            state, error = JobState.SUCCEEDED, None
+        repo.finish_job(session, job_id, state, error=error)
+
+
+def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
+    """Re-enqueue active jobs that made no progress for ``worker.lease_s`` (a lost message or a dead worker)."""
+    settings = settings or get_settings()
+    older_than = utcnow() - timedelta(seconds=settings.worker.lease_s)
+    with session_scope() as session:
+        job_ids = repo.claim_stalled_jobs(session, older_than=older_than)
+        for job_id in job_ids:
+            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id])
+    if job_ids:
+        log.warning("re-enqueued %d stalled job(s): %s", len(job_ids), ", ".join(job_ids))
+    return job_ids

@@ -1,0 +1,215 @@
+"""All SQL for jobs and pages. Updates that change state are conditional (fencing against duplicates)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from pagemill.models import Job, JobState, Page, PageState
+from pagemill.models.base import utcnow
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+
+
+def add_job(session: Session, job: Job) -> None:
+    """Insert a new job."""
+    session.add(job)
+
+
+def get_job(session: Session, job_id: str) -> Job | None:
+    """A job by id, or None."""
+    return session.get(Job, job_id)
+
+
+def list_jobs(
+    session: Session, *, state: str | None, limit: int, after: tuple[datetime, str] | None
+) -> Sequence[Job]:
+    """Jobs newest first, after a (created_at, id) cursor."""
+    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if after is not None:
+        created_at, job_id = after
+        query = query.where(
+            or_(Job.created_at < created_at, and_(Job.created_at == created_at, Job.id < job_id))
+        )
+    return session.scalars(query).all()
+
+
+def start_job(session: Session, job_id: str) -> int | None:
+    """Mark a queued or running job running and count the attempt; the new attempt number, or None if final."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+        .values(
+            state=JobState.RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=func.coalesce(Job.started_at, now),
+            updated_at=now,
+        )
+        .returning(Job.attempts)
+    )
+    row = result.first()
+    return None if row is None else int(row[0])
+
+
+def set_planned(session: Session, job_id: str, page_count: int, indices: Sequence[int]) -> None:
+    """Record the page count and create one pending row per selected page (once)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.pages_total.is_(None))
+        .values(page_count=page_count, pages_total=len(indices), updated_at=utcnow())
+    )
+    if session.scalar(select(func.count()).select_from(Page).where(Page.job_id == job_id)):
+        return
+    rows = [{"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0} for i in indices]
+    for start in range(0, len(rows), 1000):
+        session.execute(insert(Page), rows[start : start + 1000])
+
+
+def pending_pages(session: Session, job_id: str, indices: Sequence[int] | None = None) -> list[tuple[int, int]]:
+    """(index, attempts) of the job's pending pages, optionally among ``indices``."""
+    query = select(Page.index, Page.attempts).where(Page.job_id == job_id, Page.state == PageState.PENDING)
+    if indices is not None:
+        query = query.where(Page.index.in_(list(indices)))
+    return [(int(i), int(a)) for i, a in session.execute(query.order_by(Page.index)).all()]
+
+
+def count_attempt(session: Session, job_id: str, indices: Sequence[int]) -> None:
+    """Count one attempt at these pages before work starts, so a crash mid-page is remembered."""
+    session.execute(
+        update(Page)
+        .where(Page.job_id == job_id, Page.index.in_(list(indices)), Page.state == PageState.PENDING)
+        .values(attempts=Page.attempts + 1)
+    )
+
+
+def uncount_attempt(session: Session, job_id: str, indices: Sequence[int]) -> None:
+    """Take back the attempt counted for pages handed on to OCR unread (the text pass did not fail them)."""
+    session.execute(
+        update(Page)
+        .where(Page.job_id == job_id, Page.index.in_(list(indices)), Page.state == PageState.PENDING)
+        .values(attempts=Page.attempts - 1)
+    )
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    """Whether the client asked to cancel (checked between pages)."""
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+
+def finish_page(session: Session, job_id: str, index: int, state: PageState, values: dict[str, Any]) -> bool:
+    """Move a pending page to a final state; False if another attempt already did (the write is fenced)."""
+    result = session.execute(
+        update(Page)
+        .where(Page.job_id == job_id, Page.index == index, Page.state == PageState.PENDING)
+        .values(state=state, finished_at=utcnow(), **values)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def add_progress(session: Session, job_id: str, *, done: int, failed: int) -> None:
+    """Add to the job's page counters and touch it (the sweeper's heartbeat)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(pages_done=Job.pages_done + done, pages_failed=Job.pages_failed + failed, updated_at=utcnow())
+    )
+
+
+def skip_pending_pages(session: Session, job_id: str, indices: Sequence[int] | None = None) -> int:
+    """Mark pending pages skipped (the job was cancelled); how many."""
+    query = update(Page).where(Page.job_id == job_id, Page.state == PageState.PENDING)
+    if indices is not None:
+        query = query.where(Page.index.in_(list(indices)))
+    result = session.execute(query.values(state=PageState.SKIPPED, finished_at=utcnow()))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def page_state_counts(session: Session, job_id: str) -> dict[str, int]:
+    """How many of the job's pages are in each state."""
+    rows = session.execute(
+        select(Page.state, func.count()).where(Page.job_id == job_id).group_by(Page.state)
+    ).all()
+    return {str(state): int(n) for state, n in rows}
+
+
+def get_page(session: Session, job_id: str, index: int) -> Page | None:
+    """One page of a job."""
+    return session.get(Page, (job_id, index))
+
+
+def iter_pages(session: Session, job_id: str, batch: int = 200) -> Iterator[Page]:
+    """The job's pages in order, fetched in batches (a 10,000-page job is never loaded at once)."""
+    last = -1
+    while True:
+        rows = session.scalars(
+            select(Page).where(Page.job_id == job_id, Page.index > last).order_by(Page.index).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].index
+        session.expunge_all()
+
+
+def first_page_error(session: Session, job_id: str) -> tuple[str | None, str | None]:
+    """Code and message of the job's first failed page."""
+    row = session.execute(
+        select(Page.error_code, Page.error_message)
+        .where(Page.job_id == job_id, Page.state == PageState.FAILED)
+        .order_by(Page.index)
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def finish_job(
+    session: Session,
+    job_id: str,
+    state: JobState,
+    *,
+    error: dict[str, Any] | None = None,
+) -> bool:
+    """Move an active job to a final state, once; wipes the stored password. False if already final."""
+    values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "updated_at": utcnow(), "document_password": None}
+    if error is not None:
+        values.update(error_code=error["code"], error_message=error["message"], error_details=error["details"])
+    result = session.execute(update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values))
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, job_id: str) -> None:
+    """Flag an active job for cancellation; a job no worker has started is cancelled at once."""
+    now = utcnow()
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(cancel_requested=True, updated_at=now)
+    )
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.QUEUED)
+        .values(state=JobState.CANCELLED, finished_at=now, document_password=None)
+    )
+
+
+def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[str]:
+    """Ids of active jobs with no progress since ``older_than``, each claimed by touching it (one sweeper wins)."""
+    candidates = session.execute(
+        select(Job.id, Job.updated_at)
+        .where(Job.state.in_(ACTIVE_STATES), Job.updated_at < older_than)
+        .order_by(Job.updated_at)
+        .limit(limit)
+    ).all()
+    claimed: list[str] = []
+    for job_id, updated_at in candidates:
+        result = session.execute(
+            update(Job).where(Job.id == job_id, Job.updated_at == updated_at).values(updated_at=utcnow())
+        )
+        if result.rowcount:  # type: ignore[attr-defined]
+            claimed.append(str(job_id))
+    return claimed

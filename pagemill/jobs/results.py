@@ -1,0 +1,61 @@
+"""Assembling a job's pages into its result files, streamed through temp files (never all in memory)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable
+from typing import IO, Any
+
+from pagemill.jobs.options import OutputFormat
+from pagemill.jobs.schemas import PageOut
+from pagemill.models import Job, Page, PageState
+
+PAGE_SEPARATOR_TEXT = "\f"
+"""Form feed between pages in plain text, as pdftotext does."""
+
+
+def _page_marker(number: int) -> str:
+    return f"<!-- page {number} -->"
+
+
+def write_results(job: Job, pages: Iterable[Page], formats: list[OutputFormat]) -> dict[OutputFormat, IO[bytes]]:
+    """Write the requested formats to temp files (rewound) in one pass over the pages."""
+    files: dict[OutputFormat, IO[bytes]] = {
+        fmt: tempfile.TemporaryFile() for fmt in formats  # noqa: SIM115 - returned open to the caller
+    }
+    first = True
+    json_out = files.get(OutputFormat.JSON)
+    if json_out is not None:
+        header: dict[str, Any] = {
+            "job_id": job.id,
+            "filename": job.filename,
+            "kind": job.kind,
+            "page_count": job.page_count,
+        }
+        json_out.write(json.dumps(header)[:-1].encode() + b', "pages": [')
+    for page in pages:
+        text = page.text or ""
+        markdown = page.markdown or ""
+        if OutputFormat.MARKDOWN in files:
+            out = files[OutputFormat.MARKDOWN]
+            prefix = "" if first else "\n\n"
+            out.write(f"{prefix}{_page_marker(page.index + 1)}\n\n{markdown}".encode())
+        if OutputFormat.TEXT in files:
+            prefix = "" if first else PAGE_SEPARATOR_TEXT
+            files[OutputFormat.TEXT].write(f"{prefix}{text}".encode())
+        if json_out is not None:
+            body = PageOut.from_page(page).model_dump(mode="json")
+            json_out.write((b"" if first else b", ") + json.dumps(body, ensure_ascii=False).encode())
+        first = False
+    if json_out is not None:
+        json_out.write(b"]}")
+    for f in files.values():
+        f.seek(0)
+    return files
+
+
+def job_outcome(counts: dict[str, int]) -> tuple[bool, int, int]:
+    """(all pages final, pages done, pages failed) from page state counts."""
+    pending = counts.get(PageState.PENDING, 0)
+    return pending == 0, counts.get(PageState.DONE, 0), counts.get(PageState.FAILED, 0)

@@ -1,0 +1,137 @@
+"""Public shapes of jobs and pages (the API's response models and the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pagemill.jobs.options import JobOptions
+from pagemill.models import Job, Page
+
+
+class ErrorInfo(BaseModel):
+    """Why a job or a page failed."""
+
+    code: str = Field(description="Stable, machine-readable error code, e.g. CORRUPT_FILE.")
+    message: str = Field(description="What went wrong, for people.")
+    details: dict[str, Any] = Field(default_factory=dict, description="Machine-readable context.")
+
+
+class PageProgress(BaseModel):
+    """Page counts of a job."""
+
+    total: int | None = Field(description="Pages selected for processing; null until the document is opened.")
+    done: int = Field(description="Pages read successfully.")
+    failed: int = Field(description="Pages that could not be read.")
+
+
+class Timings(BaseModel):
+    """How long the job waited and ran, in milliseconds."""
+
+    queued_ms: float | None = None
+    running_ms: float | None = None
+
+
+class JobOut(BaseModel):
+    """A job: its state, progress and, when it failed, why."""
+
+    id: str
+    state: str = Field(description="queued, running, succeeded, failed or cancelled.")
+    filename: str
+    kind: str = Field(description="Detected type: pdf, png, jpeg, tiff or webp.")
+    size_bytes: int
+    sha256: str
+    options: JobOptions
+    cancel_requested: bool
+    page_count: int | None = Field(description="Pages in the document; null until it is opened.")
+    pages: PageProgress
+    error: ErrorInfo | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    timings: Timings
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobOut:
+        """Map a job row to its public shape."""
+        error = None
+        if job.error_code:
+            error = ErrorInfo(code=job.error_code, message=job.error_message or "", details=job.error_details or {})
+        queued_ms = running_ms = None
+        if job.started_at:
+            queued_ms = (job.started_at - job.created_at).total_seconds() * 1000
+            if job.finished_at:
+                running_ms = (job.finished_at - job.started_at).total_seconds() * 1000
+        return cls(
+            id=job.id,
+            state=job.state,
+            filename=job.filename,
+            kind=job.kind,
+            size_bytes=job.size_bytes,
+            sha256=job.sha256,
+            options=JobOptions.model_validate(job.options),
+            cancel_requested=job.cancel_requested,
+            page_count=job.page_count,
+            pages=PageProgress(total=job.pages_total, done=job.pages_done, failed=job.pages_failed),
+            error=error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            timings=Timings(queued_ms=queued_ms, running_ms=running_ms),
+        )
+
+
+class JobList(BaseModel):
+    """One page of a job listing."""
+
+    items: list[JobOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next page; null at the end.")
+
+
+class LineOut(BaseModel):
+    """A line of text with its box (x0, y0, x1, y1 in 0..1 of the upright page) where the engine gives it."""
+
+    text: str
+    bbox: list[float] | None = None
+    confidence: float | None = None
+
+
+class PageOut(BaseModel):
+    """One page's result."""
+
+    page: int = Field(description="1-based page number in the document.")
+    state: str = Field(description="pending, done, failed or skipped.")
+    text: str | None = None
+    markdown: str | None = None
+    engine: str | None = Field(default=None, description="What produced the text: text_layer, tesseract, rapidocr.")
+    model: str | None = None
+    rotation: int = Field(default=0, description="Degrees the page was turned to read it upright.")
+    settings: dict[str, Any] = Field(default_factory=dict)
+    lines: list[LineOut] = Field(default_factory=list)
+    attempts: int
+    duration_ms: float | None = None
+    error: ErrorInfo | None = None
+
+    @classmethod
+    def from_page(cls, page: Page) -> PageOut:
+        """Map a page row to its public shape."""
+        data = page.data or {}
+        error = None
+        if page.error_code:
+            error = ErrorInfo(code=page.error_code, message=page.error_message or "")
+        return cls(
+            page=page.index + 1,
+            state=page.state,
+            text=page.text,
+            markdown=page.markdown,
+            engine=page.engine,
+            model=page.model,
+            rotation=page.rotation,
+            settings=data.get("settings", {}),
+            lines=[LineOut(**line) for line in data.get("lines", [])],
+            attempts=page.attempts,
+            duration_ms=page.duration_ms,
+            error=error,
+        )

@@ -1,0 +1,175 @@
+"""The job service for the API side: submit, read, list, cancel, fetch results. Never commits."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import BinaryIO
+
+from sqlalchemy.orm import Session
+
+from pagemill import queue
+from pagemill.documents.kinds import SNIFF_BYTES, sniff
+from pagemill.errors import Conflict, FileTooLarge, NotFound, ValidationFailed
+from pagemill.jobs import repository as repo
+from pagemill.jobs.options import JobOptions, OutputFormat
+from pagemill.models import Job, JobState, Page
+from pagemill.settings import Settings
+from pagemill.storage import BlobStore
+
+RESULT_FILES = {OutputFormat.MARKDOWN: "result.md", OutputFormat.TEXT: "result.txt", OutputFormat.JSON: "result.json"}
+RESULT_MEDIA_TYPES = {
+    OutputFormat.MARKDOWN: "text/markdown; charset=utf-8",
+    OutputFormat.TEXT: "text/plain; charset=utf-8",
+    OutputFormat.JSON: "application/json",
+}
+
+
+def source_key(job_id: str) -> str:
+    """Where a job's original is stored."""
+    return f"jobs/{job_id}/source"
+
+
+def result_key(job_id: str, fmt: OutputFormat) -> str:
+    """Where a job's result in one format is stored."""
+    return f"jobs/{job_id}/{RESULT_FILES[fmt]}"
+
+
+_UNSAFE_NAME = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
+
+
+def sanitize_filename(name: str | None) -> str:
+    """A display-safe file name: no path, no control characters, at most 255 characters."""
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    base = _UNSAFE_NAME.sub("_", base).strip("._ ") or "document"
+    return base[:255]
+
+
+def _hash_and_size(fileobj: BinaryIO, max_bytes: int) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    fileobj.seek(0)
+    while chunk := fileobj.read(1024 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise FileTooLarge(max_bytes=max_bytes)
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest(), size
+
+
+def submit_document(
+    session: Session,
+    store: BlobStore,
+    settings: Settings,
+    *,
+    fileobj: BinaryIO,
+    filename: str | None,
+    options: JobOptions,
+    password: str | None,
+) -> Job:
+    """Check an upload's type from its content, store it, record the job and enqueue it after commit."""
+    fileobj.seek(0)
+    kind = sniff(fileobj.read(SNIFF_BYTES))
+    digest, size = _hash_and_size(fileobj, settings.limits.max_upload_bytes)
+    job_id = str(uuid.uuid4())
+    store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
+    job = Job(
+        id=job_id,
+        state=JobState.QUEUED,
+        filename=sanitize_filename(filename),
+        kind=kind.value,
+        size_bytes=size,
+        sha256=digest,
+        source_key=source_key(job_id),
+        options=options.model_dump(mode="json"),
+        document_password=password or None,
+    )
+    repo.add_job(session, job)
+    session.flush()
+    queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id])
+    return job
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    """A job by id; NotFound if there is none."""
+    job = repo.get_job(session, job_id) if _is_uuid(job_id) else None
+    if job is None:
+        raise NotFound("No job with this id.", job_id=job_id)
+    return job
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def encode_cursor(job: Job) -> str:
+    """An opaque cursor pointing after ``job``."""
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        return datetime.fromisoformat(created), job_id
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationFailed("The cursor is not valid.", field="cursor") from exc
+
+
+def list_jobs(
+    session: Session, *, state: JobState | None, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """A page of jobs, newest first, and the cursor of the next page."""
+    after = _decode_cursor(cursor) if cursor else None
+    jobs = list(repo.list_jobs(session, state=state, limit=limit + 1, after=after))
+    next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
+    return jobs[:limit], next_cursor
+
+
+def cancel_job(session: Session, job_id: str) -> Job:
+    """Ask a job to stop at the next page boundary; finished pages are kept."""
+    job = get_job(session, job_id)
+    if job.state in (JobState.SUCCEEDED, JobState.FAILED):
+        raise Conflict("The job has already finished.", state=job.state)
+    repo.request_cancel(session, job_id)
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def get_page(session: Session, job_id: str, number: int) -> Page:
+    """One page of a job by its 1-based number."""
+    job = get_job(session, job_id)
+    page = repo.get_page(session, job_id, number - 1) if number >= 1 else None
+    if page is None:
+        raise NotFound(
+            "This job has no such page (pages are numbered from 1 among the pages processed).",
+            page=number,
+            page_count=job.page_count,
+        )
+    return page
+
+
+def open_result(session: Session, store: BlobStore, job_id: str, fmt: OutputFormat) -> tuple[Iterator[bytes], str]:
+    """The stored result of a finished job in ``fmt`` as a byte stream, and its media type."""
+    job = get_job(session, job_id)
+    if job.state not in (JobState.SUCCEEDED, JobState.CANCELLED):
+        raise Conflict(
+            "The result is not available: the job is {}.".format(job.state),
+            state=job.state,
+        )
+    if fmt.value not in job.options.get("formats", []):
+        raise NotFound("This format was not requested for the job.", format=fmt.value)
+    return store.iter_chunks(result_key(job_id, fmt)), RESULT_MEDIA_TYPES[fmt]

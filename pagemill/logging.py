@@ -1,0 +1,36 @@
+"""Logging setup: text or JSON lines, one format for API and workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from pagemill.settings import Settings
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload = {
+            "ts": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        return json.dumps(payload)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Configure the root logger once per process."""
+    root = logging.getLogger()
+    if getattr(root, "_pagemill_configured", False):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root.addHandler(handler)
+    root.setLevel(settings.log_level.upper())
+    root._pagemill_configured = True  # type: ignore[attr-defined]

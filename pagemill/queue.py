@@ -1,0 +1,117 @@
+"""The Celery app, its queues, and enqueue-after-commit.
+
+Messages carry ids only; the database is the truth. Tasks are sent by name after the transaction that made
+their work visible commits, so a worker never sees an id whose row is not there yet.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from pagemill.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+INGEST_QUEUE = "ingest"
+CPU_QUEUE = "cpu"
+GPU_QUEUE = "gpu"
+ALL_QUEUES = (INGEST_QUEUE, CPU_QUEUE, GPU_QUEUE)
+
+INGEST_JOB = "pagemill.ingest_job"
+PROCESS_PAGES = "pagemill.process_pages"
+SWEEP_STALLED = "pagemill.sweep_stalled_jobs"
+
+TASK_ROUTES = {INGEST_JOB: {"queue": INGEST_QUEUE}, PROCESS_PAGES: {"queue": CPU_QUEUE}}
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Build the Celery app for the configured broker with the reliability settings of reliability.md."""
+    broker_url = settings.broker_url
+    app = Celery("pagemill", broker=broker_url, set_as_current=False)
+    transport_options: dict[str, Any] = {}
+    if broker_url.startswith(("redis://", "rediss://")):
+        transport_options = {
+            "visibility_timeout": settings.broker.visibility_timeout_s,
+            "socket_timeout": 10,
+            "socket_connect_timeout": 5,
+            "retry_on_timeout": True,
+        }
+    elif broker_url.startswith("sqla+"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # The SQLAlchemy transport hands its options to create_engine, so polling speed cannot be set
+        # there; its default 1 s poll would add a second to every hop of a job in embedded mode.
+        from kombu.transport.sqlalchemy import Transport
+
+        Transport.polling_interval = 0.05
+    app.conf.update(
+        task_acks_late=True,
+        # Without this a worker killed by SIGKILL/OOM acks its message and the work is lost.
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_routes=TASK_ROUTES,
+        task_default_queue=CPU_QUEUE,
+        # Each queue its own direct exchange and key: a bare Queue(name) would bind to the default
+        # exchange and key, and every queue would receive every message.
+        task_queues=[Queue(name, Exchange(name, type="direct"), routing_key=name) for name in ALL_QUEUES],
+        task_soft_time_limit=settings.worker.task_soft_time_limit_s,
+        task_time_limit=settings.worker.task_time_limit_s,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_send_task_events=False,
+        enable_utc=True,
+    )
+    return app
+
+
+@functools.cache
+def get_celery() -> Celery:
+    """The process-wide Celery app."""
+    return make_celery(get_settings())
+
+
+def send_task(name: str, args: list[Any]) -> None:
+    """Publish a task by name now (route from TASK_ROUTES)."""
+    queue_name = TASK_ROUTES.get(name, {"queue": CPU_QUEUE})["queue"]
+    get_celery().send_task(name, args=args, queue=queue_name, exchange=queue_name, routing_key=queue_name)
+
+
+def enqueue_after_commit(session: Session, name: str, args: list[Any]) -> None:
+    """Publish a task by name once ``session`` commits; dropped on rollback.
+
+    A publish that fails after commit is logged, not raised: the job row is already stored and the stalled
+    job sweeper re-enqueues it, so nothing accepted is lost.
+    """
+    if not session.info.get("pagemill_listening"):
+        # Listeners stay for the session's life: removing one from inside its own callback would mutate
+        # SQLAlchemy's listener list while it is being iterated.
+        event.listen(session, "after_commit", _publish_pending)
+        event.listen(session, "after_rollback", _drop_pending)
+        session.info["pagemill_listening"] = True
+    session.info.setdefault("pagemill_pending_tasks", []).append((name, args))
+
+
+def _publish_pending(session: Session) -> None:
+    pending: list[tuple[str, list[Any]]] = session.info.pop("pagemill_pending_tasks", [])
+    for name, args in pending:
+        try:
+            send_task(name, args)
+        except Exception:
+            log.exception("publish of %s%s failed; the sweeper will re-enqueue it", name, args)
+
+
+def _drop_pending(session: Session) -> None:
+    session.info.pop("pagemill_pending_tasks", None)

@@ -1,0 +1,183 @@
+"""All of Pagemill's settings, in one place.
+
+Settings come from, highest priority first: environment variables (prefix ``PAGEMILL_``, nested groups joined
+by ``__``, e.g. ``PAGEMILL_STORAGE__BACKEND=s3``), a TOML file named by ``PAGEMILL_CONFIG_FILE``, then the
+defaults below. The defaults are the embedded mode: SQLite, a local blob folder and an SQLite-backed broker,
+all under ``PAGEMILL_DATA_DIR``. Setting a database URL, a broker URL and ``storage.backend = "s3"`` turns
+the same code base into the distributed mode.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class DatabaseSettings(BaseModel):
+    """The job database: the source of truth."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in the data dir.",
+    )
+    pool_size: int = Field(default=5, ge=1, description="Connections kept open per process (Postgres).")
+    connect_timeout_s: int = Field(default=5, ge=1, description="Timeout for opening a connection.")
+
+
+class BrokerSettings(BaseModel):
+    """The Celery broker that carries job and page ids to the workers."""
+
+    url: str | None = Field(
+        default=None,
+        description="Celery broker URL, e.g. redis://host:6379/0. Default: an SQLite broker in the data dir.",
+    )
+    visibility_timeout_s: int = Field(
+        default=3600,
+        ge=60,
+        description="Redis: seconds before an unacknowledged task is redelivered. Keep it above the task time limit.",
+    )
+
+
+class StorageSettings(BaseModel):
+    """Where originals and results are kept."""
+
+    backend: Literal["local", "s3"] = Field(default="local", description="Blob store: a local folder or S3.")
+    local_path: Path | None = Field(default=None, description="Folder for the local store. Default: DATA_DIR/blobs.")
+    s3_bucket: str = Field(default="pagemill", description="S3 bucket (created if missing).")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000.")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id (else the AWS chain).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (else the AWS chain).")
+    s3_timeout_s: int = Field(default=30, ge=1, description="Connect and read timeout for S3 calls.")
+
+
+class LimitSettings(BaseModel):
+    """Limits that keep hostile or oversized input from hurting the service."""
+
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest accepted upload.")
+    max_pages: int = Field(default=5000, ge=1, description="Most pages a document may have.")
+    max_image_pixels: int = Field(
+        default=200_000_000, ge=1, description="Most pixels an input image (or one TIFF frame) may have."
+    )
+    render_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1_000_000,
+        description="Pixel budget for one rendered PDF page; larger pages are rendered at a lower DPI.",
+    )
+    probe_timeout_s: int = Field(default=60, ge=1, description="Time allowed to open and inspect a document.")
+    probe_memory_mb: int = Field(default=1024, ge=64, description="Address-space cap for inspecting a document.")
+
+
+class OcrSettings(BaseModel):
+    """CPU OCR and the text-layer decision."""
+
+    engine: Literal["tesseract", "rapidocr"] = Field(default="tesseract", description="Default CPU OCR engine.")
+    languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
+    dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for OCR.")
+    detect_orientation: bool = Field(default=True, description="Detect 90/180/270 degree rotation before OCR.")
+    text_layer_min_chars: int = Field(
+        default=16, ge=0, description="A page whose text layer has fewer usable characters goes to OCR."
+    )
+    timeout_s: int = Field(default=180, ge=1, description="Time allowed for OCR of one page.")
+
+
+class WorkerSettings(BaseModel):
+    """Celery worker behaviour."""
+
+    concurrency: int | None = Field(default=None, ge=1, description="Worker processes. Default: CPU count.")
+    pages_per_task: int = Field(default=64, ge=1, description="Text-layer pages handled by one task.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts before a page or job is given up.")
+    lease_s: int = Field(
+        default=900,
+        ge=2,
+        description="An active job with no progress for this long is re-enqueued by the sweeper.",
+    )
+    sweep_interval_s: int = Field(default=60, ge=1, description="How often a worker looks for stalled jobs.")
+    task_soft_time_limit_s: int = Field(default=1500, ge=1, description="Soft time limit of one task.")
+    task_time_limit_s: int = Field(default=1800, ge=1, description="Hard time limit of one task.")
+
+
+class ApiSettings(BaseModel):
+    """The HTTP gateway."""
+
+    host: str = Field(default="127.0.0.1", description="Address `pagemill up`/`pagemill api` bind to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `pagemill up`/`pagemill api` bind to.")
+    page_size_max: int = Field(default=100, ge=1, description="Largest page of a job listing.")
+
+
+class Settings(BaseSettings):
+    """Every Pagemill setting. Load with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PAGEMILL_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        toml_file=os.environ.get("PAGEMILL_CONFIG_FILE") or None,
+    )
+
+    data_dir: Path = Field(default=Path("pagemill-data"), description="Folder for all embedded-mode state.")
+    log_level: str = Field(default="INFO", description="Log level.")
+    log_json: bool = Field(default=False, description="Log as JSON lines instead of text.")
+    database: DatabaseSettings = DatabaseSettings()
+    broker: BrokerSettings = BrokerSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitSettings = LimitSettings()
+    ocr: OcrSettings = OcrSettings()
+    worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment over TOML file over defaults."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def database_url(self) -> str:
+        """The database URL in force (SQLite in the data dir unless set)."""
+        return self.database.url or f"sqlite:///{(self.data_dir / 'pagemill.sqlite3').resolve()}"
+
+    @property
+    def broker_url(self) -> str:
+        """The broker URL in force (an SQLite broker in the data dir unless set)."""
+        return self.broker.url or f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite3').resolve()}"
+
+    @property
+    def blob_path(self) -> Path:
+        """The local blob folder in force."""
+        return (self.storage.local_path or self.data_dir / "blobs").resolve()
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when no external service is configured."""
+        return self.database.url is None and self.broker.url is None and self.storage.backend == "local"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings with secrets masked, for `pagemill config show`."""
+        data = self.model_dump(mode="json")
+        if data["storage"].get("s3_secret_access_key"):
+            data["storage"]["s3_secret_access_key"] = "***"
+        return data
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return Settings()

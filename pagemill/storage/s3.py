@@ -1,0 +1,127 @@
+"""A blob store on S3 (AWS, MinIO, or any S3-protocol server) through boto3, streaming multipart."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pagemill.errors import DependencyUnavailable, NotFound
+from pagemill.settings import StorageSettings
+
+
+class S3BlobStore:
+    """Blobs as objects in one bucket, under an optional prefix."""
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.bucket = settings.s3_bucket
+        self.prefix = settings.s3_prefix.strip("/")
+        self._client: Any = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+            config=Config(
+                connect_timeout=settings.s3_timeout_s,
+                read_timeout=settings.s3_timeout_s,
+                retries={"max_attempts": 5, "mode": "standard"},
+                s3={"addressing_style": "path"},
+            ),
+        )
+        self._bucket_ready = False
+        self._lock = threading.Lock()
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        with self._lock:
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except ClientError:
+                try:
+                    self._client.create_bucket(Bucket=self.bucket)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") not in {
+                        "BucketAlreadyOwnedByYou",
+                        "BucketAlreadyExists",
+                    }:
+                        raise
+            self._bucket_ready = True
+
+    def _call(self, fn: Any, /, **kwargs: Any) -> Any:
+        try:
+            self._ensure_bucket()
+            return fn(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in {"NoSuchKey", "404", "NotFound"}:
+                raise NotFound("The stored file is missing.", key=kwargs.get("Key")) from exc
+            raise DependencyUnavailable("Object storage failed.") from exc
+        except BotoCoreError as exc:
+            raise DependencyUnavailable("Object storage is unreachable.") from exc
+
+    def put_file(self, key: str, fileobj: BinaryIO, *, content_type: str = "application/octet-stream") -> None:
+        """Stream ``fileobj`` to S3 (boto3 switches to multipart, 8 MiB parts, above 8 MiB)."""
+        self._call(
+            self._client.upload_fileobj,
+            Fileobj=fileobj,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            ExtraArgs={"ContentType": content_type},
+        )
+
+    def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
+        """Store a small blob."""
+        self._call(
+            self._client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+        )
+
+    def download_to(self, key: str, path: Path) -> None:
+        """Copy an object to a local file."""
+        self._call(self._client.download_file, Bucket=self.bucket, Key=self._key(key), Filename=str(path))
+
+    def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Stream an object's bytes."""
+        response = self._call(self._client.get_object, Bucket=self.bucket, Key=self._key(key))
+        return self._read(response["Body"], chunk_size)
+
+    @staticmethod
+    def _read(body: Any, chunk_size: int) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(chunk_size)
+        finally:
+            body.close()
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored under ``key``."""
+        try:
+            self._call(self._client.head_object, Bucket=self.bucket, Key=self._key(key))
+        except NotFound:
+            return False
+        except DependencyUnavailable as exc:
+            if isinstance(exc.__cause__, ClientError):
+                return False
+            raise
+        return True
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under ``prefix``."""
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            objects = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+            if objects:
+                self._call(self._client.delete_objects, Bucket=self.bucket, Delete={"Objects": objects})
+
+    def check(self) -> None:
+        """Raise ``DependencyUnavailable`` when the bucket cannot be reached."""
+        self._bucket_ready = False
+        self._call(self._client.head_bucket, Bucket=self.bucket)

@@ -1,0 +1,71 @@
+"""kill -9 in the middle of a job: the job still succeeds once, with the same output as a clean run."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import Stack, running_stack
+from tests.support import documents
+from tests.support.services import RedisServer, S3Server, distributed_env, pagemill_worker
+
+pytestmark = pytest.mark.e2e
+
+TEXTS = [f"Crash test page {n} survives" for n in range(1, 7)]
+
+
+@pytest.fixture
+def crash_stack(pg_url: str, private_redis: RedisServer, s3: S3Server) -> Iterator[Stack]:
+    """A distributed stack on a Redis of its own (so no other test's worker takes its messages)."""
+    env = distributed_env(pg_url, private_redis.url, s3, bucket="pagemill-crash")
+    env["PAGEMILL_WORKER__LEASE_S"] = "6"
+    with running_stack(env) as stack:
+        yield stack
+
+
+def _wait_for_progress(stack: Stack, job_id: str) -> None:
+    deadline = time.monotonic() + 90
+    while stack.job(job_id)["pages"]["done"] < 1:
+        assert time.monotonic() < deadline, stack.worker.log_tail()
+        time.sleep(0.05)
+
+
+def test_kill9_of_pool_processes_mid_job(crash_stack: Stack, docs: Path) -> None:
+    pdf = documents.make_scanned_pdf(docs / "scan.pdf", TEXTS)
+    clean = crash_stack.wait(crash_stack.submit_ok(pdf, formats="text"))
+    assert clean["state"] == "succeeded"
+    expected = crash_stack.result(clean["id"], "text").text
+
+    job_id = crash_stack.submit_ok(pdf, formats="text")
+    _wait_for_progress(crash_stack, job_id)
+    children = crash_stack.worker.child_pids(recursive=False)
+    assert children, "the prefork pool has child processes"
+    for pid in children:
+        crash_stack.worker.kill9(pid)
+
+    job = crash_stack.wait(job_id, timeout=120)
+    assert job["state"] == "succeeded", job
+    assert job["pages"] == {"total": 6, "done": 6, "failed": 0}
+    assert crash_stack.result(job_id, "text").text == expected
+    attempts = [crash_stack.client.get(f"/api/v1/jobs/{job_id}/pages/{n}").json()["attempts"] for n in range(1, 7)]
+    assert max(attempts) >= 2, f"a page was interrupted and read again: {attempts}"
+    assert "SIGKILL" in crash_stack.worker.log_text()
+
+
+def test_kill9_of_whole_worker_is_recovered_by_the_sweeper(crash_stack: Stack, docs: Path) -> None:
+    pdf = documents.make_scanned_pdf(docs / "scan.pdf", TEXTS)
+    job_id = crash_stack.submit_ok(pdf, formats="text")
+    _wait_for_progress(crash_stack, job_id)
+    crash_stack.worker.send_signal(signal.SIGKILL, group=True)
+    crash_stack.worker.wait(timeout=10)
+    # A new worker finds the stalled job once its lease (6 s) has run out and finishes it.
+    with pagemill_worker(crash_stack.env, queues="ingest,cpu,gpu", concurrency=2) as replacement:
+        job = crash_stack.wait(job_id, timeout=120)
+        assert job["state"] == "succeeded", (job, replacement.log_tail())
+    text = crash_stack.result(job_id, "text").text.lower()
+    for n in range(1, 7):
+        assert f"crash test page {n}" in text

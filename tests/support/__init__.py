@@ -1,0 +1,1 @@
+"""Test support code: real services (services.py) for integration and e2e tests."""

@@ -1,0 +1,1 @@
+"""Celery entrypoint: thin tasks over the service layer."""

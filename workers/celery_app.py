@@ -1,0 +1,54 @@
+"""The worker's Celery app: tasks registered, per-process resources reset after fork, stalled-job sweeper."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from pagemill.db import reset_engine
+from pagemill.logging import configure_logging
+from pagemill.queue import get_celery
+from pagemill.settings import get_settings
+from pagemill.storage import get_blob_store
+
+log = logging.getLogger(__name__)
+
+app = get_celery()
+import workers.tasks.jobs  # noqa: E402,F401  (registers the tasks)
+
+_stop_sweeper = threading.Event()
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # Engines and clients are per process: a forked child must not share its parent's sockets.
+    reset_engine()
+    get_blob_store.cache_clear()
+    # Tesseract oversubscribes cores unless told to use one thread per process.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+@worker_ready.connect
+def _start_sweeper(**_: Any) -> None:
+    configure_logging(get_settings())
+    threading.Thread(target=_sweep_forever, name="pagemill-sweeper", daemon=True).start()
+
+
+@worker_shutdown.connect
+def _stop(**_: Any) -> None:
+    _stop_sweeper.set()
+
+
+def _sweep_forever() -> None:
+    from pagemill.jobs.processing import sweep_stalled_jobs
+
+    interval = get_settings().worker.sweep_interval_s
+    while not _stop_sweeper.wait(interval):
+        try:
+            sweep_stalled_jobs()
+        except Exception:  # the sweeper must outlive a database blip
+            log.exception("stalled-job sweep failed")

@@ -1,0 +1,32 @@
+"""Job tasks: parse ids, call one processing function. Transient failures retry with backoff and jitter."""
+
+from __future__ import annotations
+
+from celery import Task
+
+from pagemill import queue
+from pagemill.errors import TransientError
+from pagemill.jobs import processing
+from pagemill.queue import get_celery
+
+app = get_celery()
+
+_RETRY = {
+    "autoretry_for": (TransientError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 120,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
+
+@app.task(name=queue.INGEST_JOB, bind=True, **_RETRY)
+def ingest_job(self: Task, job_id: str) -> None:
+    """Open, check and plan a job's pages."""
+    processing.ingest_job(job_id)
+
+
+@app.task(name=queue.PROCESS_PAGES, bind=True, **_RETRY)
+def process_pages(self: Task, job_id: str, indices: list[int], ocr: bool) -> None:
+    """Read some pages of a job."""
+    processing.process_pages(job_id, indices, ocr)
