@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from prometheus_fastapi_instrumentator import Instrumentator
 
-from api.errors import install_error_handlers
+from api.errors import ErrorResponse, install_error_handlers
 from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from api.routes import documents, health, jobs
 from pagemill import __version__
@@ -23,15 +23,18 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="Pagemill",
         version=__version__,
-        summary="Document-to-text jobs: PDFs, scans and photos in; markdown, text and JSON out, page by page.",
+        summary="Document-to-text jobs: PDFs, scans and photos in; markdown, text and JSON out.",
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(documents.router)
-    app.include_router(jobs.router)
+    internal: dict[int | str, dict[str, object]] = {
+        500: {"model": ErrorResponse, "description": "INTERNAL_ERROR: a bug; quote the request_id."}
+    }
+    app.include_router(documents.router, responses=internal)
+    app.include_router(jobs.router, responses=internal)
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
     # Outermost last: the request id must exist before the body cap can answer with it.
     app.add_middleware(

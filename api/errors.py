@@ -46,7 +46,9 @@ def request_id_of(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def error_response(request: Request, status: int, error: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request, status: int, error: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     """Render one error body."""
     return JSONResponse(
         status_code=status,
@@ -81,12 +83,16 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     ]
     first = fields[0] if fields else {"field": None, "message": "invalid"}
     message = f"Invalid {first['field']}: {first['message']}" if first["field"] else str(first["message"])
-    return error_response(request, 422, {"code": "VALIDATION_ERROR", "message": message, "details": {"errors": fields}})
+    return error_response(
+        request, 422, {"code": "VALIDATION_ERROR", "message": message, "details": {"errors": fields}}
+    )
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable", exc_info=exc)
-    return await _pagemill_error(request, DependencyUnavailable("The database is unavailable; try again shortly."))
+    return await _pagemill_error(
+        request, DependencyUnavailable("The database is unavailable; try again shortly.")
+    )
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

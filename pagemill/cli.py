@@ -52,14 +52,24 @@ def api(
 @cli.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues: ingest, cpu, gpu.")] = "ingest,cpu",
-    concurrency: Annotated[int | None, typer.Option(help="Worker processes (default: worker.concurrency).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Worker processes (default: worker.concurrency).")
+    ] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
     """Run a Celery worker consuming the given queues."""
     from workers.celery_app import app
 
     settings = get_settings()
-    argv = ["worker", "--queues", queues, "--loglevel", settings.log_level, "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        "--queues",
+        queues,
+        "--loglevel",
+        settings.log_level,
+        "--without-gossip",
+        "--without-mingle",
+    ]
     chosen = concurrency or settings.worker.concurrency
     if chosen:
         argv += ["--concurrency", str(chosen)]
@@ -101,7 +111,9 @@ def up(
 def convert(
     files: Annotated[list[Path], typer.Argument(help="Documents to convert.", exists=True, dir_okay=False)],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: beside each file).")] = None,
-    formats: Annotated[str, typer.Option(help="Comma-separated: markdown, text, json.")] = "markdown,text,json",
+    formats: Annotated[
+        str, typer.Option(help="Comma-separated: markdown, text, json.")
+    ] = "markdown,text,json",
     ocr_mode: Annotated[str, typer.Option(help="auto, text_layer or ocr.")] = "auto",
     engine: Annotated[str | None, typer.Option(help="tesseract or rapidocr.")] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted PDFs.")] = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -22,7 +21,13 @@ _SUFFIX = {OutputFormat.MARKDOWN: ".md", OutputFormat.TEXT: ".txt", OutputFormat
 
 
 def convert_files(
-    files: list[Path], *, out: Path | None, formats: str, ocr_mode: str, engine: str | None, password: str | None
+    files: list[Path],
+    *,
+    out: Path | None,
+    formats: str,
+    ocr_mode: str,
+    engine: str | None,
+    password: str | None,
 ) -> int:
     """Convert each file, print a line per file; returns how many failed."""
     settings = get_settings()
@@ -34,7 +39,11 @@ def convert_files(
     console = Console(stderr=True)
     failures = 0
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         for path in files:
             try:
@@ -58,14 +67,7 @@ def _convert_one(
     pages: list[Page] = []
     with open_source(path, kind, password=password, limits=settings.limits) as source:
         for index in range(info.page_count):
-            started = time.perf_counter()
-            result = None
-            if options.ocr_mode != OcrMode.OCR:
-                result = reading.read_page_text_layer(source, index, settings)
-                if result is None and options.ocr_mode == OcrMode.TEXT_LAYER:
-                    result = reading.empty_text_layer_result()
-            if result is None:
-                result = reading.ocr_page(source, index, options.engine, settings)
+            result = reading.read_page(source, index, options, settings)
             data = result.to_dict()
             pages.append(
                 Page(
@@ -79,7 +81,7 @@ def _convert_one(
                     text=result.text,
                     markdown=result.markdown,
                     data={"settings": data["settings"], "lines": data["lines"]},
-                    duration_ms=(time.perf_counter() - started) * 1000,
+                    duration_ms=result.timings_ms["total"],
                 )
             )
             progress.advance(task)

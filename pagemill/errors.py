@@ -15,7 +15,8 @@
     │   ├── NotFound                    NOT_FOUND             404
     │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
     ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
-    │   └── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
+    │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
+    │   └── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
     └── TransientError (retryable)      a dependency failed; retried with backoff, 503 to clients
         └── DependencyUnavailable       SERVICE_UNAVAILABLE   503
 

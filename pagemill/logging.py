@@ -5,8 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 
 from pagemill.settings import Settings
+
+request_id_var: ContextVar[str | None] = ContextVar("pagemill_request_id", default=None)
+"""The id of the HTTP request being served, set by the API's request-id middleware."""
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get() or "-"
+        return True
 
 
 class _JsonFormatter(logging.Formatter):
@@ -16,6 +26,7 @@ class _JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
         }
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
@@ -29,8 +40,11 @@ def configure_logging(settings: Settings) -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        _JsonFormatter() if settings.log_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        _JsonFormatter()
+        if settings.log_json
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
     )
+    handler.addFilter(_RequestIdFilter())
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     root._pagemill_configured = True  # type: ignore[attr-defined]

@@ -28,7 +28,7 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in the data dir.",
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in data dir.",
     )
     pool_size: int = Field(default=5, ge=1, description="Connections kept open per process (Postgres).")
     connect_timeout_s: int = Field(default=5, ge=1, description="Timeout for opening a connection.")
@@ -44,7 +44,7 @@ class BrokerSettings(BaseModel):
     visibility_timeout_s: int = Field(
         default=3600,
         ge=60,
-        description="Redis: seconds before an unacknowledged task is redelivered. Keep it above the task time limit.",
+        description="Redis: seconds before an unacked task is redelivered; keep above the task time limit.",
     )
 
 
@@ -52,7 +52,9 @@ class StorageSettings(BaseModel):
     """Where originals and results are kept."""
 
     backend: Literal["local", "s3"] = Field(default="local", description="Blob store: a local folder or S3.")
-    local_path: Path | None = Field(default=None, description="Folder for the local store. Default: DATA_DIR/blobs.")
+    local_path: Path | None = Field(
+        default=None, description="Folder for the local store. Default: DATA_DIR/blobs."
+    )
     s3_bucket: str = Field(default="pagemill", description="S3 bucket (created if missing).")
     s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000.")
@@ -76,16 +78,22 @@ class LimitSettings(BaseModel):
         description="Pixel budget for one rendered PDF page; larger pages are rendered at a lower DPI.",
     )
     probe_timeout_s: int = Field(default=60, ge=1, description="Time allowed to open and inspect a document.")
-    probe_memory_mb: int = Field(default=1024, ge=64, description="Address-space cap for inspecting a document.")
+    probe_memory_mb: int = Field(
+        default=1024, ge=64, description="Address-space cap for inspecting a document."
+    )
 
 
 class OcrSettings(BaseModel):
     """CPU OCR and the text-layer decision."""
 
-    engine: Literal["tesseract", "rapidocr"] = Field(default="tesseract", description="Default CPU OCR engine.")
+    engine: Literal["tesseract", "rapidocr"] = Field(
+        default="tesseract", description="Default CPU OCR engine."
+    )
     languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
     dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for OCR.")
-    detect_orientation: bool = Field(default=True, description="Detect 90/180/270 degree rotation before OCR.")
+    detect_orientation: bool = Field(
+        default=True, description="Detect 90/180/270 degree rotation before OCR."
+    )
     text_layer_min_chars: int = Field(
         default=16, ge=0, description="A page whose text layer has fewer usable characters goes to OCR."
     )
@@ -171,9 +179,14 @@ class Settings(BaseSettings):
 
     def public_dict(self) -> dict[str, Any]:
         """Settings with secrets masked, for `pagemill config show`."""
+        from sqlalchemy.engine import make_url
+
         data = self.model_dump(mode="json")
+        for group in ("database", "broker"):
+            if data[group].get("url"):
+                data[group]["url"] = make_url(data[group]["url"]).render_as_string(hide_password=True)
         if data["storage"].get("s3_secret_access_key"):
-            data["storage"]["s3_secret_access_key"] = "***"
+            data["storage"]["s3_secret_access_key"] = "***"  # noqa: S105 - a mask, not a secret
         return data
 
 

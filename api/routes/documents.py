@@ -16,7 +16,10 @@ router = APIRouter(prefix="/api/v1", tags=["documents"])
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     413: {"model": ErrorResponse, "description": "FILE_TOO_LARGE: the body is over the upload limit."},
-    415: {"model": ErrorResponse, "description": "UNSUPPORTED_TYPE: the content is not PDF/PNG/JPEG/TIFF/WebP."},
+    415: {
+        "model": ErrorResponse,
+        "description": "UNSUPPORTED_TYPE: the content is not PDF/PNG/JPEG/TIFF/WebP.",
+    },
     422: {"model": ErrorResponse, "description": "EMPTY_FILE or VALIDATION_ERROR (a field is invalid)."},
     503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: storage or database down; retry."},
 }
@@ -38,9 +41,12 @@ def submit_document(
     formats: Annotated[
         str, Form(description="Comma-separated result formats: markdown, text, json.")
     ] = "markdown,text,json",
-    page_range: Annotated[str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")] = None,
+    page_range: Annotated[
+        str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")
+    ] = None,
     ocr_mode: Annotated[
-        OcrMode, Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always.")
+        OcrMode,
+        Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always."),
     ] = OcrMode.AUTO,
     engine: Annotated[
         str | None, Form(description="CPU OCR engine: tesseract or rapidocr. Default: the configured one.")
@@ -56,7 +62,9 @@ def submit_document(
     try:
         wanted = [OutputFormat(part.strip()) for part in formats.split(",") if part.strip()]
     except ValueError as exc:
-        raise ValidationFailed("formats must be a comma-separated list of markdown, text, json.", field="formats") from exc
+        raise ValidationFailed(
+            "formats must be a comma-separated list of markdown, text, json.", field="formats"
+        ) from exc
     if not wanted:
         raise ValidationFailed("formats must name at least one format.", field="formats")
     if engine is not None and engine not in {"tesseract", "rapidocr"}:
@@ -68,7 +76,13 @@ def submit_document(
         engine=engine,
     )
     job = service.submit_document(
-        session, store, settings, fileobj=file.file, filename=file.filename, options=options, password=password
+        session,
+        store,
+        settings,
+        fileobj=file.file,
+        filename=file.filename,
+        options=options,
+        password=password,
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return JobOut.from_job(job)

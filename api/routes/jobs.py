@@ -22,11 +22,15 @@ _NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job."}
 }
 _UNAVAILABLE: dict[int | str, dict[str, object]] = {
-    503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: a dependency is down; retry."}
+    422: {
+        "model": ErrorResponse,
+        "description": "VALIDATION_ERROR: a parameter is invalid (details name it).",
+    },
+    503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: a dependency is down; retry."},
 }
 
 
-@router.get("", response_model=JobList, responses={422: {"model": ErrorResponse}, **_UNAVAILABLE})
+@router.get("", response_model=JobList, responses=_UNAVAILABLE)
 def list_jobs(
     session: SessionDep,
     settings: SettingsDep,
@@ -92,7 +96,10 @@ def get_result(
 @router.get(
     "/{job_id}/pages/{number}",
     response_model=PageOut,
-    responses={**_NOT_FOUND, 422: {"model": ErrorResponse}, **_UNAVAILABLE},
+    responses={
+        404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job or page."},
+        **_UNAVAILABLE,
+    },
 )
 def get_page(
     session: SessionDep,

@@ -1,9 +1,11 @@
 """Inspect an untrusted document in a throwaway child process before anything else touches it.
 
 The parsers (pdfium, libpng, libjpeg, libtiff, libwebp) are C code fed hostile bytes. The child is forked
-(no interpreter start-up, no re-imports: a few milliseconds) and runs under an address-space cap, a CPU-time
-cap and a wall-clock deadline; whatever happens inside it (a segfault, an allocation failure, a loop) comes
-back to the caller as a typed error, never as a dead worker.
+(no interpreter start-up, no re-imports: a few milliseconds) and runs under a CPU-time cap, a wall-clock
+deadline and a memory budget of ``probe_memory_mb``: RLIMIT_AS stops new mappings beyond the budget at once,
+and the parent watches the memory the child makes its own (private pages, which also catches reuse of heap
+inherited from the parent). Whatever happens inside (a segfault, an allocation failure, a loop) comes back
+to the caller as a typed error, never as a dead worker.
 
 The child answers with one line of JSON, never a pickle: a parser that was subverted by the file must not be
 able to run code in the parent through the answer.
@@ -22,7 +24,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from PIL import Image
 
@@ -178,7 +180,7 @@ def _run_in_child(
 
 def _child_main(
     write_fd: int, path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings
-) -> None:
+) -> NoReturn:
     """Entry point of the forked child; never returns."""
     exit_code = 70
     try:

@@ -13,13 +13,21 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from pagemill import queue
 from pagemill.db import session_scope
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.probe import probe_document
 from pagemill.documents.source import open_source
 from pagemill.engines.base import PageResult
-from pagemill.errors import PagemillError, ProcessingError, TransientError, WorkerCrashed
+from pagemill.errors import (
+    PagemillError,
+    ProcessingError,
+    ProcessingTimeout,
+    TransientError,
+    WorkerCrashed,
+)
 from pagemill.jobs import reading
 from pagemill.jobs import repository as repo
 from pagemill.jobs.local_files import local_copy
@@ -161,13 +169,24 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
                 batch.append((index, result, None))
             except TransientError:
                 raise
+            except SoftTimeLimitExceeded:
+                # The task is out of time: record this page as timed out, keep what is done, and end the
+                # task; the pages not reached stay pending for the sweeper.
+                batch.append((index, None, ProcessingTimeout(page=index + 1)))
+                _save(job.id, batch)
+                raise
             except PagemillError as exc:
                 batch.append((index, None, exc))
             except Exception as exc:  # a bug or a parser failure on this page must not sink the whole job
                 log.exception("page %s of job %s failed", index + 1, job.id)
                 batch.append((index, None, ProcessingError("This page could not be read.", page=index + 1)))
                 del exc
-            if ocr or retried or len(batch) >= _FLUSH_EVERY_PAGES or time.monotonic() - last_flush > _FLUSH_EVERY_S:
+            if (
+                ocr
+                or retried
+                or len(batch) >= _FLUSH_EVERY_PAGES
+                or time.monotonic() - last_flush > _FLUSH_EVERY_S
+            ):
                 _save(job.id, batch)
                 batch, last_flush = [], time.monotonic()
     _save(job.id, batch)
@@ -238,15 +257,18 @@ def finalize_job(job_id: str) -> None:
         elif done == 0 and failed > 0:
             code, message = repo.first_page_error(session, job_id)
             state = JobState.FAILED
-            error = {"code": code or "PROCESSING_FAILED", "message": message or "No page could be read.",
-                     "details": {"pages_failed": failed}}
+            error = {
+                "code": code or "PROCESSING_FAILED",
+                "message": message or "No page could be read.",
+                "details": {"pages_failed": failed},
+            }
         else:
             state, error = JobState.SUCCEEDED, None
         repo.finish_job(session, job_id, state, error=error)
 
 
 def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
-    """Re-enqueue active jobs that made no progress for ``worker.lease_s`` (a lost message or a dead worker)."""
+    """Re-enqueue active jobs with no progress for ``worker.lease_s`` (a lost message or a dead worker)."""
     settings = settings or get_settings()
     older_than = utcnow() - timedelta(seconds=settings.worker.lease_s)
     with session_scope() as session:

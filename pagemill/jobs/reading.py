@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from pagemill.documents.source import DocumentSource
 from pagemill.engines.base import PageResult
 from pagemill.engines.registry import get_ocr_engine
 from pagemill.engines.text_layer import read_text_layer
+from pagemill.jobs.options import JobOptions, OcrMode
 from pagemill.settings import Settings
 
 
@@ -38,3 +40,24 @@ def ocr_page(source: DocumentSource, index: int, engine_name: str | None, settin
     result.settings.setdefault("dpi", settings.ocr.dpi)
     result.settings.setdefault("image_size", list(image.size))
     return result
+
+
+def read_page(source: DocumentSource, index: int, options: JobOptions, settings: Settings) -> PageResult:
+    """Read one page as a job with ``options`` would, in this process (text layer first unless ocr_mode=ocr;
+    images are always OCR'd)."""
+    started = time.perf_counter()
+    result = None
+    if options.ocr_mode != OcrMode.OCR and source.is_pdf:
+        result = read_page_text_layer(source, index, settings)
+        if result is None and options.ocr_mode == OcrMode.TEXT_LAYER:
+            result = empty_text_layer_result()
+    if result is None:
+        result = ocr_page(source, index, options.engine, settings)
+    result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+    return result
+
+
+def read_pages(source: DocumentSource, options: JobOptions, settings: Settings) -> Iterator[PageResult]:
+    """Every page of ``source`` in order (`pagemill convert` and the quality tests)."""
+    for index in range(source.page_count):
+        yield read_page(source, index, options, settings)

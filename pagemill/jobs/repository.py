@@ -41,7 +41,7 @@ def list_jobs(
 
 
 def start_job(session: Session, job_id: str) -> int | None:
-    """Mark a queued or running job running and count the attempt; the new attempt number, or None if final."""
+    """Mark a job running and count the attempt; the new attempt number, or None if the job is final."""
     now = utcnow()
     result = session.execute(
         update(Job)
@@ -67,12 +67,17 @@ def set_planned(session: Session, job_id: str, page_count: int, indices: Sequenc
     )
     if session.scalar(select(func.count()).select_from(Page).where(Page.job_id == job_id)):
         return
-    rows = [{"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0} for i in indices]
+    rows = [
+        {"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0}
+        for i in indices
+    ]
     for start in range(0, len(rows), 1000):
         session.execute(insert(Page), rows[start : start + 1000])
 
 
-def pending_pages(session: Session, job_id: str, indices: Sequence[int] | None = None) -> list[tuple[int, int]]:
+def pending_pages(
+    session: Session, job_id: str, indices: Sequence[int] | None = None
+) -> list[tuple[int, int]]:
     """(index, attempts) of the job's pending pages, optionally among ``indices``."""
     query = select(Page.index, Page.attempts).where(Page.job_id == job_id, Page.state == PageState.PENDING)
     if indices is not None:
@@ -177,10 +182,19 @@ def finish_job(
     error: dict[str, Any] | None = None,
 ) -> bool:
     """Move an active job to a final state, once; wipes the stored password. False if already final."""
-    values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "updated_at": utcnow(), "document_password": None}
+    values: dict[str, Any] = {
+        "state": state,
+        "finished_at": utcnow(),
+        "updated_at": utcnow(),
+        "document_password": None,
+    }
     if error is not None:
-        values.update(error_code=error["code"], error_message=error["message"], error_details=error["details"])
-    result = session.execute(update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values))
+        values.update(
+            error_code=error["code"], error_message=error["message"], error_details=error["details"]
+        )
+    result = session.execute(
+        update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values)
+    )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -188,7 +202,9 @@ def request_cancel(session: Session, job_id: str) -> None:
     """Flag an active job for cancellation; a job no worker has started is cancelled at once."""
     now = utcnow()
     session.execute(
-        update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(cancel_requested=True, updated_at=now)
+        update(Job)
+        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+        .values(cancel_requested=True, updated_at=now)
     )
     session.execute(
         update(Job)
@@ -198,7 +214,7 @@ def request_cancel(session: Session, job_id: str) -> None:
 
 
 def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[str]:
-    """Ids of active jobs with no progress since ``older_than``, each claimed by touching it (one sweeper wins)."""
+    """Active jobs with no progress since ``older_than``, each claimed by touching it (one sweeper wins)."""
     candidates = session.execute(
         select(Job.id, Job.updated_at)
         .where(Job.state.in_(ACTIVE_STATES), Job.updated_at < older_than)

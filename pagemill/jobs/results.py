@@ -19,10 +19,13 @@ def _page_marker(number: int) -> str:
     return f"<!-- page {number} -->"
 
 
-def write_results(job: Job, pages: Iterable[Page], formats: list[OutputFormat]) -> dict[OutputFormat, IO[bytes]]:
+def write_results(
+    job: Job, pages: Iterable[Page], formats: list[OutputFormat]
+) -> dict[OutputFormat, IO[bytes]]:
     """Write the requested formats to temp files (rewound) in one pass over the pages."""
     files: dict[OutputFormat, IO[bytes]] = {
-        fmt: tempfile.TemporaryFile() for fmt in formats  # noqa: SIM115 - returned open to the caller
+        fmt: tempfile.TemporaryFile()  # noqa: SIM115 - returned open to the caller
+        for fmt in formats
     }
     first = True
     json_out = files.get(OutputFormat.JSON)

@@ -58,7 +58,9 @@ class JobOut(BaseModel):
         """Map a job row to its public shape."""
         error = None
         if job.error_code:
-            error = ErrorInfo(code=job.error_code, message=job.error_message or "", details=job.error_details or {})
+            error = ErrorInfo(
+                code=job.error_code, message=job.error_message or "", details=job.error_details or {}
+            )
         queued_ms = running_ms = None
         if job.started_at:
             queued_ms = (job.started_at - job.created_at).total_seconds() * 1000
@@ -105,7 +107,9 @@ class PageOut(BaseModel):
     state: str = Field(description="pending, done, failed or skipped.")
     text: str | None = None
     markdown: str | None = None
-    engine: str | None = Field(default=None, description="What produced the text: text_layer, tesseract, rapidocr.")
+    engine: str | None = Field(
+        default=None, description="What produced the text: text_layer, tesseract, rapidocr."
+    )
     model: str | None = None
     rotation: int = Field(default=0, description="Degrees the page was turned to read it upright.")
     settings: dict[str, Any] = Field(default_factory=dict)

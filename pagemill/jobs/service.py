@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO
+from typing import IO
 
 from sqlalchemy.orm import Session
 
@@ -23,7 +23,11 @@ from pagemill.models import Job, JobState, Page
 from pagemill.settings import Settings
 from pagemill.storage import BlobStore
 
-RESULT_FILES = {OutputFormat.MARKDOWN: "result.md", OutputFormat.TEXT: "result.txt", OutputFormat.JSON: "result.json"}
+RESULT_FILES = {
+    OutputFormat.MARKDOWN: "result.md",
+    OutputFormat.TEXT: "result.txt",
+    OutputFormat.JSON: "result.json",
+}
 RESULT_MEDIA_TYPES = {
     OutputFormat.MARKDOWN: "text/markdown; charset=utf-8",
     OutputFormat.TEXT: "text/plain; charset=utf-8",
@@ -51,7 +55,7 @@ def sanitize_filename(name: str | None) -> str:
     return base[:255]
 
 
-def _hash_and_size(fileobj: BinaryIO, max_bytes: int) -> tuple[str, int]:
+def _hash_and_size(fileobj: IO[bytes], max_bytes: int) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
     fileobj.seek(0)
@@ -69,7 +73,7 @@ def submit_document(
     store: BlobStore,
     settings: Settings,
     *,
-    fileobj: BinaryIO,
+    fileobj: IO[bytes],
     filename: str | None,
     options: JobOptions,
     password: str | None,
@@ -155,21 +159,26 @@ def get_page(session: Session, job_id: str, number: int) -> Page:
     page = repo.get_page(session, job_id, number - 1) if number >= 1 else None
     if page is None:
         raise NotFound(
-            "This job has no such page (pages are numbered from 1 among the pages processed).",
+            "This job has no such page: pages are numbered from 1 as in the document, and only pages in the "
+            "job's page range exist.",
             page=number,
             page_count=job.page_count,
         )
     return page
 
 
-def open_result(session: Session, store: BlobStore, job_id: str, fmt: OutputFormat) -> tuple[Iterator[bytes], str]:
+def open_result(
+    session: Session, store: BlobStore, job_id: str, fmt: OutputFormat
+) -> tuple[Iterator[bytes], str]:
     """The stored result of a finished job in ``fmt`` as a byte stream, and its media type."""
     job = get_job(session, job_id)
     if job.state not in (JobState.SUCCEEDED, JobState.CANCELLED):
         raise Conflict(
-            "The result is not available: the job is {}.".format(job.state),
+            f"The result is not available: the job is {job.state}.",
             state=job.state,
         )
+    if job.pages_total is None:
+        raise Conflict("The job was cancelled before any page was read; it has no result.", state=job.state)
     if fmt.value not in job.options.get("formats", []):
         raise NotFound("This format was not requested for the job.", format=fmt.value)
     return store.iter_chunks(result_key(job_id, fmt)), RESULT_MEDIA_TYPES[fmt]

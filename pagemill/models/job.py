@@ -75,7 +75,9 @@ class Page(Base):
 
     __tablename__ = "pages"
 
-    job_id: Mapped[str] = mapped_column(String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=PageState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 
 class BlobStore(Protocol):
     """Stores immutable blobs under deterministic keys (so retried tasks overwrite, never duplicate)."""
 
-    def put_file(self, key: str, fileobj: BinaryIO, *, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, fileobj: IO[bytes], *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Store the rest of ``fileobj`` under ``key``, streaming."""
         ...
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from pagemill.errors import DependencyUnavailable, NotFound
 
@@ -27,7 +27,9 @@ class LocalBlobStore:
             raise ValueError(f"blob key escapes the store: {key!r}")
         return path
 
-    def put_file(self, key: str, fileobj: BinaryIO, *, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, fileobj: IO[bytes], *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Store the rest of ``fileobj`` under ``key``, streaming."""
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,14 +52,14 @@ class LocalBlobStore:
         """Copy a blob to a local file."""
         src = self.path_for(key)
         if not src.exists():
-            raise NotFound("The stored file is missing.", key=key)
+            raise NotFound("The stored file is missing.")
         shutil.copyfile(src, path)
 
     def iter_chunks(self, key: str, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
         """Stream a blob's bytes."""
         src = self.path_for(key)
         if not src.exists():
-            raise NotFound("The stored file is missing.", key=key)
+            raise NotFound("The stored file is missing.")
         return self._read(src, chunk_size)
 
     @staticmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import boto3
 from botocore.config import Config
@@ -64,12 +64,14 @@ class S3BlobStore:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in {"NoSuchKey", "404", "NotFound"}:
-                raise NotFound("The stored file is missing.", key=kwargs.get("Key")) from exc
+                raise NotFound("The stored file is missing.") from exc
             raise DependencyUnavailable("Object storage failed.") from exc
         except BotoCoreError as exc:
             raise DependencyUnavailable("Object storage is unreachable.") from exc
 
-    def put_file(self, key: str, fileobj: BinaryIO, *, content_type: str = "application/octet-stream") -> None:
+    def put_file(
+        self, key: str, fileobj: IO[bytes], *, content_type: str = "application/octet-stream"
+    ) -> None:
         """Stream ``fileobj`` to S3 (boto3 switches to multipart, 8 MiB parts, above 8 MiB)."""
         self._call(
             self._client.upload_fileobj,
@@ -82,7 +84,11 @@ class S3BlobStore:
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
         """Store a small blob."""
         self._call(
-            self._client.put_object, Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+            self._client.put_object,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            Body=data,
+            ContentType=content_type,
         )
 
     def download_to(self, key: str, path: Path) -> None:

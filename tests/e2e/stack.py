@@ -64,8 +64,10 @@ class Stack:
             if job["state"] in until:
                 return job
             if time.monotonic() > deadline:
-                raise AssertionError(f"job {job_id} still {job['state']} after {timeout}s: {job}\n"
-                                     f"worker log:\n{self.worker.log_tail(60)}")
+                raise AssertionError(
+                    f"job {job_id} still {job['state']} after {timeout}s: {job}\n"
+                    f"worker log:\n{self.worker.log_tail(60)}"
+                )
             time.sleep(0.1)
 
     def result(self, job_id: str, fmt: str = "markdown") -> httpx.Response:
@@ -85,8 +87,10 @@ def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[S
     """Migrate, start a worker and the API, yield the stack, stop both."""
     full_env = {**TEST_LIMITS, **env}
     migrate(full_env)
-    with pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency) as worker, \
-            pagemill_api(full_env) as (api, base_url):
+    with (
+        pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency) as worker,
+        pagemill_api(full_env) as (api, base_url),
+    ):
         stack = Stack(base_url=base_url, env=full_env, worker=worker, api=api)
         try:
             yield stack

@@ -52,7 +52,9 @@ def test_empty_file(stack: Stack, docs: Path) -> None:
 
 
 def test_request_id_is_echoed(stack: Stack) -> None:
-    response = stack.client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000", headers={"X-Request-ID": "abc-123"})
+    response = stack.client.get(
+        "/api/v1/jobs/00000000-0000-0000-0000-000000000000", headers={"X-Request-ID": "abc-123"}
+    )
     body = assert_error(response, 404, "NOT_FOUND")
     assert body["request_id"] == "abc-123"
 
@@ -121,7 +123,9 @@ def test_oversized_body_is_refused_before_it_is_spooled(stack: Stack) -> None:
     ],
     ids=["corrupt-pdf", "png-bomb", "jpeg-header-bomb", "truncated-png", "too-many-pages"],
 )
-def test_hostile_documents_fail_with_specific_codes(stack: Stack, docs: Path, maker: object, code: str) -> None:
+def test_hostile_documents_fail_with_specific_codes(
+    stack: Stack, docs: Path, maker: object, code: str
+) -> None:
     path = maker(docs)  # type: ignore[operator]
     job = stack.wait(stack.submit_ok(path))
     assert job["state"] == "failed" and job["error"]["code"] == code, job
@@ -139,4 +143,6 @@ def test_unknown_routes_and_methods_use_the_error_shape(stack: Stack) -> None:
     assert_error(stack.client.get("/api/v1/nothing"), 404, "NOT_FOUND")
     assert_error(stack.client.put("/api/v1/jobs"), 405, "METHOD_NOT_ALLOWED")
     assert_error(stack.client.get("/api/v1/jobs/not-a-uuid"), 404, "NOT_FOUND")
-    assert_error(stack.client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000/pages/0"), 422, "VALIDATION_ERROR")
+    assert_error(
+        stack.client.get("/api/v1/jobs/00000000-0000-0000-0000-000000000000/pages/0"), 422, "VALIDATION_ERROR"
+    )

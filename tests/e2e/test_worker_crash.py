@@ -51,7 +51,9 @@ def test_kill9_of_pool_processes_mid_job(crash_stack: Stack, docs: Path) -> None
     assert job["state"] == "succeeded", job
     assert job["pages"] == {"total": 6, "done": 6, "failed": 0}
     assert crash_stack.result(job_id, "text").text == expected
-    attempts = [crash_stack.client.get(f"/api/v1/jobs/{job_id}/pages/{n}").json()["attempts"] for n in range(1, 7)]
+    attempts = [
+        crash_stack.client.get(f"/api/v1/jobs/{job_id}/pages/{n}").json()["attempts"] for n in range(1, 7)
+    ]
     assert max(attempts) >= 2, f"a page was interrupted and read again: {attempts}"
     assert "SIGKILL" in crash_stack.worker.log_text()
 

@@ -1,0 +1,56 @@
+"""``python -m bench [names...]``: run all (or the named) benchmarks; record them in docs/benchmarks.md.
+
+Each benchmark rewrites its own block of the "Results" section as soon as it finishes, so an interrupted
+run keeps what it measured. ``python -m bench.NAME --help`` shows one benchmark's own options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from bench.common import DOC, log
+
+BENCHMARKS = {
+    "born_digital": "1,000-page born-digital PDF end to end vs. pdftotext and pypdfium2 (+ distributed mode)",
+    "cpu_ocr": "scanned pages through the service vs. Tesseract run directly, same cores",
+    "memory": "worker peak RSS on a 10,000-page PDF; API RSS during a 1 GiB upload",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected benchmarks in order; return a process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Run Pagemill's benchmarks and rewrite the Results section of docs/benchmarks.md.",
+        epilog="benchmarks: " + "; ".join(f"{name}: {text}" for name, text in BENCHMARKS.items()),
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    parser.add_argument(
+        "--no-distributed", action="store_true", help="born_digital: skip the distributed stack"
+    )
+    args = parser.parse_args(argv)
+    unknown = [name for name in args.names if name not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    failures = []
+    started = time.monotonic()
+    for name in args.names or list(BENCHMARKS):
+        log(f"=== {name}: {BENCHMARKS[name]}")
+        module = importlib.import_module(f"bench.{name}")
+        bench_argv = ["--no-distributed"] if name == "born_digital" and args.no_distributed else []
+        try:
+            module.main(bench_argv)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            log(f"{name} FAILED: {type(exc).__name__}: {exc}")
+            failures.append(name)
+    log(f"done in {time.monotonic() - started:.0f}s; results in {DOC.relative_to(DOC.parents[1])}")
+    if failures:
+        log(f"failed: {', '.join(failures)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,431 @@
+"""What every benchmark shares: machine and version info, a running stack, RSS sampling, the results file.
+
+Results live in docs/benchmarks.md under "## Results", one block per benchmark between
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` markers, so running one benchmark rewrites only its
+own block (and the machine table above the blocks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = REPO / "docs" / "benchmarks.md"
+FINAL_STATES = {"succeeded", "failed", "cancelled"}
+
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.support.services import (  # noqa: E402
+    ManagedProcess,
+    descendant_pids,
+    pagemill_api,
+    pagemill_process,
+    pagemill_worker,
+)
+
+# --------------------------------------------------------------------------------------------------
+# Machine, versions, formatting
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _ram_gib() -> float:
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
+def _os_name() -> str:
+    with contextlib.suppress(OSError), open("/etc/os-release", encoding="utf-8") as handle:
+        for line in handle:
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip().strip('"') + f" (kernel {platform.release()})"
+    return f"{platform.system()} {platform.release()}"
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _command_version(cmd: Sequence[str], pattern: str) -> str:
+    try:
+        done = subprocess.run(list(cmd), capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    match = re.search(pattern, done.stdout + done.stderr)
+    return match.group(1) if match else "unknown"
+
+
+def machine_info() -> dict[str, str]:
+    """CPU, cores, RAM, OS, Python and the versions of what the benchmarks exercise."""
+    return {
+        "CPU": _cpu_model(),
+        "cores": str(os.cpu_count()),
+        "RAM": f"{_ram_gib():.1f} GiB",
+        "OS": _os_name(),
+        "Python": platform.python_version(),
+        "pypdfium2": _package_version("pypdfium2"),
+        "celery": _package_version("celery"),
+        "fastapi": _package_version("fastapi"),
+        "sqlalchemy": _package_version("sqlalchemy"),
+        "uvicorn": _package_version("uvicorn"),
+        "tesseract": _command_version(["tesseract", "--version"], r"tesseract\s+(\S+)"),
+        "pdftotext": _command_version(["pdftotext", "-v"], r"pdftotext version\s+(\S+)"),
+    }
+
+
+def now_utc() -> str:
+    """The date and time of a run, to the minute, in UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def git_revision() -> str:
+    """The checkout's commit (with ``+dirty`` when the tree has changes)."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (``nan`` for no values)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    """A number with ``digits`` decimals (``-`` for nan)."""
+    return "-" if value != value else f"{value:,.{digits}f}"
+
+
+def verdict(ok: bool) -> str:
+    """``met`` or ``MISSED`` for a results table."""
+    return "met" if ok else "**MISSED**"
+
+
+# --------------------------------------------------------------------------------------------------
+# docs/benchmarks.md
+
+_RESULTS_HEADING = "## Results"
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) benchmark ``name``'s block under Results; refresh the machine table."""
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else f"# Benchmarks\n\n{_RESULTS_HEADING}\n"
+    if _RESULTS_HEADING not in text:
+        text = text.rstrip("\n") + f"\n\n{_RESULTS_HEADING}\n"
+    head, results = text.split(_RESULTS_HEADING, 1)
+    block = f"<!-- bench:{name} -->\n{body.strip()}\n<!-- /bench:{name} -->"
+    pattern = re.compile(rf"<!-- bench:{re.escape(name)} -->.*?<!-- /bench:{re.escape(name)} -->", re.S)
+    if pattern.search(results):
+        results = pattern.sub(lambda _: block, results)
+    else:
+        results = results.rstrip("\n") + "\n\n" + block + "\n"
+    machine = "\n".join(
+        [
+            "<!-- bench:machine -->",
+            f"Last run: {now_utc()}, revision {git_revision()}. Each block below names its own date.",
+            "",
+            table(["machine", "value"], list(machine_info().items())),
+            "<!-- /bench:machine -->",
+        ]
+    )
+    machine_pattern = re.compile(r"<!-- bench:machine -->.*?<!-- /bench:machine -->", re.S)
+    if machine_pattern.search(results):
+        results = machine_pattern.sub(lambda _: machine, results)
+    else:
+        results = machine + "\n\n" + results.lstrip("\n")
+    DOC.write_text(head + _RESULTS_HEADING + "\n\n" + results.strip("\n") + "\n", encoding="utf-8")
+
+
+def run_stamp() -> str:
+    """The line that opens every results block: date, revision, cores."""
+    return f"Run {now_utc()}, revision {git_revision()}, {os.cpu_count()} cores ({_cpu_model()})."
+
+
+# --------------------------------------------------------------------------------------------------
+# Memory sampling from /proc
+
+
+def rss_kib(pid: int) -> int | None:
+    """Resident set size of ``pid`` in KiB, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None  # a zombie has no VmRSS line
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    # Fields after the command name (which may hold spaces and parentheses); [0] is field 3, the state.
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid``, or None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds of ``pids``, including their children that have been waited for."""
+    total = 0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            # utime, stime, cutime, cstime are fields 14-17 of /proc/PID/stat.
+            total += sum(int(value) for value in fields[11:15])
+    return total / _CLOCK_TICKS
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds of ``root`` and every live descendant (with their reaped children)."""
+    return cpu_seconds([root, *descendant_pids(root)])
+
+
+def cmdline(pid: int) -> str:
+    """A short command line for ``pid``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            parts = handle.read().split(b"\0")
+    except OSError:
+        return "?"
+    words = [
+        Path(p.decode(errors="replace")).name if i == 0 else p.decode(errors="replace")
+        for i, p in enumerate(parts)
+        if p
+    ]
+    return " ".join(words)[:80]
+
+
+@dataclass
+class RssSampler:
+    """Samples the RSS of a process and (optionally) all its descendants every ``interval`` seconds."""
+
+    root_pid: int
+    interval: float = 0.05
+    descendants: bool = True
+    peak_per_pid: dict[int, int] = field(default_factory=dict)
+    label_per_pid: dict[int, str] = field(default_factory=dict)
+    parent_per_pid: dict[int, int | None] = field(default_factory=dict)
+    peak_total: int = 0
+    first_total: int = 0
+    last_total: int = 0
+    samples: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> int:
+        """Take one sample now; return the total RSS in KiB."""
+        pids = [self.root_pid, *(descendant_pids(self.root_pid) if self.descendants else [])]
+        total = 0
+        for pid in pids:
+            rss = rss_kib(pid)
+            if rss is None:
+                continue
+            total += rss
+            if rss > self.peak_per_pid.get(pid, -1):
+                self.peak_per_pid[pid] = rss
+                if pid not in self.label_per_pid:
+                    self.label_per_pid[pid] = cmdline(pid)
+                    self.parent_per_pid[pid] = parent_pid(pid)
+        if self.samples == 0:
+            self.first_total = total
+        self.samples += 1
+        self.last_total = total
+        self.peak_total = max(self.peak_total, total)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.sample()
+
+
+def mib(kib: int) -> str:
+    """KiB as a MiB string."""
+    return f"{kib / 1024:,.0f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# A running stack
+
+
+@dataclass
+class BenchStack:
+    """A Pagemill API and worker under test, with a client bound to the API."""
+
+    base_url: str
+    env: dict[str, str]
+    worker: ManagedProcess
+    api: ManagedProcess
+    client: httpx.Client
+
+    def submit(self, path: Path, **fields: str) -> str:
+        """POST a document; return its job id (raises unless the answer is 202)."""
+        with path.open("rb") as handle:
+            response = self.client.post("/api/v1/documents", files={"file": (path.name, handle)}, data=fields)
+        if response.status_code != 202:
+            raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
+        return str(response.json()["id"])
+
+    def wait(self, job_id: str, timeout: float, poll: float = 0.02) -> dict[str, Any]:
+        """Poll a job until it is final; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.client.get(f"/api/v1/jobs/{job_id}")
+            response.raise_for_status()
+            job: dict[str, Any] = response.json()
+            if job["state"] in FINAL_STATES:
+                return job
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"job {job_id} still {job['state']} after {timeout}s: {job}\n"
+                    f"worker log:\n{self.worker.log_tail(30)}"
+                )
+            time.sleep(poll)
+
+    def result(self, job_id: str, fmt: str = "markdown") -> bytes:
+        """GET a job's result body."""
+        response = self.client.get(f"/api/v1/jobs/{job_id}/result", params={"format": fmt})
+        response.raise_for_status()
+        return response.content
+
+    def run_job(self, path: Path, timeout: float, fmt: str = "markdown", **fields: str) -> JobRun:
+        """Submit, wait until final, fetch the result; time the whole round trip."""
+        started = time.perf_counter()
+        job_id = self.submit(path, **fields)
+        submitted = time.perf_counter()
+        job = self.wait(job_id, timeout)
+        if job["state"] != "succeeded":
+            raise RuntimeError(f"job {job_id} ended {job['state']}: {job}\n{self.worker.log_tail(30)}")
+        body = self.result(job_id, fmt)
+        ended = time.perf_counter()
+        return JobRun(
+            job_id=job_id,
+            job=job,
+            seconds=ended - started,
+            submit_seconds=submitted - started,
+            result_bytes=len(body),
+        )
+
+
+@dataclass
+class JobRun:
+    """One timed job: POST to result fetched."""
+
+    job_id: str
+    job: dict[str, Any]
+    seconds: float
+    submit_seconds: float
+    result_bytes: int
+
+    @property
+    def pages(self) -> int:
+        """Pages done."""
+        return int(self.job["pages"]["done"])
+
+
+def _migrate(env: Mapping[str, str]) -> None:
+    proc = pagemill_process(["migrate"], env, name="migrate")
+    code = proc.wait(timeout=120)
+    if code != 0:
+        raise RuntimeError(f"pagemill migrate failed:\n{proc.log_tail()}")
+    proc.stop()
+
+
+@contextlib.contextmanager
+def temp_data_dir(prefix: str = "pagemill-bench-") -> Iterator[Path]:
+    """A temporary PAGEMILL_DATA_DIR, removed at the end."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[BenchStack]:
+    """Migrate, start a worker (queues ingest,cpu,gpu) and the API; yield them; stop both."""
+    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", **env}
+    _migrate(full_env)
+    with (
+        pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency, timeout=90) as worker,
+        pagemill_api(full_env, timeout=60) as (api, base_url),
+        httpx.Client(base_url=base_url, timeout=120) as client,
+    ):
+        yield BenchStack(base_url=base_url, env=dict(full_env), worker=worker, api=api, client=client)
+
+
+def log(message: str) -> None:
+    """Progress on stderr, flushed."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)

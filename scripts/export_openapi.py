@@ -1,0 +1,74 @@
+"""Write docs/openapi.json from the FastAPI app, so the committed schema never drifts from the code.
+
+python scripts/export_openapi.py           # (re)write docs/openapi.json
+python scripts/export_openapi.py --check   # exit 1 if docs/openapi.json is not current
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = REPO_ROOT / "docs" / "openapi.json"
+
+
+def build_schema() -> dict[str, Any]:
+    """The app's OpenAPI document, built with a throwaway data dir (nothing is written to the real one)."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    with tempfile.TemporaryDirectory(prefix="pagemill-openapi-") as data_dir:
+        previous = os.environ.get("PAGEMILL_DATA_DIR")
+        os.environ["PAGEMILL_DATA_DIR"] = data_dir
+        try:
+            from pagemill.settings import get_settings
+
+            get_settings.cache_clear()
+            from api.app import create_app
+
+            return create_app().openapi()
+        finally:
+            get_settings.cache_clear()
+            if previous is None:
+                os.environ.pop("PAGEMILL_DATA_DIR", None)
+            else:
+                os.environ["PAGEMILL_DATA_DIR"] = previous
+
+
+def render(schema: dict[str, Any]) -> str:
+    """The schema as committed: two-space indent, keys in the app's order, a final newline."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the file, or with ``--check`` report whether it is current."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale; write nothing")
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="file to write or check")
+    args = parser.parse_args(argv)
+    text = render(build_schema())
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
+        if current != text:
+            print(
+                f"{args.output} is stale: run `python scripts/export_openapi.py` and commit the result.",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.output} is current.")
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
