@@ -72,7 +72,9 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         return await _pagemill_error(request, exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-    return error_response(request, exc.status_code, {"code": code, "message": message, "details": {}})
+    return error_response(
+        request, exc.status_code, {"code": code, "message": message, "details": {}}, dict(exc.headers or {})
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -97,8 +99,13 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
+    # Starlette renders unhandled errors outside every middleware, so the request-id one cannot add its header.
+    request_id = request_id_of(request)
     return error_response(
-        request, 500, {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}}
+        request,
+        500,
+        {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}},
+        {"X-Request-ID": request_id} if request_id else None,
     )
 
 

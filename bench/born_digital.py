@@ -26,6 +26,7 @@ import pypdfium2 as pdfium
 
 from bench.common import (
     JobRun,
+    LoadMeter,
     fmt,
     log,
     median,
@@ -323,7 +324,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args(argv)
-    block = run(distributed=not args.no_distributed, runs=args.runs, pages=args.pages)
+    with LoadMeter() as load:
+        block = run(distributed=not args.no_distributed, runs=args.runs, pages=args.pages)
+    block += "\n\n" + load.summary()
     print(block)
     write_section("born_digital", block)
     return block

@@ -240,6 +240,50 @@ def tree_cpu_seconds(root: int) -> float:
     return cpu_seconds([root, *descendant_pids(root)])
 
 
+def _system_jiffies() -> tuple[int, int]:
+    """(busy, steal) jiffies of the whole machine since boot, from the ``cpu`` line of /proc/stat."""
+    with open("/proc/stat", encoding="utf-8") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal
+
+
+@dataclass
+class LoadMeter:
+    """How much CPU other processes (not this one and its descendants) used, and how much was stolen.
+
+    These machines are shared: a benchmark that ran next to someone's test suite says so in its results.
+    """
+
+    started: float = 0.0
+    busy0: int = 0
+    steal0: int = 0
+    mine0: float = 0.0
+
+    def __enter__(self) -> LoadMeter:
+        self.started = time.monotonic()
+        self.busy0, self.steal0 = _system_jiffies()
+        self.mine0 = tree_cpu_seconds(os.getpid())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def summary(self) -> str:
+        """One sentence: seconds, foreign CPU in cores, steal share."""
+        seconds = max(time.monotonic() - self.started, 1e-9)
+        busy, steal = _system_jiffies()
+        mine = tree_cpu_seconds(os.getpid()) - self.mine0
+        foreign = max((busy - self.busy0) / _CLOCK_TICKS - mine, 0.0)
+        cores = os.cpu_count() or 1
+        stolen = (steal - self.steal0) / _CLOCK_TICKS / (seconds * cores)
+        return (
+            f"Machine load during this benchmark ({seconds:.0f} s): other processes used "
+            f"{foreign / seconds:.2f} of {cores} cores on average; {stolen:.0%} of CPU time was stolen by "
+            "the hypervisor."
+        )
+
+
 def cmdline(pid: int) -> str:
     """A short command line for ``pid``."""
     try:
@@ -338,7 +382,7 @@ class BenchStack:
             raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
         return str(response.json()["id"])
 
-    def wait(self, job_id: str, timeout: float, poll: float = 0.02) -> dict[str, Any]:
+    def wait(self, job_id: str, timeout: float, poll: float = 0.05) -> dict[str, Any]:
         """Poll a job until it is final; return it."""
         deadline = time.monotonic() + timeout
         while True:

@@ -25,6 +25,7 @@ from PIL import Image
 
 from bench.born_digital import page_texts
 from bench.common import (
+    LoadMeter,
     cpu_seconds,
     fmt,
     log,
@@ -199,7 +200,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args(argv)
-    block = run(pages=args.pages, rounds=args.rounds)
+    with LoadMeter() as load:
+        block = run(pages=args.pages, rounds=args.rounds)
+    block += "\n\n" + load.summary()
     print(block)
     write_section("cpu_ocr", block)
     return block

@@ -29,6 +29,7 @@ import httpx
 
 from bench.common import (
     REPO,
+    LoadMeter,
     RssSampler,
     fmt,
     log,
@@ -252,7 +253,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--skip-upload", action="store_true")
     parser.add_argument("--upload-mib", type=int, default=UPLOAD_MIB)
     args = parser.parse_args(argv)
-    block = run(worker=not args.skip_worker, upload=not args.skip_upload, upload_mib=args.upload_mib)
+    with LoadMeter() as load:
+        block = run(worker=not args.skip_worker, upload=not args.skip_upload, upload_mib=args.upload_mib)
+    block += "\n\n" + load.summary()
     print(block)
     write_section("memory", block)
     return block

@@ -36,7 +36,7 @@ class JobOptions(BaseModel):
     """CPU OCR engine ('tesseract', 'rapidocr'); None means the configured default."""
 
 
-_RANGE_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d*)\s*)?$")
+_RANGE_PART = re.compile(r"^\s*(\d{1,9})\s*(?:-\s*(\d{0,9})\s*)?$")
 
 
 def validate_page_range(spec: str | None) -> str | None:

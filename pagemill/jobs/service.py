@@ -127,7 +127,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, job_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), job_id
+        created_at = datetime.fromisoformat(created)
+        if created_at.tzinfo is None:
+            raise ValueError("cursor time without a zone")
+        return created_at, job_id
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationFailed("The cursor is not valid.", field="cursor") from exc
 

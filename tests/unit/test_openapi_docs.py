@@ -59,13 +59,6 @@ def test_every_operation_documents_its_error_responses() -> None:
     assert not missing, f"operations with no 4xx response using ErrorResponse: {missing}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FastAPI's default 422 (HTTPValidationError) is still listed on GET/DELETE "
-    "/api/v1/jobs/{job_id} and GET /api/v1/jobs/{job_id}/result, but api/errors.py answers every 422 "
-    "with ErrorResponse. "
-    "Remove this marker once api/routes/jobs.py documents 422 with ErrorResponse.",
-)
 def test_no_operation_documents_the_default_validation_shape() -> None:
     wrong = [
         f"{method.upper()} {path} {status}"

@@ -1,0 +1,414 @@
+"""The job repository on real migrated databases: SQLite (embedded mode) and Postgres (distributed mode).
+
+Every test runs on both. Each step runs in its own ``session_scope`` (one committed transaction), the way
+the API and the workers use the repository, so fencing is tested across transactions, not inside one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, event
+from sqlalchemy.orm import Session
+
+from pagemill import db
+from pagemill.jobs import repository as repo
+from pagemill.jobs import service
+from pagemill.migrate import upgrade_to_head
+from pagemill.models import Job, JobState, Page, PageState
+from pagemill.models.base import utcnow
+from pagemill.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+def _migrate() -> None:
+    upgrade_to_head()
+
+
+def _forget_database() -> None:
+    """Close this process's engine and forget the settings it was made from."""
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    db.reset_engine()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database of the given kind, configured through PAGEMILL_* like a real process."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in list(os.environ):
+            if name.startswith("PAGEMILL_"):
+                mp.delenv(name)
+        mp.setenv("PAGEMILL_DATA_DIR", str(tmp_path_factory.mktemp(f"repository-{request.param}")))
+        if request.param == "postgres":
+            mp.setenv("PAGEMILL_DATABASE__URL", request.getfixturevalue("pg_url"))
+        _forget_database()
+        _migrate()
+        assert db.get_engine().dialect.name == ("sqlite" if request.param == "sqlite" else "postgresql")
+        try:
+            yield request.param
+        finally:
+            _forget_database()
+
+
+@pytest.fixture(autouse=True)
+def empty_tables(database: str) -> str:
+    with db.session_scope() as session:
+        session.execute(delete(Page))
+        session.execute(delete(Job))
+    return database
+
+
+def add_job(
+    *,
+    state: JobState = JobState.QUEUED,
+    created_at: datetime | None = None,
+    updated_at: datetime | None = None,
+    password: str | None = None,
+    job_id: str | None = None,
+) -> str:
+    """Insert and commit one job; its id."""
+    job_id = job_id or str(uuid.uuid4())
+    now = utcnow()
+    with db.session_scope() as session:
+        repo.add_job(
+            session,
+            Job(
+                id=job_id,
+                state=state,
+                filename="doc.pdf",
+                kind="pdf",
+                size_bytes=1024,
+                sha256="0" * 64,
+                source_key=f"jobs/{job_id}/source",
+                options={"formats": ["markdown", "text", "json"]},
+                document_password=password,
+                created_at=created_at or now,
+                updated_at=updated_at or created_at or now,
+            ),
+        )
+    return job_id
+
+
+def in_session(action: Callable[[Session], Any]) -> Any:
+    """Run ``action`` in its own committed transaction and return its result."""
+    with db.session_scope() as session:
+        return action(session)
+
+
+def load_job(job_id: str) -> Job:
+    job = in_session(lambda s: repo.get_job(s, job_id))
+    assert job is not None
+    return job  # type: ignore[no-any-return]
+
+
+def load_page(job_id: str, index: int) -> Page:
+    page = in_session(lambda s: repo.get_page(s, job_id, index))
+    assert page is not None
+    return page  # type: ignore[no-any-return]
+
+
+def test_migrating_to_head_again_is_a_quiet_no_op() -> None:
+    # Runs on the already migrated database: a second `pagemill migrate` must neither fail nor warn.
+    upgrade_to_head()
+
+
+# --- starting and planning ----------------------------------------------------------------------------------
+
+
+def test_start_job_counts_attempts_and_keeps_the_first_start_time() -> None:
+    job_id = add_job()
+    assert in_session(lambda s: repo.start_job(s, job_id)) == 1
+    first = load_job(job_id)
+    assert first.state == JobState.RUNNING and first.attempts == 1 and first.started_at is not None
+
+    assert in_session(lambda s: repo.start_job(s, job_id)) == 2  # redelivered: running jobs restart
+    again = load_job(job_id)
+    assert again.attempts == 2
+    assert again.started_at == first.started_at
+
+
+@pytest.mark.parametrize("state", [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED])
+def test_start_job_refuses_final_jobs(state: JobState) -> None:
+    job_id = add_job(state=state)
+    assert in_session(lambda s: repo.start_job(s, job_id)) is None
+    job = load_job(job_id)
+    assert job.state == state and job.attempts == 0 and job.started_at is None
+
+
+def test_start_job_after_finish_returns_none() -> None:
+    job_id = add_job()
+    in_session(lambda s: repo.start_job(s, job_id))
+    assert in_session(lambda s: repo.finish_job(s, job_id, JobState.SUCCEEDED)) is True
+    assert in_session(lambda s: repo.start_job(s, job_id)) is None
+    assert load_job(job_id).attempts == 1
+
+
+def test_start_job_of_an_unknown_job_returns_none() -> None:
+    assert in_session(lambda s: repo.start_job(s, str(uuid.uuid4()))) is None
+
+
+def test_set_planned_is_idempotent() -> None:
+    job_id = add_job()
+    in_session(lambda s: repo.set_planned(s, job_id, 10, [0, 2, 4]))
+    in_session(lambda s: repo.set_planned(s, job_id, 10, [0, 2, 4]))
+    # A retried ingest that plans differently changes nothing either: the first plan stands.
+    in_session(lambda s: repo.set_planned(s, job_id, 12, list(range(12))))
+
+    assert in_session(lambda s: repo.page_state_counts(s, job_id)) == {PageState.PENDING: 3}
+    assert in_session(lambda s: repo.pending_pages(s, job_id)) == [(0, 0), (2, 0), (4, 0)]
+    job = load_job(job_id)
+    assert job.page_count == 10 and job.pages_total == 3
+
+
+def test_set_planned_writes_large_plans_in_batches() -> None:
+    job_id = add_job()
+    in_session(lambda s: repo.set_planned(s, job_id, 2345, list(range(2345))))
+    assert in_session(lambda s: repo.page_state_counts(s, job_id)) == {PageState.PENDING: 2345}
+    assert load_job(job_id).pages_total == 2345
+
+
+# --- pages and progress ------------------------------------------------------------------------------------
+
+
+def test_finish_page_is_fenced() -> None:
+    job_id = add_job(state=JobState.RUNNING)
+    in_session(lambda s: repo.set_planned(s, job_id, 2, [0, 1]))
+
+    first = {"text": "first", "engine": "text_layer", "duration_ms": 5.0}
+    assert in_session(lambda s: repo.finish_page(s, job_id, 0, PageState.DONE, first)) is True
+    done = load_page(job_id, 0)
+
+    second = {"text": "second", "error_code": "PROCESSING_FAILED", "error_message": "late duplicate"}
+    assert in_session(lambda s: repo.finish_page(s, job_id, 0, PageState.FAILED, second)) is False
+    page = load_page(job_id, 0)
+    assert page.state == PageState.DONE
+    assert page.text == "first" and page.engine == "text_layer"
+    assert page.error_code is None and page.error_message is None
+    assert page.finished_at == done.finished_at
+
+    assert load_page(job_id, 1).state == PageState.PENDING
+    assert in_session(lambda s: repo.finish_page(s, job_id, 7, PageState.DONE, {})) is False
+
+
+def test_add_progress_adds_to_the_counters_and_touches_the_job() -> None:
+    long_ago = utcnow() - timedelta(hours=1)
+    job_id = add_job(state=JobState.RUNNING, updated_at=long_ago)
+    in_session(lambda s: repo.add_progress(s, job_id, done=2, failed=1))
+    in_session(lambda s: repo.add_progress(s, job_id, done=3, failed=0))
+    in_session(lambda s: repo.add_progress(s, job_id, done=0, failed=0))
+    job = load_job(job_id)
+    assert (job.pages_done, job.pages_failed) == (5, 1)
+    assert job.updated_at > long_ago + timedelta(minutes=59)
+
+
+def test_iter_pages_streams_every_page_in_order_in_batches() -> None:
+    job_id = add_job(state=JobState.RUNNING)
+    in_session(lambda s: repo.set_planned(s, job_id, 450, list(range(450))))
+    with db.session_scope() as session:
+        for index in (0, 199, 200, 449):
+            repo.finish_page(session, job_id, index, PageState.DONE, {"text": f"text of {index}"})
+
+    page_queries: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM pages" in statement:
+            page_queries.append(statement)
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with db.session_scope() as session:
+            pages = list(repo.iter_pages(session, job_id, batch=200))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert [page.index for page in pages] == list(range(450))
+    assert all(page.job_id == job_id for page in pages)
+    assert {page.index: page.text for page in pages if page.text} == {
+        i: f"text of {i}" for i in (0, 199, 200, 449)
+    }
+    assert len(page_queries) == 4  # 200 + 200 + 50 + the empty batch that ends it; never all at once
+
+
+def test_iter_pages_of_a_job_without_pages_yields_nothing() -> None:
+    job_id = add_job()
+    assert in_session(lambda s: list(repo.iter_pages(s, job_id))) == []
+
+
+# --- ending and cancelling ---------------------------------------------------------------------------------
+
+
+def test_finish_job_only_once() -> None:
+    job_id = add_job(state=JobState.RUNNING, password="s3cret")
+    error = {"code": "CORRUPT_FILE", "message": "The file is damaged.", "details": {"page": 3}}
+    assert in_session(lambda s: repo.finish_job(s, job_id, JobState.FAILED, error=error)) is True
+    finished = load_job(job_id)
+
+    assert in_session(lambda s: repo.finish_job(s, job_id, JobState.SUCCEEDED)) is False
+    job = load_job(job_id)
+    assert job.state == JobState.FAILED
+    assert (job.error_code, job.error_message, job.error_details) == (
+        "CORRUPT_FILE",
+        "The file is damaged.",
+        {"page": 3},
+    )
+    assert job.document_password is None
+    assert job.finished_at is not None and job.finished_at == finished.finished_at
+
+
+def test_a_queued_job_can_be_finished() -> None:
+    job_id = add_job()
+    assert in_session(lambda s: repo.finish_job(s, job_id, JobState.CANCELLED)) is True
+    assert load_job(job_id).state == JobState.CANCELLED
+
+
+def test_cancelling_a_queued_job_cancels_it_at_once() -> None:
+    job_id = add_job(password="s3cret")
+    in_session(lambda s: repo.request_cancel(s, job_id))
+    job = load_job(job_id)
+    assert job.state == JobState.CANCELLED
+    assert job.cancel_requested is True
+    assert job.finished_at is not None
+    assert job.document_password is None
+    # A worker that receives the job's message afterwards must not run it.
+    assert in_session(lambda s: repo.start_job(s, job_id)) is None
+
+
+def test_cancelling_a_running_job_only_sets_the_flag() -> None:
+    job_id = add_job(state=JobState.RUNNING, password="s3cret")
+    in_session(lambda s: repo.request_cancel(s, job_id))
+    job = load_job(job_id)
+    assert job.state == JobState.RUNNING
+    assert job.cancel_requested is True
+    assert job.finished_at is None
+    assert job.document_password == "s3cret"  # the worker still needs it until it stops
+    assert in_session(lambda s: repo.cancel_requested(s, job_id)) is True
+
+
+@pytest.mark.parametrize("state", [JobState.SUCCEEDED, JobState.FAILED])
+def test_cancelling_a_finished_job_changes_nothing(state: JobState) -> None:
+    job_id = add_job(state=state)
+    in_session(lambda s: repo.request_cancel(s, job_id))
+    job = load_job(job_id)
+    assert job.state == state and job.cancel_requested is False
+
+
+# --- the stalled-job sweeper -------------------------------------------------------------------------------
+
+
+def test_claim_stalled_jobs_takes_only_active_jobs_older_than_the_cutoff() -> None:
+    now = utcnow()
+    old_queued = add_job(updated_at=now - timedelta(hours=2))
+    old_running = add_job(state=JobState.RUNNING, updated_at=now - timedelta(hours=1))
+    add_job(state=JobState.RUNNING, updated_at=now - timedelta(minutes=1))
+    add_job(state=JobState.SUCCEEDED, updated_at=now - timedelta(hours=3))
+    add_job(state=JobState.CANCELLED, updated_at=now - timedelta(hours=3))
+    add_job(state=JobState.FAILED, updated_at=now - timedelta(hours=3))
+    cutoff = now - timedelta(minutes=10)
+
+    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == [old_queued, old_running]
+    # Claiming touched them: the next sweep with the same cutoff finds nothing.
+    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == []
+    assert load_job(old_queued).updated_at > cutoff
+
+
+def test_claim_stalled_jobs_respects_the_limit_oldest_first() -> None:
+    now = utcnow()
+    ids = [add_job(updated_at=now - timedelta(hours=10 - i)) for i in range(5)]
+    cutoff = now - timedelta(minutes=10)
+    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=2)) == ids[:2]
+    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=10)) == ids[2:]
+
+
+def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
+    now = utcnow()
+    ids = [add_job(updated_at=now - timedelta(hours=1, seconds=i)) for i in range(20)]
+    cutoff = now - timedelta(minutes=10)
+
+    # Hold each sweeper's first UPDATE until both have read their candidates: both then see all 20 jobs
+    # as stalled, which is exactly the race the conditional update must settle.
+    both_read = threading.Barrier(2, timeout=20)
+    local = threading.local()
+
+    def hold_first_update(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE") and not getattr(local, "held", False):
+            local.held = True
+            both_read.wait()
+
+    def sweep() -> list[str]:
+        with db.session_scope() as session:
+            return repo.claim_stalled_jobs(session, older_than=cutoff)
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", hold_first_update)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first, second = (future.result(timeout=60) for future in [pool.submit(sweep), pool.submit(sweep)])
+    finally:
+        event.remove(engine, "before_cursor_execute", hold_first_update)
+
+    assert not set(first) & set(second), f"both sweepers claimed {sorted(set(first) & set(second))}"
+    assert sorted(first + second) == sorted(ids)
+
+
+# --- listing -----------------------------------------------------------------------------------------------
+
+
+def _listing_fixture() -> list[str]:
+    """Six jobs, three of them created at the same instant; their ids newest first, ties by id descending."""
+    base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    newest = add_job(created_at=base + timedelta(seconds=3))
+    just_after_tie = add_job(created_at=base + timedelta(seconds=2, microseconds=1))
+    tied = sorted((add_job(created_at=base + timedelta(seconds=2)) for _ in range(3)), reverse=True)
+    oldest = add_job(created_at=base + timedelta(seconds=1))
+    return [newest, just_after_tie, *tied, oldest]
+
+
+def test_list_jobs_newest_first_ties_broken_by_id() -> None:
+    expected = _listing_fixture()
+    listed = in_session(lambda s: [job.id for job in repo.list_jobs(s, state=None, limit=100, after=None)])
+    assert listed == expected
+
+
+def test_list_jobs_after_a_cursor_inside_a_tie() -> None:
+    expected = _listing_fixture()
+    tie_member = load_job(expected[3])
+    after = (tie_member.created_at, tie_member.id)
+    listed = in_session(lambda s: [job.id for job in repo.list_jobs(s, state=None, limit=100, after=after)])
+    assert listed == expected[4:]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 4, 6, 7])
+def test_paging_with_cursors_visits_every_job_once_in_order(limit: int) -> None:
+    expected = _listing_fixture()
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(len(expected) + 1):
+        jobs, cursor = in_session(
+            lambda s, after=cursor: service.list_jobs(s, state=None, limit=limit, cursor=after)
+        )
+        assert len(jobs) <= limit
+        seen.extend(job.id for job in jobs)
+        if cursor is None:
+            break
+    assert cursor is None
+    assert seen == expected
+
+
+def test_list_jobs_filters_by_state() -> None:
+    expected = _listing_fixture()
+    in_session(lambda s: repo.start_job(s, expected[2]))
+    in_session(lambda s: repo.start_job(s, expected[5]))
+    running = in_session(
+        lambda s: [job.id for job in repo.list_jobs(s, state=JobState.RUNNING, limit=10, after=None)]
+    )
+    assert running == [expected[2], expected[5]]

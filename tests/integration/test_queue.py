@@ -1,0 +1,144 @@
+"""Enqueue-after-commit on a real Redis broker: published on commit, dropped on rollback, one queue each.
+
+Kombu's Redis transport keeps each queue as a Redis list named after it (LPUSH to publish, BRPOP to
+consume), so the lists are read directly: no worker takes part.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from pagemill import db, queue
+from pagemill.settings import get_settings
+
+pytestmark = pytest.mark.integration
+
+Message = tuple[str, list[Any]]
+
+
+def _forget_process_state() -> None:
+    if queue.get_celery.cache_info().currsize:
+        queue.get_celery().close()
+    queue.get_celery.cache_clear()
+    if db.get_engine.cache_info().currsize:
+        db.get_engine().dispose()
+    db.reset_engine()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def broker(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[redis.Redis]:
+    """Pagemill configured with the session's Redis as broker (SQLite for the sessions); a client on it."""
+    for name in list(os.environ):
+        if name.startswith("PAGEMILL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PAGEMILL_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("PAGEMILL_BROKER__URL", redis_url)
+    _forget_process_state()
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    client.delete(*queue.ALL_QUEUES, "celery")
+    try:
+        yield client
+    finally:
+        client.delete(*queue.ALL_QUEUES, "celery")
+        client.close()
+        _forget_process_state()
+
+
+def messages(client: redis.Redis, queue_name: str) -> list[Message]:
+    """(task name, args) of the messages waiting in a queue, in delivery order."""
+    raw = client.lrange(queue_name, 0, -1)
+    out: list[Message] = []
+    for item in reversed(raw):  # LPUSH puts the newest first; BRPOP takes the oldest first
+        envelope = json.loads(item)
+        body = json.loads(base64.b64decode(envelope["body"]))
+        out.append((envelope["headers"]["task"], body[0]))
+    return out
+
+
+def all_queue_lists(client: redis.Redis) -> dict[str, list[Message]]:
+    """Every Redis list that holds messages, by name (whatever queue a misrouted message landed in)."""
+    names = [key.decode() for key in client.scan_iter(count=1000) if client.type(key) == b"list"]
+    return {name: messages(client, name) for name in names if client.llen(name)}
+
+
+def test_a_task_is_published_only_when_the_session_commits(broker: redis.Redis) -> None:
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["job-1"])
+        session.flush()
+        assert broker.llen(queue.INGEST_QUEUE) == 0  # not before the commit
+    assert messages(broker, queue.INGEST_QUEUE) == [(queue.INGEST_JOB, ["job-1"])]
+
+
+def test_a_task_of_a_rolled_back_session_is_never_published(broker: redis.Redis) -> None:
+    with pytest.raises(RuntimeError), db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["doomed"])
+        raise RuntimeError("the request failed after enqueueing")
+    assert all_queue_lists(broker) == {}
+
+    # The next request's commit publishes its own task only.
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["next"])
+    assert all_queue_lists(broker) == {queue.INGEST_QUEUE: [(queue.INGEST_JOB, ["next"])]}
+
+
+def test_a_rollback_forgets_tasks_for_good_in_a_reused_session(broker: redis.Redis) -> None:
+    session = Session(db.get_engine())
+    try:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["rolled-back"])
+        session.rollback()
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["committed"])
+        session.commit()
+        session.execute(text("SELECT 1"))
+        session.commit()  # a later empty commit publishes nothing again
+    finally:
+        session.close()
+    assert messages(broker, queue.INGEST_QUEUE) == [(queue.INGEST_JOB, ["committed"])]
+
+
+def test_several_tasks_go_out_in_order_after_one_commit(broker: redis.Redis) -> None:
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        for job_id in ("a", "b", "c"):
+            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id])
+    assert messages(broker, queue.INGEST_QUEUE) == [(queue.INGEST_JOB, [job_id]) for job_id in "abc"]
+
+
+def test_each_message_goes_only_to_its_own_queue(broker: redis.Redis) -> None:
+    # Regression: with bare Queue(name) declarations every queue was bound to the same exchange and key,
+    # and each message was delivered to every queue.
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["job-1"])
+        queue.enqueue_after_commit(session, queue.PROCESS_PAGES, ["job-1", [0, 1, 2]])
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, ["job-2"])
+    assert all_queue_lists(broker) == {
+        queue.INGEST_QUEUE: [(queue.INGEST_JOB, ["job-1"]), (queue.INGEST_JOB, ["job-2"])],
+        queue.CPU_QUEUE: [(queue.PROCESS_PAGES, ["job-1", [0, 1, 2]])],
+    }
+
+
+def test_messages_carry_ids_only_as_json(broker: redis.Redis) -> None:
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.PROCESS_PAGES, ["job-9", [4]])
+    (raw,) = broker.lrange(queue.CPU_QUEUE, 0, -1)
+    envelope = json.loads(raw)
+    assert envelope["content-type"] == "application/json"
+    assert envelope["properties"]["delivery_info"] == {"exchange": "cpu", "routing_key": "cpu"}
+    assert json.loads(base64.b64decode(envelope["body"]))[:2] == [["job-9", [4]], {}]

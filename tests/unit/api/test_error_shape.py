@@ -1,0 +1,191 @@
+"""Every API error has one body shape and carries the request id; internals never reach the client.
+
+Only requests that are answered before any database, broker or blob store is touched are made here; the
+app is built on an empty data dir and nothing is migrated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
+from starlette.exceptions import StarletteDeprecationWarning
+
+from api.app import create_app
+from pagemill import db, queue
+from pagemill.errors import DependencyUnavailable, EncryptedFile
+from pagemill.settings import get_settings
+from pagemill.storage import get_blob_store
+
+with warnings.catch_warnings():
+    # Starlette 1.x warns at import when the test client runs on httpx rather than httpx2; the lock pins
+    # httpx only. Harmless here, and a no-op once httpx2 is a dev dependency.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from fastapi.testclient import TestClient
+
+SECRET = "hunter2-at-/srv/pagemill/private.sqlite3"
+
+
+def _forget_process_state() -> None:
+    get_settings.cache_clear()
+    db.reset_engine()
+    get_blob_store.cache_clear()
+    queue.get_celery.cache_clear()
+
+
+def _raise_unexpected() -> None:
+    raise RuntimeError(f"boom: password {SECRET}")
+
+
+def _raise_database_down() -> None:
+    raise OperationalError(f"SELECT * FROM jobs -- {SECRET}", {}, ConnectionRefusedError(SECRET))
+
+
+def _raise_dependency_unavailable() -> None:
+    raise DependencyUnavailable("The blob store is unavailable; try again shortly.", service="storage")
+
+
+def _raise_input_error() -> None:
+    raise EncryptedFile(page_count=None)
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
+    for name in list(os.environ):
+        if name.startswith("PAGEMILL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PAGEMILL_DATA_DIR", str(tmp_path))
+    _forget_process_state()
+    application = create_app()
+    # Throwaway routes on this app object only, to reach the handlers no real route should reach.
+    application.add_api_route("/_test/unexpected", _raise_unexpected)
+    application.add_api_route("/_test/database-down", _raise_database_down)
+    application.add_api_route("/_test/unavailable", _raise_dependency_unavailable)
+    application.add_api_route("/_test/input-error", _raise_input_error)
+    yield application
+    _forget_process_state()
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    # The 500 handler runs in Starlette's ServerErrorMiddleware, which re-raises after answering.
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict[str, object]:
+    """The one error shape, with the request id in the body and the header; returns the error object."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "request_id"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details"}, error
+    assert error["code"] == code
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    assert "x-request-id" in response.headers, f"no X-Request-ID on a {status} response"
+    assert body["request_id"] == response.headers["x-request-id"]
+    return error  # type: ignore[no-any-return]
+
+
+CASES = [
+    pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", id="404-route"),
+    pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", id="404-job"),
+    pytest.param("PUT", "/api/v1/health/live", 405, "METHOD_NOT_ALLOWED", id="405"),
+    pytest.param("GET", "/api/v1/jobs?limit=0", 422, "VALIDATION_ERROR", id="422-query"),
+    pytest.param("GET", "/api/v1/jobs?state=sleeping", 422, "VALIDATION_ERROR", id="422-enum"),
+    pytest.param("GET", f"/api/v1/jobs/{uuid.uuid4()}/pages/0", 422, "VALIDATION_ERROR", id="422-pagemill"),
+    pytest.param("GET", "/_test/input-error", 422, "ENCRYPTED_FILE", id="422-input-error"),
+    pytest.param("GET", "/_test/unexpected", 500, "INTERNAL_ERROR", id="500"),
+    pytest.param("GET", "/_test/database-down", 503, "SERVICE_UNAVAILABLE", id="503-database"),
+    pytest.param("GET", "/_test/unavailable", 503, "SERVICE_UNAVAILABLE", id="503-dependency"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), CASES)
+def test_errors_have_one_shape_and_echo_the_request_id(
+    client: TestClient, method: str, path: str, status: int, code: str
+) -> None:
+    request_id = f"req-{uuid.uuid4().hex[:12]}"
+    response = client.request(method, path, headers={"X-Request-ID": request_id})
+    assert_error_shape(response, status, code)
+    assert response.headers["x-request-id"] == request_id
+    assert response.json()["request_id"] == request_id
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code"), CASES)
+def test_without_a_client_id_one_is_made_up(
+    client: TestClient, method: str, path: str, status: int, code: str
+) -> None:
+    response = client.request(method, path)
+    assert_error_shape(response, status, code)
+    assert re.fullmatch(r"[0-9a-f]{32}", response.json()["request_id"])
+
+
+@pytest.mark.parametrize("unsafe", ["has spaces", "x" * 129, "new\\nline", "<script>", "semi;colon"])
+def test_an_unsafe_client_request_id_is_replaced(client: TestClient, unsafe: str) -> None:
+    response = client.get("/api/v1/no-such-route", headers={"X-Request-ID": unsafe})
+    assert_error_shape(response, 404, "NOT_FOUND")
+    assert response.headers["x-request-id"] != unsafe
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
+
+
+@pytest.mark.parametrize("path", ["/_test/unexpected", "/_test/database-down"])
+def test_internals_never_reach_the_client(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    text = response.text
+    for leak in ("hunter2", "/srv/", "private.sqlite3", "SELECT", "Traceback", "RuntimeError", "Refused"):
+        assert leak not in text, f"{leak!r} leaked into {text}"
+    assert response.json()["error"]["details"] == {}
+
+
+def test_unexpected_errors_say_only_internal_error(client: TestClient) -> None:
+    error = client.get("/_test/unexpected").json()["error"]
+    assert error == {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}}
+
+
+def test_a_missing_job_says_which_id(client: TestClient, tmp_path: Path) -> None:
+    error = assert_error_shape(client.get("/api/v1/jobs/not-a-job-id"), 404, "NOT_FOUND")
+    assert error["details"] == {"job_id": "not-a-job-id"}
+    assert not (tmp_path / "pagemill.sqlite3").exists()  # answered without opening the database
+
+
+def test_request_validation_names_the_field(client: TestClient) -> None:
+    error = assert_error_shape(client.get("/api/v1/jobs?limit=0"), 422, "VALIDATION_ERROR")
+    details = error["details"]
+    assert isinstance(details, dict)
+    assert [entry["field"] for entry in details["errors"]] == ["limit"]
+    assert "limit" in str(error["message"])
+
+
+def test_pagemill_validation_errors_keep_their_details(client: TestClient) -> None:
+    error = assert_error_shape(client.get(f"/api/v1/jobs/{uuid.uuid4()}/pages/0"), 422, "VALIDATION_ERROR")
+    assert error["details"] == {"field": "number"}
+
+
+def test_retryable_errors_say_when_to_retry(client: TestClient) -> None:
+    response = client.get("/_test/unavailable")
+    assert_error_shape(response, 503, "SERVICE_UNAVAILABLE")
+    assert int(response.headers["retry-after"]) > 0
+    assert response.json()["error"]["details"] == {"service": "storage"}
+
+
+def test_permanent_errors_have_no_retry_after(client: TestClient) -> None:
+    assert "retry-after" not in client.get("/_test/input-error").headers
+
+
+def test_405_says_which_methods_are_allowed(client: TestClient) -> None:
+    # RFC 9110 15.5.6: a 405 response MUST carry Allow. Starlette puts it on its HTTPException; the
+    # error handler has to keep the exception's headers when it re-renders the body.
+    response = client.put("/api/v1/health/live")
+    assert_error_shape(response, 405, "METHOD_NOT_ALLOWED")
+    assert "GET" in response.headers.get("allow", ""), dict(response.headers)
