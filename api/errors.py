@@ -99,7 +99,7 @@ async def _database_down(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
-    # Starlette renders unhandled errors outside every middleware, so the request-id one cannot add its header.
+    # Starlette renders unhandled errors outside every middleware: the request-id one cannot add its header.
     request_id = request_id_of(request)
     return error_response(
         request,

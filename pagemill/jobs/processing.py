@@ -146,11 +146,14 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
     needs_ocr: list[int] = []
     batch: list[tuple[int, PageResult | None, PagemillError | None]] = []
     last_flush = time.monotonic()
+    # Slow pages (OCR, or a retry going page by page) look for a cancel before each page; text-layer pages
+    # take a millisecond or two, so they look at each flush (every 32 pages or half a second) instead.
+    check_each_page = ocr or retried
     with open_source(
         path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
     ) as source:
         for index in indices:
-            if _cancelled(job.id):
+            if check_each_page and _cancelled(job.id):
                 break
             if retried:
                 with session_scope() as session:
@@ -189,13 +192,15 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
             ):
                 _save(job.id, batch)
                 batch, last_flush = [], time.monotonic()
+                if not check_each_page and _cancelled(job.id):
+                    break
     _save(job.id, batch)
     if needs_ocr:
         with session_scope() as session:
             for index in needs_ocr:
                 queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job.id, [index], True])
             repo.uncount_attempt(session, job.id, needs_ocr)
-            repo.add_progress(session, job.id, done=0, failed=0)
+            repo.refresh_progress(session, job.id)
 
 
 def _cancelled(job_id: str) -> bool:
@@ -207,13 +212,16 @@ def _cancelled(job_id: str) -> bool:
 
 
 def _save(job_id: str, batch: list[tuple[int, PageResult | None, PagemillError | None]]) -> None:
+    """Write a batch of page outcomes in one transaction (two statements), then recount the job."""
     if not batch:
         return
-    done = failed = 0
-    with session_scope() as session:
-        for index, result, error in batch:
-            if result is not None:
-                values = {
+    done: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for index, result, error in batch:
+        if result is not None:
+            done.append(
+                {
+                    "index": index,
                     "engine": result.engine,
                     "model": result.model,
                     "rotation": result.rotation,
@@ -226,11 +234,13 @@ def _save(job_id: str, batch: list[tuple[int, PageResult | None, PagemillError |
                     },
                     "duration_ms": result.timings_ms.get("total"),
                 }
-                done += repo.finish_page(session, job_id, index, PageState.DONE, values)
-            elif error is not None:
-                values = {"error_code": error.code, "error_message": error.message}
-                failed += repo.finish_page(session, job_id, index, PageState.FAILED, values)
-        repo.add_progress(session, job_id, done=done, failed=failed)
+            )
+        elif error is not None:
+            failed.append({"index": index, "error_code": error.code, "error_message": error.message})
+    with session_scope() as session:
+        repo.finish_pages(session, job_id, PageState.DONE, done)
+        repo.finish_pages(session, job_id, PageState.FAILED, failed)
+        repo.refresh_progress(session, job_id)
 
 
 def finalize_job(job_id: str) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pagemill.models import Job, JobState, Page, PageState
@@ -108,22 +108,54 @@ def cancel_requested(session: Session, job_id: str) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def finish_page(session: Session, job_id: str, index: int, state: PageState, values: dict[str, Any]) -> bool:
-    """Move a pending page to a final state; False if another attempt already did (the write is fenced)."""
-    result = session.execute(
-        update(Page)
-        .where(Page.job_id == job_id, Page.index == index, Page.state == PageState.PENDING)
-        .values(state=state, finished_at=utcnow(), **values)
+_DONE_COLUMNS = ("engine", "model", "rotation", "text", "markdown", "data", "duration_ms")
+_FAILED_COLUMNS = ("error_code", "error_message")
+_DEFAULTS: dict[str, Any] = {"rotation": 0}
+
+
+def finish_pages(session: Session, job_id: str, state: PageState, rows: Sequence[dict[str, Any]]) -> None:
+    """Move many pending pages to ``state`` in one statement (``rows``: ``index`` plus the page's values).
+
+    Fenced on the page still being pending: a page another attempt already finished is left as it is.
+    """
+    if not rows:
+        return
+    columns = _DONE_COLUMNS if state == PageState.DONE else _FAILED_COLUMNS
+    table = cast(Table, Page.__table__)
+    statement = (
+        table.update()
+        .where(
+            table.c.job_id == job_id,
+            table.c.index == bindparam("b_index"),
+            table.c.state == PageState.PENDING,
+        )
+        .values(state=state, finished_at=utcnow(), **{name: bindparam(f"b_{name}") for name in columns})
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    params = [
+        {"b_index": row["index"], **{f"b_{name}": row.get(name, _DEFAULTS.get(name)) for name in columns}}
+        for row in rows
+    ]
+    session.connection().execute(statement, params)
 
 
-def add_progress(session: Session, job_id: str, *, done: int, failed: int) -> None:
-    """Add to the job's page counters and touch it (the sweeper's heartbeat)."""
+def refresh_progress(session: Session, job_id: str) -> None:
+    """Recount the job's done and failed pages and touch it (the sweeper's heartbeat).
+
+    Counting instead of adding keeps the counters right when duplicate deliveries race on the same pages.
+    """
+
+    def count(state: PageState) -> Any:
+        return (
+            select(func.count())
+            .select_from(Page)
+            .where(Page.job_id == job_id, Page.state == state)
+            .scalar_subquery()
+        )
+
     session.execute(
         update(Job)
         .where(Job.id == job_id)
-        .values(pages_done=Job.pages_done + done, pages_failed=Job.pages_failed + failed, updated_at=utcnow())
+        .values(pages_done=count(PageState.DONE), pages_failed=count(PageState.FAILED), updated_at=utcnow())
     )
 
 

@@ -63,7 +63,7 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
-    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
@@ -86,7 +86,8 @@ class Page(Base):
     rotation: Mapped[int] = mapped_column(Integer, default=0)
     text: Mapped[str | None] = mapped_column(Text, default=None)
     markdown: Mapped[str | None] = mapped_column(Text, default=None)
-    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # none_as_null: a missing value is SQL NULL, not the JSON text 'null'.
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[float | None] = mapped_column(default=None)

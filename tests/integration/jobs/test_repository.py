@@ -28,6 +28,7 @@ from pagemill.settings import get_settings
 
 pytestmark = pytest.mark.integration
 
+
 def _migrate() -> None:
     upgrade_to_head()
 
@@ -179,16 +180,21 @@ def test_set_planned_writes_large_plans_in_batches() -> None:
 # --- pages and progress ------------------------------------------------------------------------------------
 
 
-def test_finish_page_is_fenced() -> None:
+def test_finish_pages_is_fenced() -> None:
     job_id = add_job(state=JobState.RUNNING)
-    in_session(lambda s: repo.set_planned(s, job_id, 2, [0, 1]))
+    in_session(lambda s: repo.set_planned(s, job_id, 3, [0, 1, 2]))
 
-    first = {"text": "first", "engine": "text_layer", "duration_ms": 5.0}
-    assert in_session(lambda s: repo.finish_page(s, job_id, 0, PageState.DONE, first)) is True
+    first = [
+        {"index": 0, "text": "first", "engine": "text_layer", "duration_ms": 5.0, "data": {"lines": []}},
+        {"index": 2, "text": "third", "engine": "tesseract", "rotation": 90},
+    ]
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.DONE, first))
     done = load_page(job_id, 0)
+    assert done.state == PageState.DONE and done.text == "first" and done.data == {"lines": []}
+    assert load_page(job_id, 2).rotation == 90
 
-    second = {"text": "second", "error_code": "PROCESSING_FAILED", "error_message": "late duplicate"}
-    assert in_session(lambda s: repo.finish_page(s, job_id, 0, PageState.FAILED, second)) is False
+    late = [{"index": 0, "error_code": "PROCESSING_FAILED", "error_message": "late duplicate"}]
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.FAILED, late))
     page = load_page(job_id, 0)
     assert page.state == PageState.DONE
     assert page.text == "first" and page.engine == "text_layer"
@@ -196,26 +202,31 @@ def test_finish_page_is_fenced() -> None:
     assert page.finished_at == done.finished_at
 
     assert load_page(job_id, 1).state == PageState.PENDING
-    assert in_session(lambda s: repo.finish_page(s, job_id, 7, PageState.DONE, {})) is False
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.DONE, [{"index": 7, "text": "x"}]))
+    assert in_session(lambda s: repo.page_state_counts(s, job_id)) == {
+        PageState.DONE: 2,
+        PageState.PENDING: 1,
+    }
 
 
-def test_add_progress_adds_to_the_counters_and_touches_the_job() -> None:
+def test_refresh_progress_recounts_and_touches_the_job() -> None:
     long_ago = utcnow() - timedelta(hours=1)
     job_id = add_job(state=JobState.RUNNING, updated_at=long_ago)
-    in_session(lambda s: repo.add_progress(s, job_id, done=2, failed=1))
-    in_session(lambda s: repo.add_progress(s, job_id, done=3, failed=0))
-    in_session(lambda s: repo.add_progress(s, job_id, done=0, failed=0))
+    in_session(lambda s: repo.set_planned(s, job_id, 4, [0, 1, 2, 3]))
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.DONE, [{"index": 0}, {"index": 1}]))
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.FAILED, [{"index": 2, "error_code": "X"}]))
+    in_session(lambda s: repo.refresh_progress(s, job_id))
+    in_session(lambda s: repo.refresh_progress(s, job_id))  # recounting twice never double counts
     job = load_job(job_id)
-    assert (job.pages_done, job.pages_failed) == (5, 1)
+    assert (job.pages_done, job.pages_failed) == (2, 1)
     assert job.updated_at > long_ago + timedelta(minutes=59)
 
 
 def test_iter_pages_streams_every_page_in_order_in_batches() -> None:
     job_id = add_job(state=JobState.RUNNING)
     in_session(lambda s: repo.set_planned(s, job_id, 450, list(range(450))))
-    with db.session_scope() as session:
-        for index in (0, 199, 200, 449):
-            repo.finish_page(session, job_id, index, PageState.DONE, {"text": f"text of {index}"})
+    rows = [{"index": index, "text": f"text of {index}"} for index in (0, 199, 200, 449)]
+    in_session(lambda s: repo.finish_pages(s, job_id, PageState.DONE, rows))
 
     page_queries: list[str] = []
 

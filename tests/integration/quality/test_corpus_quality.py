@@ -66,14 +66,18 @@ def _cases(corpus: Path, kind: str) -> list[tuple[Path, Path]]:
 
 def _read(path: Path, engine: str) -> str:
     settings = Settings()
-    with open_source(path, sniff(path.read_bytes()[:SNIFF_BYTES]), password=None, limits=settings.limits) as src:
+    with open_source(
+        path, sniff(path.read_bytes()[:SNIFF_BYTES]), password=None, limits=settings.limits
+    ) as src:
         return "\n\n".join(page.markdown for page in read_pages(src, JobOptions(engine=engine), settings))
 
 
 @pytest.mark.parametrize(("kind", "engine"), list(THRESHOLDS), ids=[f"{k}-{e}" for k, e in THRESHOLDS])
 def test_quality_per_class(corpus_dir: Path, kind: str, engine: str) -> None:
     score = _score_module(corpus_dir)
-    results = {path.name: score.score(str(ref), _read(path, engine)) for path, ref in _cases(corpus_dir, kind)}
+    results = {
+        path.name: score.score(str(ref), _read(path, engine)) for path, ref in _cases(corpus_dir, kind)
+    }
     assert results, f"no {kind} files with references in the corpus"
 
     def mean(key: str) -> float | None:
@@ -82,7 +86,9 @@ def test_quality_per_class(corpus_dir: Path, kind: str, engine: str) -> None:
 
     char_min, word_min, bench_min = THRESHOLDS[(kind, engine)]
     char_sim, word_f1, bench = mean("char_sim"), mean("word_f1"), mean("bench_pass")
-    detail = {name: {k: r.get(k) for k in ("char_sim", "word_f1", "bench_pass")} for name, r in results.items()}
+    detail = {
+        name: {k: r.get(k) for k in ("char_sim", "word_f1", "bench_pass")} for name, r in results.items()
+    }
     assert char_sim is not None and char_sim >= char_min, detail
     assert word_f1 is not None and word_f1 >= word_min, detail
     if bench_min is not None:
