@@ -53,12 +53,12 @@ JOB_TIMEOUT_S = 300.0
 _engine: Any = None
 
 
-def _init_worker() -> None:
+def _init_worker(engine: str) -> None:
     global _engine
     os.environ["OMP_THREAD_LIMIT"] = "1"
     from pagemill.engines.registry import get_ocr_engine
 
-    _engine = get_ocr_engine("tesseract", OcrSettings())
+    _engine = get_ocr_engine(engine, OcrSettings())
 
 
 def _recognize(image: Image.Image) -> int:
@@ -71,7 +71,7 @@ def render_pages(path: Path, dpi: int) -> list[Image.Image]:
         return [source.render(index, dpi=dpi) for index in range(source.page_count)]
 
 
-def run(pages: int = PAGES, rounds: int = ROUNDS) -> str:
+def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> str:
     """Run the benchmark; return the Markdown block for docs/benchmarks.md."""
     settings = OcrSettings()
     with tempfile.TemporaryDirectory(prefix="pagemill-bench-ocr-") as tmp:
@@ -88,15 +88,15 @@ def run(pages: int = PAGES, rounds: int = ROUNDS) -> str:
         with (
             temp_data_dir() as data_dir,
             running_stack({"PAGEMILL_DATA_DIR": str(data_dir)}) as stack,
-            ctx.Pool(PROCESSES, initializer=_init_worker) as pool,
+            ctx.Pool(PROCESSES, initializer=_init_worker, initargs=(engine,)) as pool,
         ):
             pool.map(_recognize, images[:PROCESSES], chunksize=1)  # warm both processes
-            stack.run_job(warmup, JOB_TIMEOUT_S, ocr_mode="ocr")
+            stack.run_job(warmup, JOB_TIMEOUT_S, ocr_mode="ocr", engine=engine)
 
             def run_service() -> None:
                 nonlocal service_chars
                 cpu_before = tree_cpu_seconds(stack.worker.pid) + tree_cpu_seconds(stack.api.pid)
-                job = stack.run_job(path, JOB_TIMEOUT_S, fmt="text", ocr_mode="ocr", engine="tesseract")
+                job = stack.run_job(path, JOB_TIMEOUT_S, fmt="text", ocr_mode="ocr", engine=engine)
                 cpu = tree_cpu_seconds(stack.worker.pid) + tree_cpu_seconds(stack.api.pid) - cpu_before
                 service.append(job.pages / job.seconds)
                 service_cpu.append(cpu / job.pages)
@@ -129,11 +129,12 @@ def run(pages: int = PAGES, rounds: int = ROUNDS) -> str:
     ratio = median(ratios)
     cpu_ratios = [d / s for s, d in zip(service_cpu, direct_cpu, strict=True)]
     lines = [
-        "### CPU OCR, service vs. the engine run directly (`python -m bench cpu_ocr`)",
+        f"### CPU OCR ({engine}), service vs. the engine run directly "
+        f"(`python -m bench {'cpu_ocr' if engine == 'tesseract' else 'cpu_ocr_' + engine}`)",
         "",
         run_stamp(),
         f"Document: {pages} text-heavy scanned pages (~{CHARS_PER_PAGE:,} characters each, 300 DPI, "
-        f"US Letter). Engine: Tesseract with the default OCR settings (languages {settings.languages}, "
+        f"US Letter). Engine: {engine} with the default OCR settings (languages {settings.languages}, "
         f"{settings.dpi} DPI, "
         f"orientation detection {'on' if settings.detect_orientation else 'off'}). Service: embedded stack, "
         "worker concurrency 2, `ocr_mode=ocr`, POST to text result fetched. Direct: the same engine object "
@@ -199,12 +200,13 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.cpu_ocr", description=__doc__)
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--engine", choices=["tesseract", "rapidocr"], default="tesseract")
     args = parser.parse_args(argv)
     with LoadMeter() as load:
-        block = run(pages=args.pages, rounds=args.rounds)
+        block = run(pages=args.pages, rounds=args.rounds, engine=args.engine)
     block += "\n\n" + load.summary()
     print(block)
-    write_section("cpu_ocr", block)
+    write_section("cpu_ocr" if args.engine == "tesseract" else f"cpu_ocr_{args.engine}", block)
     return block
 
 

@@ -83,14 +83,14 @@ def get_celery() -> Celery:
     return make_celery(get_settings())
 
 
-def send_task(name: str, args: list[Any]) -> None:
-    """Publish a task by name now (route from TASK_ROUTES)."""
-    queue_name = TASK_ROUTES.get(name, {"queue": CPU_QUEUE})["queue"]
+def send_task(name: str, args: list[Any], queue_name: str | None = None) -> None:
+    """Publish a task by name now, to ``queue_name`` or the task's route in TASK_ROUTES."""
+    queue_name = queue_name or TASK_ROUTES.get(name, {"queue": CPU_QUEUE})["queue"]
     get_celery().send_task(name, args=args, queue=queue_name, exchange=queue_name, routing_key=queue_name)
 
 
-def enqueue_after_commit(session: Session, name: str, args: list[Any]) -> None:
-    """Publish a task by name once ``session`` commits; dropped on rollback.
+def enqueue_after_commit(session: Session, name: str, args: list[Any], queue_name: str | None = None) -> None:
+    """Publish a task (to ``queue_name``, else its route) once ``session`` commits; dropped on rollback.
 
     A publish that fails after commit is logged, not raised: the job row is already stored and the stalled
     job sweeper re-enqueues it, so nothing accepted is lost.
@@ -101,14 +101,14 @@ def enqueue_after_commit(session: Session, name: str, args: list[Any]) -> None:
         event.listen(session, "after_commit", _publish_pending)
         event.listen(session, "after_rollback", _drop_pending)
         session.info["pagemill_listening"] = True
-    session.info.setdefault("pagemill_pending_tasks", []).append((name, args))
+    session.info.setdefault("pagemill_pending_tasks", []).append((name, args, queue_name))
 
 
 def _publish_pending(session: Session) -> None:
-    pending: list[tuple[str, list[Any]]] = session.info.pop("pagemill_pending_tasks", [])
-    for name, args in pending:
+    pending: list[tuple[str, list[Any], str | None]] = session.info.pop("pagemill_pending_tasks", [])
+    for name, args, queue_name in pending:
         try:
-            send_task(name, args)
+            send_task(name, args, queue_name)
         except Exception:
             log.exception("publish of %s%s failed; the sweeper will re-enqueue it", name, args)
 

@@ -10,6 +10,18 @@ from pagemill.settings import OcrSettings
 
 OCR_ENGINES = ("tesseract", "rapidocr")
 
+ENGINE_POOLS: dict[str, str] = {"tesseract": "cpu", "rapidocr": "cpu"}
+"""Which worker pool runs each engine: ``cpu``, or ``gpu`` for engines that call a GPU server (the vLLM
+engine, when it comes, registers here as ``gpu``). Page tasks are routed to the queue of that name."""
+
+
+def engine_pool(name: str) -> str:
+    """The worker pool (and queue) that runs engine ``name``."""
+    if name not in ENGINE_POOLS:
+        raise ValidationFailed(f"Unknown OCR engine '{name}'.", engine=name, allowed=list(OCR_ENGINES))
+    return ENGINE_POOLS[name]
+
+
 _lock = threading.Lock()
 _engines: dict[tuple[str, str], OcrEngine] = {}
 

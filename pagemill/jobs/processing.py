@@ -21,6 +21,7 @@ from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.probe import probe_document
 from pagemill.documents.source import open_source
 from pagemill.engines.base import PageResult
+from pagemill.engines.registry import engine_pool
 from pagemill.errors import (
     PagemillError,
     ProcessingError,
@@ -91,8 +92,14 @@ def _plan(job: Job, settings: Settings) -> None:
         repo.set_planned(session, job.id, info.page_count, indices)
 
 
+def ocr_queue(options: JobOptions, settings: Settings) -> str:
+    """The queue of the pool that runs this job's OCR engine (cpu now; gpu for a GPU engine)."""
+    return engine_pool(options.engine or settings.ocr.engine)
+
+
 def _enqueue_pending(job_id: str, settings: Settings) -> None:
-    """Send tasks for every pending page: text-layer pages in chunks, OCR pages one by one."""
+    """Send tasks for every pending page: text-layer pages in chunks on the CPU queue, OCR pages one by one
+    on the queue of the pool that runs the OCR engine."""
     with session_scope() as session:
         job = repo.get_job(session, job_id)
         if job is None:
@@ -100,15 +107,12 @@ def _enqueue_pending(job_id: str, settings: Settings) -> None:
         pending = [index for index, _ in repo.pending_pages(session, job_id)]
         options = JobOptions.model_validate(job.options)
         text_first = job.kind == DocumentKind.PDF and options.ocr_mode != OcrMode.OCR
-        if not pending:
-            finalize_job_later = True
-        else:
-            finalize_job_later = False
-            size = settings.worker.pages_per_task if text_first else 1
-            for start in range(0, len(pending), size):
-                chunk = pending[start : start + size]
-                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job_id, chunk, not text_first])
-    if finalize_job_later:
+        size = settings.worker.pages_per_task if text_first else 1
+        target = queue.CPU_QUEUE if text_first else ocr_queue(options, settings)
+        for start in range(0, len(pending), size):
+            args = [job_id, pending[start : start + size], not text_first]
+            queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target)
+    if not pending:
         finalize_job(job_id)
 
 
@@ -197,8 +201,9 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
     _save(job.id, batch)
     if needs_ocr:
         with session_scope() as session:
+            target = ocr_queue(options, settings)
             for index in needs_ocr:
-                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job.id, [index], True])
+                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job.id, [index], True], target)
             repo.uncount_attempt(session, job.id, needs_ocr)
             repo.refresh_progress(session, job.id)
 

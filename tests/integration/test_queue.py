@@ -133,6 +133,13 @@ def test_each_message_goes_only_to_its_own_queue(broker: redis.Redis) -> None:
     }
 
 
+def test_page_work_can_be_routed_to_the_gpu_queue(broker: redis.Redis) -> None:
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        queue.enqueue_after_commit(session, queue.PROCESS_PAGES, ["job-1", [3], True], queue.GPU_QUEUE)
+    assert all_queue_lists(broker) == {queue.GPU_QUEUE: [(queue.PROCESS_PAGES, ["job-1", [3], True])]}
+
+
 def test_messages_carry_ids_only_as_json(broker: redis.Redis) -> None:
     with db.session_scope() as session:
         session.execute(text("SELECT 1"))

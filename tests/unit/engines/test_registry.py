@@ -49,3 +49,13 @@ def test_importing_the_registry_loads_no_engine() -> None:
         "assert 'pagemill.engines.tesseract' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_engine_names_the_pool_that_runs_it() -> None:
+    from pagemill.engines.registry import ENGINE_POOLS, OCR_ENGINES, engine_pool
+
+    assert set(ENGINE_POOLS) == set(OCR_ENGINES)
+    assert {engine_pool(name) for name in OCR_ENGINES} <= {"cpu", "gpu"}
+    assert engine_pool("tesseract") == "cpu"
+    with pytest.raises(ValidationFailed):
+        engine_pool("nonesuch")
