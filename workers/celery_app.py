@@ -7,7 +7,7 @@ import os
 import threading
 from typing import Any
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
 
 from pagemill.db import reset_engine
 from pagemill.logging import configure_logging
@@ -32,9 +32,15 @@ def _after_fork(**_: Any) -> None:
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    # Connecting here stops Celery from installing its own handlers: one format (ours) for API and workers,
+    # and no line printed twice.
+    configure_logging(get_settings())
+
+
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
-    configure_logging(get_settings())
     threading.Thread(target=_sweep_forever, name="pagemill-sweeper", daemon=True).start()
 
 
