@@ -49,7 +49,7 @@ def make_celery(settings: Settings) -> Celery:
         # there; its default 1 s poll would add a second to every hop of a job in embedded mode.
         from kombu.transport.sqlalchemy import Transport
 
-        Transport.polling_interval = 0.05
+        Transport.polling_interval = 0.1
     app.conf.update(
         task_acks_late=True,
         # Without this a worker killed by SIGKILL/OOM acks its message and the work is lost.
