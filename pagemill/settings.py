@@ -88,7 +88,7 @@ class OcrSettings(BaseModel):
 
     engine: Literal["tesseract", "rapidocr"] = Field(
         default="tesseract",
-        description="Default CPU OCR engine: tesseract; rapidocr reads photos a little better at 2.5-5x the CPU.",
+        description="Default CPU OCR engine; rapidocr reads photos a little better at 2.5-5x the CPU.",
     )
     languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
     dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for OCR.")
