@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from pagemill.settings import get_settings
+from pagemill.settings import Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Pagemill: documents in, text out.")
 config_cli = typer.Typer(no_args_is_help=True, help="Show and check settings.")
@@ -53,29 +53,56 @@ def api(
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues: ingest, cpu, gpu.")] = "ingest,cpu",
     concurrency: Annotated[
-        int | None, typer.Option(help="Worker processes (default: worker.concurrency).")
+        int | None,
+        typer.Option(
+            help="Processes (prefork) or threads. Default: CPU count; gpu-only: requests_in_flight."
+        ),
+    ] = None,
+    pool: Annotated[
+        str | None, typer.Option(help="prefork or threads. Default: threads for a gpu-only worker.")
     ] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
-    """Run a Celery worker consuming the given queues."""
+    """Run a Celery worker consuming the given queues.
+
+    A gpu-only worker calls model servers: it runs page tasks in threads, many in flight (pdfium calls are
+    serialised by a lock; the model server does the heavy work), and waits until its engine's server
+    answers with the model loaded before it takes any work.
+    """
     from workers.celery_app import app
 
     settings = get_settings()
-    argv = [
-        "worker",
-        "--queues",
-        queues,
-        "--loglevel",
-        settings.log_level,
-        "--without-gossip",
-        "--without-mingle",
-    ]
-    chosen = concurrency or settings.worker.concurrency
+    names = {name.strip() for name in queues.split(",") if name.strip()}
+    gpu_only = names == {"gpu"}
+    argv = ["worker", "--queues", queues, "--loglevel", settings.log_level]
+    argv += ["--without-gossip", "--without-mingle", "--pool", pool or ("threads" if gpu_only else "prefork")]
+    chosen = concurrency or (
+        settings.engines.vllm.requests_in_flight if gpu_only else settings.worker.concurrency
+    )
     if chosen:
         argv += ["--concurrency", str(chosen)]
+    if "gpu" in names:
+        _wait_for_model_servers(settings)
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)
+
+
+def _wait_for_model_servers(settings: Settings) -> None:
+    """Block until every configured model-server engine of the chain answers with its model loaded."""
+    import time
+
+    from pagemill.engines.registry import MODEL_ENGINES, engine_healthy
+
+    chain = [settings.engines.default, *settings.engines.fallback]
+    for name in [name for name in dict.fromkeys(chain) if name in MODEL_ENGINES]:
+        announced = False
+        while not engine_healthy(name, settings):
+            if not announced:
+                typer.echo(f"waiting for engine {name}'s server to serve its model ...", err=True)
+                announced = True
+            time.sleep(2.0)
+        typer.echo(f"engine {name} is ready", err=True)
 
 
 @cli.command()

@@ -35,6 +35,8 @@ def make_engine(settings: Settings) -> Engine:
     return create_engine(
         url,
         pool_size=settings.database.pool_size,
+        # A GPU worker runs many page threads; overflow connections close again when handed back.
+        max_overflow=max(10, settings.engines.vllm.requests_in_flight),
         pool_pre_ping=True,
         connect_args={"connect_timeout": settings.database.connect_timeout_s},
     )

@@ -16,9 +16,12 @@
     │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
     ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
     │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
-    │   └── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
+    │   ├── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
+    │   └── EngineFailed                ENGINE_FAILED         an OCR engine answered, but unusably
+    │                                                         (context too long, truncated, degenerate)
     └── TransientError (retryable)      a dependency failed; retried with backoff, 503 to clients
-        └── DependencyUnavailable       SERVICE_UNAVAILABLE   503
+        ├── DependencyUnavailable       SERVICE_UNAVAILABLE   503
+    └── EngineUnavailable           ENGINE_UNAVAILABLE    an OCR server is down or overloaded (after retries)
 
 Job failures store the same ``code`` and ``message`` on the job row, so the error a client polls for is the
 error the worker raised. Messages are written for the client: they never contain internals (paths, stack
@@ -149,3 +152,17 @@ class TransientError(PagemillError):
 class DependencyUnavailable(TransientError):
     code = "SERVICE_UNAVAILABLE"
     default_message = "A service Pagemill depends on is unavailable; try again shortly."
+
+
+class EngineFailed(ProcessingError):
+    """An OCR engine answered, but its answer cannot be used for this page; the next engine may do better."""
+
+    code = "ENGINE_FAILED"
+    default_message = "The OCR engine could not read this page."
+
+
+class EngineUnavailable(TransientError):
+    """An OCR engine's server is unreachable or overloaded, even after retries."""
+
+    code = "ENGINE_UNAVAILABLE"
+    default_message = "The OCR engine is unavailable; try again shortly."

@@ -86,10 +86,6 @@ class LimitSettings(BaseModel):
 class OcrSettings(BaseModel):
     """CPU OCR and the text-layer decision."""
 
-    engine: Literal["tesseract", "rapidocr"] = Field(
-        default="tesseract",
-        description="Default CPU OCR engine; rapidocr reads photos a little better at 2.5-5x the CPU.",
-    )
     languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
     dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for OCR.")
     detect_orientation: bool = Field(
@@ -99,6 +95,64 @@ class OcrSettings(BaseModel):
         default=16, ge=0, description="A page whose text layer has fewer usable characters goes to OCR."
     )
     timeout_s: int = Field(default=180, ge=1, description="Time allowed for OCR of one page.")
+
+
+EngineName = Literal["tesseract", "rapidocr", "vllm", "remote-openai"]
+"""Every engine that can read a page needing OCR."""
+
+
+class OpenAiEngineSettings(BaseModel):
+    """An OCR vision-language model behind an OpenAI-compatible chat completions API (vLLM or hosted)."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="Server root, e.g. http://vllm:8000 (the engine posts to /v1/chat/completions).",
+    )
+    model: str = Field(default="deepseek-ai/DeepSeek-OCR", description="Model name as the server serves it.")
+    preset: Literal["deepseek-ocr", "olmocr", "dots-ocr", "nanonets-ocr", "generic"] = Field(
+        default="generic", description="Prompt, image size, token budget and output clean-up for the model."
+    )
+    api_key: str | None = Field(default=None, description="Bearer token for the server, if it needs one.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="Timeout for connecting to the server.")
+    timeout_s: float = Field(default=300.0, gt=0, description="Timeout for one page's completion.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of transient failures (429, 503, drops).")
+    retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles, with jitter.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Output token cap (default: the preset's)."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, description="Sampling temperature (default: preset's)."
+    )
+    image_max_side: int | None = Field(
+        default=None, ge=64, description="Longest image side sent to the model, px (default: the preset's)."
+    )
+    requests_in_flight: int = Field(
+        default=32, ge=1, description="Pages a GPU worker keeps in flight (its thread pool size)."
+    )
+
+
+class EngineSettings(BaseModel):
+    """Which engine reads pages that need OCR, and what to fall back to."""
+
+    default: EngineName = Field(
+        default="tesseract",
+        description="Engine for pages without a usable text layer: tesseract, rapidocr, vllm.",
+    )
+    fallback: list[EngineName] = Field(
+        default_factory=list,
+        description="Engines tried in order when the default fails, e.g. [remote-openai].",
+    )
+    max_fallback_attempts: int = Field(
+        default=2, ge=0, description="How many fallback engines a page may try."
+    )
+    health_cache_s: float = Field(
+        default=10.0, gt=0, description="How long a GPU server health check is trusted."
+    )
+    vllm: OpenAiEngineSettings = OpenAiEngineSettings()
+    remote_openai: OpenAiEngineSettings = Field(
+        default_factory=lambda: OpenAiEngineSettings(model="gpt-4o-mini", preset="generic"),
+        description="A hosted OpenAI-compatible endpoint, named `remote-openai` in the chain.",
+    )
 
 
 class WorkerSettings(BaseModel):
@@ -143,6 +197,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     limits: LimitSettings = LimitSettings()
     ocr: OcrSettings = OcrSettings()
+    engines: EngineSettings = EngineSettings()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
 

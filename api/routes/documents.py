@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.jobs import service
 from pagemill.jobs.options import JobOptions, OcrMode, OutputFormat, validate_page_range
 from pagemill.jobs.schemas import JobOut
@@ -49,7 +50,8 @@ def submit_document(
         Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always."),
     ] = OcrMode.AUTO,
     engine: Annotated[
-        str | None, Form(description="CPU OCR engine: tesseract or rapidocr. Default: the configured one.")
+        str | None,
+        Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
     ] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
 ) -> JobOut:
@@ -67,8 +69,10 @@ def submit_document(
         ) from exc
     if not wanted:
         raise ValidationFailed("formats must name at least one format.", field="formats")
-    if engine is not None and engine not in {"tesseract", "rapidocr"}:
-        raise ValidationFailed("engine must be 'tesseract' or 'rapidocr'.", field="engine", value=engine)
+    if engine is not None and engine not in ENGINE_NAMES:
+        raise ValidationFailed(
+            f"engine must be one of {', '.join(ENGINE_NAMES)}.", field="engine", value=engine
+        )
     options = JobOptions(
         formats=list(dict.fromkeys(wanted)),
         page_range=validate_page_range(page_range),

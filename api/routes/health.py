@@ -12,6 +12,7 @@ from sqlalchemy import text
 from pagemill.db import get_engine
 from pagemill.errors import PagemillError
 from pagemill.queue import get_celery
+from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
@@ -42,6 +43,21 @@ def _check_ocr() -> None:
         raise RuntimeError("tesseract is not installed")
 
 
+def _engine_states() -> dict[str, str]:
+    """Each engine of the configured chain: ok, or why not. Informational: pages fall back to the next
+    engine, so one engine being down does not make the API unready."""
+    from pagemill.engines.registry import MODEL_ENGINES, engine_healthy
+
+    settings = get_settings()
+    states: dict[str, str] = {}
+    for name in dict.fromkeys([settings.engines.default, *settings.engines.fallback]):
+        if name in MODEL_ENGINES:
+            states[name] = "ok" if engine_healthy(name, settings) else "unavailable"
+        else:
+            states[name] = "ok" if name != "tesseract" or shutil.which("tesseract") else "not installed"
+    return states
+
+
 @router.get(
     "/ready",
     summary="Readiness",
@@ -66,6 +82,6 @@ def ready() -> JSONResponse:
     ok = all(value == "ok" for key, value in checks.items() if key != "ocr")
     return JSONResponse(
         status_code=200 if ok else 503,
-        content={"status": "ready" if ok else "not_ready", "checks": checks},
+        content={"status": "ready" if ok else "not_ready", "checks": checks, "engines": _engine_states()},
         headers=None if ok else {"Retry-After": "5"},
     )

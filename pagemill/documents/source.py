@@ -8,6 +8,7 @@ caller that skipped the probe gets errors, not gigapixel allocations.
 from __future__ import annotations
 
 import math
+import threading
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -46,6 +47,11 @@ def configure_pillow(limits: LimitSettings) -> None:
     Image.MAX_IMAGE_PIXELS = limits.max_image_pixels
     # Another library may have switched this on; a truncated scan must fail, not render half a page.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+PDFIUM_LOCK = threading.RLock()
+"""pdfium is not thread-safe: every use of it in a process that reads pages in threads (the GPU pool's
+thread workers) holds this lock. Uncontended in prefork workers, where it costs nothing."""
 
 
 def open_pdf(path: Path, password: str | None) -> pdfium.PdfDocument:
@@ -210,6 +216,10 @@ class PdfSource(DocumentSource):
     def pdf_page(self, index: int) -> pdfium.PdfPage:
         """The pdfium page at ``index``; it stays valid until a few other pages were requested or close()."""
         self._check_index(index)
+        with PDFIUM_LOCK:
+            return self._pdf_page(index)
+
+    def _pdf_page(self, index: int) -> pdfium.PdfPage:
         page = self._pages.pop(index, None)
         if page is None:
             try:
@@ -224,6 +234,10 @@ class PdfSource(DocumentSource):
 
     def render(self, index: int, dpi: int) -> Image.Image:
         """Render page ``index`` with its /Rotate applied, at ``dpi`` or less to stay within the budget."""
+        with PDFIUM_LOCK:
+            return self._render(index, dpi)
+
+    def _render(self, index: int, dpi: int) -> Image.Image:
         page = self.pdf_page(index)
         width, height = cast(tuple[float, float], page.get_size())
         scale = pdf_render_scale(width, height, dpi, self._limits.render_max_pixels)
@@ -244,9 +258,10 @@ class PdfSource(DocumentSource):
 
     def close(self) -> None:
         """Close the open pages, the form environment and the document."""
-        while self._pages:
-            self._pages.popitem()[1].close()
-        self._pdf.close()
+        with PDFIUM_LOCK:
+            while self._pages:
+                self._pages.popitem()[1].close()
+            self._pdf.close()
 
 
 def _upright(frame: Image.Image) -> Image.Image:
@@ -311,14 +326,15 @@ def open_source(
     WrongPassword, TooManyPages, ImageTooLarge).
     """
     if kind is DocumentKind.PDF:
-        pdf = open_pdf(path, password)
-        try:
-            page_count = len(pdf)
-            check_page_count(page_count, limits)
-            _init_forms(pdf)
-        except BaseException:
-            pdf.close()
-            raise
+        with PDFIUM_LOCK:
+            pdf = open_pdf(path, password)
+            try:
+                page_count = len(pdf)
+                check_page_count(page_count, limits)
+                _init_forms(pdf)
+            except BaseException:
+                pdf.close()
+                raise
         return PdfSource(pdf, page_count, limits)
     image = open_image(path, kind, limits)
     try:

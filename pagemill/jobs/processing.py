@@ -92,9 +92,11 @@ def _plan(job: Job, settings: Settings) -> None:
         repo.set_planned(session, job.id, info.page_count, indices)
 
 
-def ocr_queue(options: JobOptions, settings: Settings) -> str:
-    """The queue of the pool that runs this job's OCR engine (cpu now; gpu for a GPU engine)."""
-    return engine_pool(options.engine or settings.ocr.engine)
+def ocr_route(options: JobOptions, settings: Settings) -> tuple[str, int]:
+    """Where this job's OCR pages go: the queue of the pool that runs the first healthy engine of the
+    chain, and that engine's position in the chain."""
+    start = reading.routed_start(reading.engine_chain(options, settings), settings)
+    return engine_pool(reading.engine_chain(options, settings)[start]), start
 
 
 def _enqueue_pending(job_id: str, settings: Settings) -> None:
@@ -108,15 +110,15 @@ def _enqueue_pending(job_id: str, settings: Settings) -> None:
         options = JobOptions.model_validate(job.options)
         text_first = job.kind == DocumentKind.PDF and options.ocr_mode != OcrMode.OCR
         size = settings.worker.pages_per_task if text_first else 1
-        target = queue.CPU_QUEUE if text_first else ocr_queue(options, settings)
-        for start in range(0, len(pending), size):
-            args = [job_id, pending[start : start + size], not text_first]
+        target, chain_start = (queue.CPU_QUEUE, 0) if text_first else ocr_route(options, settings)
+        for first in range(0, len(pending), size):
+            args = [job_id, pending[first : first + size], not text_first, chain_start]
             queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target)
     if not pending:
         finalize_job(job_id)
 
 
-def process_pages(job_id: str, indices: Sequence[int], ocr: bool) -> None:
+def process_pages(job_id: str, indices: Sequence[int], ocr: bool, chain_start: int = 0) -> None:
     """Read some pages of a job; pages needing OCR found in a text-layer pass are re-enqueued one by one."""
     settings = get_settings()
     with session_scope() as session:
@@ -129,11 +131,13 @@ def process_pages(job_id: str, indices: Sequence[int], ocr: bool) -> None:
         else:
             todo = repo.pending_pages(session, job_id, indices)
     if todo:
-        _read_pages(job, todo, ocr, settings)
+        _read_pages(job, todo, ocr, settings, chain_start)
     finalize_job(job_id)
 
 
-def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Settings) -> None:
+def _read_pages(
+    job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Settings, chain_start: int = 0
+) -> None:
     options = JobOptions.model_validate(job.options)
     max_attempts = settings.worker.max_attempts
     poisoned = [index for index, attempts in todo if attempts >= max_attempts]
@@ -171,7 +175,8 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
                     needs_ocr.append(index)
                     continue
                 if result is None:
-                    result = reading.ocr_page(source, index, options.engine, settings)
+                    chain = reading.engine_chain(options, settings)
+                    result = reading.ocr_page(source, index, chain, settings, chain_start)
                 result.timings_ms["total"] = (time.perf_counter() - started) * 1000
                 batch.append((index, result, None))
             except TransientError:
@@ -201,9 +206,10 @@ def _read_pages(job: Job, todo: list[tuple[int, int]], ocr: bool, settings: Sett
     _save(job.id, batch)
     if needs_ocr:
         with session_scope() as session:
-            target = ocr_queue(options, settings)
+            target, chain_start = ocr_route(options, settings)
             for index in needs_ocr:
-                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, [job.id, [index], True], target)
+                args = [job.id, [index], True, chain_start]
+                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target)
             repo.uncount_attempt(session, job.id, needs_ocr)
             repo.refresh_progress(session, job.id)
 

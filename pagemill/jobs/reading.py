@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from pagemill.documents.source import DocumentSource
+from pagemill.documents.source import PDFIUM_LOCK, DocumentSource
 from pagemill.engines.base import PageResult
-from pagemill.engines.registry import get_ocr_engine
+from pagemill.engines.registry import engine_healthy, get_engine
 from pagemill.engines.text_layer import read_text_layer
+from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.jobs.options import JobOptions, OcrMode
 from pagemill.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def read_page_text_layer(source: DocumentSource, index: int, settings: Settings) -> PageResult | None:
@@ -18,7 +23,8 @@ def read_page_text_layer(source: DocumentSource, index: int, settings: Settings)
     if not source.is_pdf:
         return None
     started = time.perf_counter()
-    result = read_text_layer(source.pdf_page(index), min_chars=settings.ocr.text_layer_min_chars)
+    with PDFIUM_LOCK:
+        result = read_text_layer(source.pdf_page(index), min_chars=settings.ocr.text_layer_min_chars)
     if result is not None:
         result.timings_ms.setdefault("text_layer", (time.perf_counter() - started) * 1000)
     return result
@@ -29,17 +35,60 @@ def empty_text_layer_result() -> PageResult:
     return PageResult(text="", markdown="", engine="text_layer", settings={"usable_text_layer": False})
 
 
-def ocr_page(source: DocumentSource, index: int, engine_name: str | None, settings: Settings) -> PageResult:
-    """Render the page and read it with the chosen CPU OCR engine."""
+def engine_chain(options: JobOptions, settings: Settings) -> list[str]:
+    """The engines a page needing OCR may try, in order: the job's (or the default) engine, then the
+    configured fallbacks, at most ``engines.max_fallback_attempts`` of them."""
+    first = options.engine or settings.engines.default
+    rest = [name for name in dict.fromkeys(settings.engines.fallback) if name != first]
+    return [first, *rest[: settings.engines.max_fallback_attempts]]
+
+
+def routed_start(chain: list[str], settings: Settings) -> int:
+    """Where a page starts in ``chain``: the first engine that is healthy now (model servers are asked),
+    so pages go to the GPU queue only while the GPU engine can take them; the last engine as a last resort."""
+    for position, name in enumerate(chain):
+        if engine_healthy(name, settings):
+            return position
+    return len(chain) - 1
+
+
+def ocr_page(
+    source: DocumentSource, index: int, chain: list[str], settings: Settings, start: int = 0
+) -> PageResult:
+    """Render the page once and read it with the first engine of ``chain[start:]`` that succeeds.
+
+    An engine that answers unusably (EngineFailed) or stays unavailable after its own retries
+    (EngineUnavailable) hands the page to the next one; each such fallback is logged and recorded in the
+    page's settings. The last engine's error is raised.
+    """
     started = time.perf_counter()
     image = source.render(index, dpi=settings.ocr.dpi)
     rendered = time.perf_counter()
-    engine = get_ocr_engine(engine_name or settings.ocr.engine, settings.ocr)
-    result = engine.recognize(image)
-    result.timings_ms["render"] = (rendered - started) * 1000
-    result.settings.setdefault("dpi", settings.ocr.dpi)
-    result.settings.setdefault("image_size", list(image.size))
-    return result
+    fallbacks: list[dict[str, Any]] = []
+    candidates = chain[start:] or chain[-1:]
+    for position, name in enumerate(candidates):
+        try:
+            result = get_engine(name, settings).recognize(image)
+        except (EngineFailed, EngineUnavailable) as exc:
+            if position == len(candidates) - 1:
+                raise
+            fallbacks.append({"engine": name, "code": exc.code, "reason": exc.details.get("reason")})
+            log.warning(
+                "fallback: page %d: engine %s failed (%s %s); trying %s",
+                index + 1,
+                name,
+                exc.code,
+                exc.details.get("reason"),
+                candidates[position + 1],
+            )
+            continue
+        result.timings_ms["render"] = (rendered - started) * 1000
+        result.settings.setdefault("dpi", settings.ocr.dpi)
+        result.settings.setdefault("image_size", list(image.size))
+        if fallbacks:
+            result.settings["fallbacks"] = fallbacks
+        return result
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
 def read_page(source: DocumentSource, index: int, options: JobOptions, settings: Settings) -> PageResult:
@@ -52,7 +101,7 @@ def read_page(source: DocumentSource, index: int, options: JobOptions, settings:
         if result is None and options.ocr_mode == OcrMode.TEXT_LAYER:
             result = empty_text_layer_result()
     if result is None:
-        result = ocr_page(source, index, options.engine, settings)
+        result = ocr_page(source, index, engine_chain(options, settings), settings)
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return result
 

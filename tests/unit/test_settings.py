@@ -102,7 +102,7 @@ def test_configured_urls_are_used_as_given(monkeypatch: pytest.MonkeyPatch) -> N
         ("PAGEMILL_WORKER__LEASE_S", "1"),
         ("PAGEMILL_LIMITS__MAX_PAGES", "0"),
         ("PAGEMILL_OCR__DPI", "1200"),
-        ("PAGEMILL_OCR__ENGINE", "easyocr"),
+        ("PAGEMILL_ENGINES__DEFAULT", "easyocr"),
         ("PAGEMILL_BROKER__VISIBILITY_TIMEOUT_S", "10"),
         ("PAGEMILL_LOG_JSON", "maybe"),
     ],

@@ -27,6 +27,6 @@ def ingest_job(self: Task, job_id: str) -> None:
 
 
 @app.task(name=queue.PROCESS_PAGES, bind=True, **_RETRY)
-def process_pages(self: Task, job_id: str, indices: list[int], ocr: bool) -> None:
-    """Read some pages of a job."""
-    processing.process_pages(job_id, indices, ocr)
+def process_pages(self: Task, job_id: str, indices: list[int], ocr: bool, chain_start: int = 0) -> None:
+    """Read some pages of a job (``chain_start``: where OCR pages start in the engine chain)."""
+    processing.process_pages(job_id, indices, ocr, chain_start)

@@ -52,10 +52,10 @@ def test_importing_the_registry_loads_no_engine() -> None:
 
 
 def test_every_engine_names_the_pool_that_runs_it() -> None:
-    from pagemill.engines.registry import ENGINE_POOLS, OCR_ENGINES, engine_pool
+    from pagemill.engines.registry import ENGINE_NAMES, ENGINE_POOLS, OCR_ENGINES, engine_pool
 
-    assert set(ENGINE_POOLS) == set(OCR_ENGINES)
-    assert {engine_pool(name) for name in OCR_ENGINES} <= {"cpu", "gpu"}
-    assert engine_pool("tesseract") == "cpu"
+    assert set(ENGINE_POOLS) == set(ENGINE_NAMES)
+    assert {engine_pool(name) for name in OCR_ENGINES} == {"cpu"}
+    assert engine_pool("vllm") == "gpu" and engine_pool("remote-openai") == "gpu"
     with pytest.raises(ValidationFailed):
         engine_pool("nonesuch")
