@@ -37,7 +37,7 @@ def clean_generic(text: str) -> str:
 # --- DeepSeek-OCR -----------------------------------------------------------------------------------------
 
 # With skip_special_tokens=false (needed to keep the grounding tags) the end-of-sentence token comes back too.
-_DEEPSEEK_SPECIAL = re.compile(r"<｜end▁of▁sentence｜>|<\|end▁of▁sentence\|>")
+_DEEPSEEK_SPECIAL = re.compile("<\uff5cend\u2581of\u2581sentence\uff5c>|<\\|end\u2581of\u2581sentence\\|>")
 _DEEPSEEK_GROUNDING = re.compile(r"<\|ref\|>(.*?)<\|/ref\|>\s*<\|det\|>(.*?)<\|/det\|>[ \t]*\n?", re.DOTALL)
 
 
@@ -161,13 +161,13 @@ class ModelPreset:
     size_multiple: int = 1
     """Round both image sides to a multiple of this (28 for dots.ocr, so its boxes are in our pixels)."""
     extra_body: Mapping[str, Any] = field(default_factory=_frozen)
-    """Extra request fields (vLLM sampling extensions); hosted OpenAI rejects unknown ones, so generic has none."""
+    """Extra request fields (vLLM extensions); hosted OpenAI rejects unknown ones, so generic has none."""
     postprocess: Callable[[str], str] = clean_generic
     lines: Callable[[str, int, int], list[TextLine]] | None = None
     """Text lines with boxes from the raw answer, for models that ground their output."""
 
 
-# DeepSeek-OCR: prompt from the model card / DeepSeek-OCR README ("<image>\n<|grounding|>Convert the document to
+# DeepSeek-OCR: prompt from its model card and README ("<image>\n<|grounding|>Convert the document to
 # markdown."; the chat API places the image itself, so "<image>\n" is left out). Sampling from the vLLM recipe
 # (docs.vllm.ai/projects/recipes/en/latest/DeepSeek/DeepSeek-OCR.html): temperature 0, max_tokens 8192,
 # skip_special_tokens=false, and the n-gram no-repeat logits processor's arguments (used when the server runs
@@ -190,12 +190,13 @@ DEEPSEEK_OCR = ModelPreset(
 )
 
 # olmOCR-2: build_no_anchoring_v4_yaml_prompt() in allenai/olmocr olmocr/prompts/prompts.py, verbatim ("LateX"
-# is theirs); its pipeline renders the longest side at 1288 px, starts at temperature 0.1 and allows 8000 tokens.
+# is theirs); its pipeline renders the longest side at 1288 px, starts at temperature 0.1, allows 8000 tokens.
 OLMOCR = ModelPreset(
     name="olmocr",
     prompt=(
-        "Attached is one page of a document that you must process. Just return the plain text representation "
-        "of this document as if you were reading it naturally. Convert equations to LateX and tables to HTML.\n"
+        "Attached is one page of a document that you must process. Just return the plain text "
+        "representation of this document as if you were reading it naturally. "
+        "Convert equations to LateX and tables to HTML.\n"
         "If there are any figures or charts, label them with the following markdown syntax "
         "![Alt text describing the contents of the figure](page_startx_starty_width_height.png)\n"
         "Return your output as markdown, with a front matter section on top specifying values for the "
@@ -208,7 +209,7 @@ OLMOCR = ModelPreset(
 )
 
 # dots.ocr: "prompt_layout_all_en" from rednote-hilab/dots.ocr dots_ocr/utils/prompts.py, with the
-# "<|img|><|imgpad|><|endofimg|>" prefix its inference_with_vllm() adds (without it vLLM v1 inserts a newline).
+# "<|img|><|imgpad|><|endofimg|>" prefix its inference_with_vllm() adds (else vLLM v1 inserts a newline).
 # Sampling from that function (temperature 0.1, top_p 0.9); pages are rendered at 200 DPI there, ~1700x2200.
 DOTS_OCR = ModelPreset(
     name="dots-ocr",

@@ -160,7 +160,7 @@ def _read_pages(
     with open_source(
         path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
     ) as source:
-        for index in indices:
+        for position, index in enumerate(indices):
             if check_each_page and _cancelled(job.id):
                 break
             if retried:
@@ -180,6 +180,13 @@ def _read_pages(
                 result.timings_ms["total"] = (time.perf_counter() - started) * 1000
                 batch.append((index, result, None))
             except TransientError:
+                # Not a crash: the pages this task counted but did not finish get their attempt back, so a
+                # retried outage does not end as WORKER_CRASHED. What was read so far is kept.
+                _save(job.id, batch)
+                with session_scope() as session:
+                    repo.uncount_attempt(
+                        session, job.id, [i for i in indices[position:] if i not in needs_ocr]
+                    )
                 raise
             except SoftTimeLimitExceeded:
                 # The task is out of time: record this page as timed out, keep what is done, and end the
@@ -252,6 +259,14 @@ def _save(job_id: str, batch: list[tuple[int, PageResult | None, PagemillError |
         repo.finish_pages(session, job_id, PageState.DONE, done)
         repo.finish_pages(session, job_id, PageState.FAILED, failed)
         repo.refresh_progress(session, job_id)
+
+
+def fail_pending_pages(job_id: str, indices: Sequence[int], error: PagemillError) -> None:
+    """Give up on pages after their task's retries ran out (e.g. every engine stayed unavailable)."""
+    with session_scope() as session:
+        pending = [index for index, _ in repo.pending_pages(session, job_id, indices)]
+    _save(job_id, [(index, None, error) for index in pending])
+    finalize_job(job_id)
 
 
 def finalize_job(job_id: str) -> None:

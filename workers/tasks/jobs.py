@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Task
 
 from pagemill import queue
-from pagemill.errors import TransientError
+from pagemill.errors import EngineUnavailable, TransientError
 from pagemill.jobs import processing
 from pagemill.queue import get_celery
 
@@ -29,4 +29,12 @@ def ingest_job(self: Task, job_id: str) -> None:
 @app.task(name=queue.PROCESS_PAGES, bind=True, **_RETRY)
 def process_pages(self: Task, job_id: str, indices: list[int], ocr: bool, chain_start: int = 0) -> None:
     """Read some pages of a job (``chain_start``: where OCR pages start in the engine chain)."""
-    processing.process_pages(job_id, indices, ocr, chain_start)
+    try:
+        processing.process_pages(job_id, indices, ocr, chain_start)
+    except EngineUnavailable as exc:
+        if self.request.retries >= _RETRY["max_retries"]:
+            # Every engine of the chain stayed unavailable through all retries: the pages fail with that
+            # code instead of waiting for the sweeper forever.
+            processing.fail_pending_pages(job_id, indices, exc)
+            return
+        raise

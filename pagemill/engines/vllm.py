@@ -1,0 +1,558 @@
+"""OCR through a vision-language model behind an OpenAI-compatible chat completions API (vLLM, or hosted).
+
+One page is one ``POST {base_url}/v1/chat/completions`` with the page as a base64 JPEG data URL. The engine
+is called from many worker threads at once (``requests_in_flight``), so it shares one ``httpx.Client``
+(thread-safe, keep-alive pool sized to the threads), created on first use rather than at import.
+
+What the server answers is mapped onto Pagemill's errors so the fallback chain can act on it:
+
+=============================================  ================  ============================================
+Answer                                         Retried           Raised after that
+=============================================  ================  ============================================
+429 / 502 / 503 / 504, connection refused,     yes: max_retries  EngineUnavailable {status or reason,
+dropped connection, timeouts                   backoff + jitter  attempts}
+400 "maximum context length" and the like      no                EngineFailed {reason: context_length}
+401 / 403                                      no                EngineFailed {reason: unauthorized}
+404 (model not served)                         no                EngineFailed {reason: model_not_found}
+other 4xx                                      no                EngineFailed {reason: bad_request}
+other 5xx (500 ...)                            no                EngineFailed {reason: server_error}
+200, finish_reason "length"                    no                EngineFailed {reason: truncated}
+200, finish_reason "content_filter"            no                EngineFailed {reason: content_filter}
+200, not JSON / no choices[0].message          no                EngineFailed {reason: malformed_response}
+200, degenerate repetition                     no                EngineFailed {reason: degenerate_repetition}
+200, empty content                             no                a blank page: empty text, settings.empty
+=============================================  ================  ============================================
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import html
+import io
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import httpx
+from PIL import Image
+
+from pagemill.engines.base import PageResult, TextLine
+from pagemill.engines.vllm_presets import ModelPreset, get_preset
+from pagemill.errors import EngineFailed, EngineUnavailable
+from pagemill.settings import OpenAiEngineSettings
+
+logger = logging.getLogger("pagemill.engines.vllm")
+
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+MAX_BACKOFF_S = 60.0
+"""No single wait between retries is longer than this, whatever Retry-After or the doubling says."""
+HEALTH_TIMEOUT_S = 5.0
+
+_CONTEXT_LENGTH = re.compile(
+    r"context length|maximum context|context window|max_model_len|maximum model length|"
+    r"longer than the maximum|prompt is too long|too many tokens",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHealth:
+    """Whether the server answers and serves the configured model."""
+
+    ok: bool
+    detail: str
+    models: list[str] = field(default_factory=list)
+
+
+class _Transient(Exception):
+    """One failed attempt that may pass: an overload status or a transport failure."""
+
+    def __init__(self, reason: str, *, status: int | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+# --- Pure helpers -----------------------------------------------------------------------------------------
+
+_WORD = re.compile(r"\w+")
+_TAG = re.compile(r"<[^>]{0,200}>")
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+
+LINE_MIN_ALNUM = 12
+"""A line must carry at least this many letters/digits to count for the repeated-line rule."""
+LINE_MIN_RUN = 16
+"""That many consecutive identical lines (blank lines between ignored) is a loop."""
+NGRAM_MAX_PERIOD = 50
+"""Longest repeated unit looked for, in words."""
+NGRAM_MIN_REPEATS = 12
+NGRAM_MIN_UNIT_CHARS = 12
+NGRAM_MIN_REGION_CHARS = 400
+"""A unit of >= 12 word characters repeated back to back >= 12 times over >= 400 characters is a loop."""
+NGRAM_MANY_REPEATS = 100
+"""Short units (a word, "No No No …") only count when repeated this often and containing a letter."""
+
+
+def detect_repetition(text: str) -> bool:
+    """True when ``text`` looks like a VLM generation loop rather than a page.
+
+    Markup is ignored first (HTML tags, LaTeX commands, table pipes and other punctuation), so empty table
+    cells, ``<td></td>`` runs and ``\\hline`` rows never count. Then either rule flags a loop:
+
+    * the same line (>= ``LINE_MIN_ALNUM`` letters/digits) ``LINE_MIN_RUN`` times in a row;
+    * a unit of 1..``NGRAM_MAX_PERIOD`` words repeated back to back: >= ``NGRAM_MIN_REPEATS`` times when it
+      has >= ``NGRAM_MIN_UNIT_CHARS`` word characters and the run covers >= ``NGRAM_MIN_REGION_CHARS``; or
+      >= ``NGRAM_MANY_REPEATS`` times for any unit containing a letter (digit-only units are tables of zeros).
+
+    Real pages repeat short cells ("Yes", "0.00", "N/A") and short lines, but not a sentence or a full row a
+    dozen times over hundreds of characters; thresholds lean towards letting a page through, since a loop
+    that runs to the token limit is caught as ``truncated`` anyway.
+    """
+    plain = _LATEX_COMMAND.sub(" ", _TAG.sub(" ", text))
+    if _repeated_line(plain):
+        return True
+    words = _WORD.findall(plain)
+    return _repeated_ngram(words)
+
+
+def _repeated_line(plain: str) -> bool:
+    previous, run = "", 0
+    for raw in plain.splitlines():
+        line = " ".join(_WORD.findall(raw))
+        if not line:
+            continue
+        if line == previous:
+            run += 1
+        else:
+            previous, run = line, 1
+        if run >= LINE_MIN_RUN and sum(c.isalnum() for c in line) >= LINE_MIN_ALNUM:
+            return True
+    return False
+
+
+def _repeated_ngram(words: list[str]) -> bool:
+    n = len(words)
+    for period in range(1, min(NGRAM_MAX_PERIOD, n // 2) + 1):
+        run_start, run = 0, 0
+        # run counts positions i where words[i] == words[i + period]; run >= k * period means k + 1 copies.
+        for i in range(n - period):
+            if words[i] == words[i + period]:
+                if run == 0:
+                    run_start = i
+                run += 1
+                if run >= period * (NGRAM_MIN_REPEATS - 1) and _is_loop(words, run_start, period, run):
+                    return True
+            else:
+                run = 0
+    return False
+
+
+def _is_loop(words: list[str], start: int, period: int, run: int) -> bool:
+    unit = words[start : start + period]
+    unit_chars = sum(len(w) for w in unit)
+    repeats = run // period + 1
+    if unit_chars >= NGRAM_MIN_UNIT_CHARS and unit_chars * repeats >= NGRAM_MIN_REGION_CHARS:
+        return True
+    return repeats >= NGRAM_MANY_REPEATS and any(c.isalpha() for w in unit for c in w)
+
+
+_MD_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+_MD_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.MULTILINE)
+_MD_EMPHASIS = re.compile(r"(\*\*|__|~~)(.+?)\1|(?<![\w*])\*(?!\s)([^*\n]+?)\*(?!\w)")
+_MD_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_MD_FENCE = re.compile(r"^\s*```.*$", re.MULTILINE)
+
+
+def markdown_to_text(markdown: str) -> str:
+    """Plain text from model markdown: no heading marks, emphasis, links, fences or table syntax.
+
+    HTML tables (olmOCR, dots.ocr, Nanonets) become one line per row with tab-separated cells, as do
+    markdown tables; other tags are dropped and entities decoded. LaTeX is kept: it is the text of a formula.
+    """
+    text = re.sub(r"</t[dh]>\s*", "\t", markdown, flags=re.IGNORECASE)
+    text = re.sub(r"</tr>\s*|<br\s*/?>", "\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"<img>(.*?)</img>", r"\1", text, flags=re.IGNORECASE | re.DOTALL)
+    text = _TAG.sub("", text)
+    text = _MD_FENCE.sub("", text)
+    text = _MD_IMAGE.sub(r"\1", text)
+    text = _MD_LINK.sub(r"\1", text)
+    text = _MD_HEADING.sub("", text)
+    text = _MD_EMPHASIS.sub(lambda m: m.group(2) or m.group(3) or "", text)
+    lines: list[str] = []
+    for line in text.splitlines():
+        if _MD_TABLE_RULE.match(line):
+            continue
+        stripped = line.strip()
+        if stripped.startswith("|") and stripped.endswith("|") and len(stripped) > 1:
+            line = "\t".join(cell.strip() for cell in stripped[1:-1].split("|"))
+        lines.append(line.rstrip(" \t"))
+    text = html.unescape("\n".join(lines))
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def _scaled(image: Image.Image, max_side: int, multiple: int) -> Image.Image:
+    width, height = image.size
+    scale = min(1.0, max_side / max(width, height))
+    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+    if multiple > 1:
+        new_w = max(multiple, round(new_w / multiple) * multiple)
+        new_h = max(multiple, round(new_h / multiple) * multiple)
+    if (new_w, new_h) == (width, height):
+        return image
+    # reducing_gap: a cheap box reduce first, then bilinear — near-Lanczos quality at a fraction of the CPU.
+    return image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def _as_encodable(image: Image.Image) -> Image.Image:
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas are paper: flatten onto white rather than the black PIL would give.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, "white")
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("L" if image.mode in ("1", "I", "I;16", "F") else "RGB")
+
+
+def encode_image(image: Image.Image, preset: ModelPreset, max_side: int) -> tuple[str, tuple[int, int]]:
+    """The page as a ``data:`` URL for the model, and the size actually sent."""
+    prepared = _scaled(_as_encodable(image), max_side, preset.size_multiple)
+    buffer = io.BytesIO()
+    if preset.image_format == "png":
+        # compress_level 1: PNG's default level costs several times the CPU for a few percent of bytes.
+        prepared.save(buffer, format="PNG", compress_level=1)
+        mime = "image/png"
+    else:
+        prepared.save(buffer, format="JPEG", quality=preset.jpeg_quality)
+        mime = "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", prepared.size
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str]:
+    """(message, code) from an error body: vLLM's ``{"message"}`` or OpenAI's ``{"error": {...}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500], ""
+    if isinstance(body, dict):
+        error = body.get("error")
+        source = error if isinstance(error, dict) else body
+        message = source.get("message") or (error if isinstance(error, str) else "")
+        return str(message)[:500], str(source.get("code") or "")
+    return str(body)[:500], ""
+
+
+def _root_url(base_url: str) -> str:
+    # Accept the OpenAI-client convention "http://host:8000/v1" as well as the server root.
+    root = base_url.rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+# --- The engine -------------------------------------------------------------------------------------------
+
+
+class OpenAiCompatibleEngine:
+    """A page OCR engine backed by an OpenAI-compatible chat completions server."""
+
+    def __init__(
+        self,
+        settings: OpenAiEngineSettings,
+        *,
+        name: str = "vllm",
+        preset: ModelPreset | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``preset`` overrides ``settings.preset``; ``transport``, ``sleep`` and ``rng`` are for tests."""
+        self.name = name
+        self.settings = settings
+        self.preset = preset or get_preset(settings.preset)
+        self._transport = transport
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    # Configuration in force: settings override the preset.
+    @property
+    def max_tokens(self) -> int:
+        """Output token cap sent with each page."""
+        return self.settings.max_tokens or self.preset.max_tokens
+
+    @property
+    def temperature(self) -> float:
+        """Sampling temperature sent with each page."""
+        t = self.settings.temperature
+        return self.preset.temperature if t is None else t
+
+    @property
+    def image_max_side(self) -> int:
+        """Longest image side sent, px."""
+        return self.settings.image_max_side or self.preset.image_max_side
+
+    @property
+    def model(self) -> str:
+        """The model name the server is asked for."""
+        return self.settings.model
+
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    in_flight = self.settings.requests_in_flight
+                    headers = (
+                        {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+                    )
+                    self._client = httpx.Client(
+                        transport=self._transport,
+                        headers=headers,
+                        timeout=httpx.Timeout(
+                            self.settings.timeout_s, connect=self.settings.connect_timeout_s
+                        ),
+                        # One connection per thread in flight, plus a few for health checks.
+                        limits=httpx.Limits(
+                            max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4
+                        ),
+                    )
+        return self._client
+
+    def close(self) -> None:
+        """Close the connection pool (a later call opens a new one)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> OpenAiCompatibleEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _url(self, path: str) -> str:
+        if not self.settings.base_url:
+            raise EngineUnavailable(
+                "The OCR engine is not configured.", engine=self.name, reason="not_configured", attempts=0
+            )
+        return f"{_root_url(self.settings.base_url)}{path}"
+
+    # --- Health ---------------------------------------------------------------------------------------------
+
+    def check(self) -> EngineHealth:
+        """``GET /v1/models`` with a short timeout; ok only when the model is listed. Never raises."""
+        if not self.settings.base_url:
+            return EngineHealth(ok=False, detail="base_url is not set")
+        url = self._url("/v1/models")
+        timeout = httpx.Timeout(
+            HEALTH_TIMEOUT_S, connect=min(self.settings.connect_timeout_s, HEALTH_TIMEOUT_S)
+        )
+        try:
+            response = self._http().get(url, timeout=timeout)
+        except httpx.HTTPError as exc:
+            return EngineHealth(ok=False, detail=f"unreachable: {type(exc).__name__}")
+        if response.status_code != 200:
+            return EngineHealth(ok=False, detail=f"HTTP {response.status_code}")
+        try:
+            data = response.json()["data"]
+            models = [str(m["id"]) for m in data]
+        except (ValueError, KeyError, TypeError):
+            return EngineHealth(ok=False, detail="malformed /v1/models response")
+        if self.model not in models:
+            return EngineHealth(ok=False, detail=f"model {self.model!r} is not served", models=models)
+        return EngineHealth(ok=True, detail="ready", models=models)
+
+    # --- Recognition ----------------------------------------------------------------------------------------
+
+    def build_request(self, data_url: str) -> dict[str, Any]:
+        """The chat completions body for one page image."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        # Image first: Nanonets' prompt says "the above document"; dots.ocr sends it so too.
+                        {"type": "image_url", "image_url": {"url": data_url}},
+                        {"type": "text", "text": self.preset.prompt},
+                    ],
+                }
+            ],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+        for key, value in self.preset.extra_body.items():
+            body[key] = _copy_json(value)
+        return body
+
+    def recognize(self, image: Image.Image) -> PageResult:
+        """Read one page image; raises EngineFailed or EngineUnavailable as the module docstring tabulates."""
+        url = self._url("/v1/chat/completions")
+        started = time.perf_counter()
+        data_url, (width, height) = encode_image(image, self.preset, self.image_max_side)
+        encoded = time.perf_counter()
+        body = self.build_request(data_url)
+        del data_url  # a page is megabytes of base64; do not keep two copies alive across the request
+        response, attempts = self._post_with_retries(url, body)
+        finished = time.perf_counter()
+        raw, finish_reason = self._parse(response)
+        settings: dict[str, Any] = {
+            "preset": self.preset.name,
+            "image_size": [width, height],
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "attempts": attempts,
+        }
+        if finish_reason == "length":
+            self._fail("the answer was cut off at max_tokens", "truncated", max_tokens=self.max_tokens)
+        if finish_reason == "content_filter":
+            self._fail("the server filtered the answer", "content_filter")
+        markdown = self.preset.postprocess(raw) if raw else ""
+        if markdown and detect_repetition(markdown):
+            self._fail("the answer repeats itself (generation loop)", "degenerate_repetition")
+        lines: list[TextLine] = []
+        if raw and self.preset.lines is not None:
+            lines = self.preset.lines(raw, width, height)
+        if not markdown.strip():
+            # A blank page legitimately reads as nothing; flag it so it can be told from a lost answer.
+            settings["empty"] = True
+        return PageResult(
+            text=markdown_to_text(markdown),
+            markdown=markdown,
+            engine=self.name,
+            lines=lines,
+            model=self.model,
+            settings=settings,
+            timings_ms={
+                "encode": (encoded - started) * 1000.0,
+                "request": (finished - encoded) * 1000.0,
+            },
+        )
+
+    def _fail(self, why: str, reason: str, **details: Any) -> NoReturn:
+        logger.warning("engine %s: page failed: %s (%s)", self.name, why, reason)
+        raise EngineFailed(
+            f"The OCR engine could not read this page: {why}.", engine=self.name, reason=reason, **details
+        )
+
+    def _post_with_retries(self, url: str, body: dict[str, Any]) -> tuple[httpx.Response, int]:
+        attempts_allowed = self.settings.max_retries + 1
+        for attempt in range(1, attempts_allowed + 1):
+            try:
+                return self._post_once(url, body), attempt
+            except _Transient as exc:
+                if attempt >= attempts_allowed:
+                    logger.error(
+                        "engine %s: unavailable after %d attempts: %s", self.name, attempt, exc.reason
+                    )
+                    details: dict[str, Any] = {"engine": self.name, "reason": exc.reason, "attempts": attempt}
+                    if exc.status is not None:
+                        details["status"] = exc.status
+                    raise EngineUnavailable(
+                        "The OCR engine is unavailable or overloaded; try again shortly.", **details
+                    ) from exc
+                delay = self._backoff(attempt, exc.retry_after_s)
+                logger.warning(
+                    "engine %s: attempt %d/%d failed (%s); retrying in %.2fs",
+                    self.name,
+                    attempt,
+                    attempts_allowed,
+                    exc.reason,
+                    delay,
+                )
+                (self._sleep or time.sleep)(delay)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
+        """Full jitter over an exponential ceiling; a server's Retry-After wins (both capped)."""
+        if retry_after_s is not None:
+            return min(retry_after_s, MAX_BACKOFF_S)
+        ceiling = min(self.settings.retry_backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
+        return self._rng.uniform(0.0, ceiling)
+
+    def _post_once(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        try:
+            response = self._http().post(url, json=body)
+        except httpx.ConnectError as exc:
+            raise _Transient("connection_refused") from exc
+        except httpx.TimeoutException as exc:
+            raise _Transient(
+                "connect_timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
+            ) from exc
+        except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:
+            raise _Transient("connection_dropped") from exc
+        except httpx.HTTPError as exc:
+            # A bad base_url (unsupported scheme, proxy trouble): no page gets through; not a page error.
+            logger.error("engine %s: request failed: %s", self.name, exc)
+            raise EngineUnavailable(
+                "The OCR engine cannot be reached.", engine=self.name, reason=type(exc).__name__, attempts=1
+            ) from exc
+        status = response.status_code
+        if status == 200:
+            return response
+        if status in TRANSIENT_STATUS:
+            retry_after = (
+                parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+            )
+            raise _Transient(f"HTTP {status}", status=status, retry_after_s=retry_after)
+        message, code = _error_message(response)
+        if status == 400 and (code == "context_length_exceeded" or _CONTEXT_LENGTH.search(message)):
+            reason = "context_length"
+        elif status in (401, 403):
+            reason = "unauthorized"
+        elif status == 404:
+            reason = "model_not_found"
+        elif 400 <= status < 500:
+            reason = "bad_request"
+        else:
+            reason = "server_error"
+        self._fail(f"the server answered HTTP {status}", reason, status=status, server_message=message)
+
+    def _parse(self, response: httpx.Response) -> tuple[str, str | None]:
+        """(content, finish_reason) of ``choices[0]``; content None reads as empty."""
+        try:
+            choice = response.json()["choices"][0]
+            message = choice["message"]
+            content = message.get("content")
+            finish_reason = choice.get("finish_reason")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            self._fail("the server's answer is not a chat completion", "malformed_response")
+        if content is not None and not isinstance(content, str):
+            self._fail("the answer's content is not text", "malformed_response")
+        if finish_reason is not None and not isinstance(finish_reason, str):
+            self._fail("the answer's finish_reason is not text", "malformed_response")
+        return content or "", finish_reason
+
+
+def _copy_json(value: Any) -> Any:
+    # Presets are shared by every thread: hand each request its own copy of nested lists and dicts.
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(v) for v in value]
+    return value
