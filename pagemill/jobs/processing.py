@@ -183,10 +183,9 @@ def _read_pages(
                 # Not a crash: the pages this task counted but did not finish get their attempt back, so a
                 # retried outage does not end as WORKER_CRASHED. What was read so far is kept.
                 _save(job.id, batch)
+                counted = [index] if retried else [*indices[position:], *needs_ocr]
                 with session_scope() as session:
-                    repo.uncount_attempt(
-                        session, job.id, [i for i in indices[position:] if i not in needs_ocr]
-                    )
+                    repo.uncount_attempt(session, job.id, counted)
                 raise
             except SoftTimeLimitExceeded:
                 # The task is out of time: record this page as timed out, keep what is done, and end the
