@@ -17,6 +17,7 @@ BENCHMARKS = {
     "born_digital": "1,000-page born-digital PDF end to end vs. pdftotext and pypdfium2 (+ distributed mode)",
     "cpu_ocr": "scanned pages through the service vs. Tesseract run directly, same cores",
     "cpu_ocr_rapidocr": "the same with RapidOCR (the default engine), fewer pages: it is slower",
+    "gpu_saturation": "scanned pages through the GPU path vs. the vLLM simulator's known capacity",
     "memory": "worker peak RSS on a 10,000-page PDF; API RSS during a 1 GiB upload",
 }
 

@@ -428,13 +428,14 @@ class OpenAiCompatibleEngine:
             "temperature": self.temperature,
             "attempts": attempts,
         }
-        if finish_reason == "length":
-            self._fail("the answer was cut off at max_tokens", "truncated", max_tokens=self.max_tokens)
         if finish_reason == "content_filter":
             self._fail("the server filtered the answer", "content_filter")
         markdown = self.preset.postprocess(raw) if raw else ""
+        # A generation loop usually runs into max_tokens too; naming the loop says more than "truncated".
         if markdown and detect_repetition(markdown):
             self._fail("the answer repeats itself (generation loop)", "degenerate_repetition")
+        if finish_reason == "length":
+            self._fail("the answer was cut off at max_tokens", "truncated", max_tokens=self.max_tokens)
         lines: list[TextLine] = []
         if raw and self.preset.lines is not None:
             lines = self.preset.lines(raw, width, height)

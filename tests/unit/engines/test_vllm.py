@@ -354,6 +354,14 @@ def test_truncated_answer_fails(page: Image.Image) -> None:
     assert caught.value.details["reason"] == "truncated" and len(server.requests) == 1
 
 
+def test_a_loop_cut_off_at_max_tokens_is_named_a_loop(page: Image.Image) -> None:
+    looping = "\n".join(["The same sentence is generated again and again."] * 200)
+    server = Server(ok(looping, finish_reason="length"))
+    with pytest.raises(EngineFailed) as caught:
+        make_engine(server).recognize(page)
+    assert caught.value.details["reason"] == "degenerate_repetition"
+
+
 def test_content_filter_fails(page: Image.Image) -> None:
     with pytest.raises(EngineFailed) as caught:
         make_engine(Server(ok("", finish_reason="content_filter"))).recognize(page)

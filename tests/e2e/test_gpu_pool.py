@@ -1,0 +1,205 @@
+"""The GPU pool end to end: OCR pages go to a thread-pool worker that calls a vLLM-compatible server
+(the simulator, answering with real Tesseract text); failures fall back down the engine chain; text-layer
+pages never touch the GPU; a down server routes pages to the CPU pool; kill -9 mid-batch loses nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.stack import TEST_LIMITS, Stack, migrate
+from tests.support import documents
+from tests.support.services import (
+    ManagedProcess,
+    S3Server,
+    distributed_env,
+    free_port,
+    pagemill_api,
+    pagemill_worker,
+)
+from tests.support.simulator import SimulatorHandle, vllm_simulator
+
+pytestmark = pytest.mark.e2e
+
+TEXT = "Quarterly invoice total\nPayment due in thirty days"
+
+
+@dataclass
+class GpuStack(Stack):
+    """A stack whose OCR pages go to a separate GPU worker (a thread pool)."""
+
+    gpu_worker: ManagedProcess | None = None
+
+
+@contextlib.contextmanager
+def gpu_stack(env: dict[str, str], *, gpu_worker: bool = True) -> Iterator[GpuStack]:
+    """API + a CPU worker (ingest, cpu) + a GPU worker (gpu, threads) on ``env``."""
+    full_env = {**TEST_LIMITS, **env}
+    migrate(full_env)
+    with contextlib.ExitStack() as stack:
+        cpu = stack.enter_context(pagemill_worker(full_env, queues="ingest,cpu", concurrency=1))
+        gpu = (
+            stack.enter_context(pagemill_worker(full_env, queues="gpu", concurrency=4))
+            if gpu_worker
+            else None
+        )
+        api, base_url = stack.enter_context(pagemill_api(full_env))
+        running = GpuStack(base_url=base_url, env=full_env, worker=cpu, api=api, gpu_worker=gpu)
+        yield running
+        running.client.close()
+
+
+def engine_env(pg_url: str, redis_url: str, s3: S3Server, base_url: str) -> dict[str, str]:
+    return {
+        **distributed_env(pg_url, redis_url, s3, bucket="pagemill-gpu"),
+        "PAGEMILL_ENGINES__DEFAULT": "vllm",
+        "PAGEMILL_ENGINES__FALLBACK": '["tesseract"]',
+        "PAGEMILL_ENGINES__VLLM__BASE_URL": base_url,
+        "PAGEMILL_ENGINES__VLLM__MAX_RETRIES": "2",
+        "PAGEMILL_ENGINES__VLLM__RETRY_BACKOFF_S": "0.05",
+        "PAGEMILL_ENGINES__HEALTH_CACHE_S": "1",
+        "PAGEMILL_WORKER__LEASE_S": "6",
+    }
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimulatorHandle]:
+    with vllm_simulator(ocr="tesseract", max_num_seqs=4, prefill_ms=20, ms_per_token=0.2) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def gpu(pg_url: str, redis_url: str, s3: S3Server, sim: SimulatorHandle) -> Iterator[GpuStack]:
+    with gpu_stack(engine_env(pg_url, redis_url, s3, sim.base_url)) as stack:
+        yield stack
+
+
+@pytest.fixture(autouse=True)
+def _clean_faults(sim: SimulatorHandle) -> None:
+    sim.set_faults(
+        drop=0,
+        overload_503=0,
+        rate_limit_429=0,
+        context_length_400=0,
+        truncate=0,
+        repeat=0,
+        empty=0,
+        slow_ms=0,
+    )
+
+
+def page(stack: Stack, job_id: str, number: int = 1) -> dict[str, Any]:
+    body: dict[str, Any] = stack.client.get(f"/api/v1/jobs/{job_id}/pages/{number}").json()
+    return body
+
+
+def completed(sim: SimulatorHandle) -> int:
+    return int(sim.stats()["completed"])
+
+
+def test_scanned_pages_are_read_by_the_gpu_engine(gpu: Stack, sim: SimulatorHandle, docs: Path) -> None:
+    before = completed(sim)
+    pdf = documents.make_scanned_pdf(docs / "scan.pdf", [TEXT, "Second page of the scan", "Third and last"])
+    job = gpu.wait(gpu.submit_ok(pdf), timeout=120)
+    assert job["state"] == "succeeded", job
+    pages = [page(gpu, job["id"], n) for n in (1, 2, 3)]
+    assert {p["engine"] for p in pages} == {"vllm"}
+    assert {p["model"] for p in pages} == {sim.model}
+    assert "quarterly invoice total" in pages[0]["text"].lower()
+    assert "third and last" in pages[2]["text"].lower()
+    assert completed(sim) - before == 3
+    ready = gpu.client.get("/api/v1/health/ready").json()
+    assert ready["engines"] == {"vllm": "ok", "tesseract": "ok"}
+
+
+def test_text_layer_pages_never_touch_the_gpu(gpu: Stack, sim: SimulatorHandle, docs: Path) -> None:
+    before = completed(sim)
+    pdf = documents.make_text_pdf(
+        docs / "digital.pdf", ["A born-digital page with its text layer", "Another page with plenty of text"]
+    )
+    job = gpu.wait(gpu.submit_ok(pdf))
+    assert job["state"] == "succeeded"
+    assert page(gpu, job["id"])["engine"] == "text_layer"
+    assert completed(sim) == before
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        ("truncate", "truncated"),
+        ("context_length_400", "context_length"),
+        ("repeat", "degenerate_repetition"),
+    ],
+)
+def test_unusable_answers_fall_back_to_the_next_engine(
+    gpu: Stack, sim: SimulatorHandle, docs: Path, fault: str, reason: str
+) -> None:
+    sim.set_faults(**{fault: 1})
+    image = documents.make_text_image(docs / "page.png", TEXT)
+    job = gpu.wait(gpu.submit_ok(image), timeout=120)
+    assert job["state"] == "succeeded", job
+    read = page(gpu, job["id"])
+    assert read["engine"] == "tesseract"
+    assert read["settings"]["fallbacks"] == [{"engine": "vllm", "code": "ENGINE_FAILED", "reason": reason}]
+    assert "quarterly invoice total" in read["text"].lower()
+
+
+@pytest.mark.parametrize("fault", ["overload_503", "rate_limit_429", "drop"])
+def test_transient_errors_are_retried_on_the_same_engine(
+    gpu: Stack, sim: SimulatorHandle, docs: Path, fault: str
+) -> None:
+    sim.set_faults(**{fault: 1})
+    image = documents.make_text_image(docs / "page.png", TEXT)
+    job = gpu.wait(gpu.submit_ok(image), timeout=120)
+    assert job["state"] == "succeeded", job
+    read = page(gpu, job["id"])
+    assert read["engine"] == "vllm" and "fallbacks" not in read["settings"]
+    assert read["settings"]["attempts"] >= 2
+    assert "quarterly invoice total" in read["text"].lower()
+
+
+def test_an_empty_answer_is_a_blank_page_not_an_error(gpu: Stack, sim: SimulatorHandle, docs: Path) -> None:
+    sim.set_faults(empty=1)
+    job = gpu.wait(gpu.submit_ok(documents.make_text_image(docs / "page.png", TEXT)), timeout=120)
+    read = page(gpu, job["id"])
+    assert job["state"] == "succeeded" and read["engine"] == "vllm" and read["text"] == ""
+
+
+def test_kill9_of_the_gpu_worker_mid_batch(gpu: GpuStack, sim: SimulatorHandle, docs: Path) -> None:
+    sim.set_faults(slow_ms=1500)
+    texts = [f"Page {n} of the batch" for n in range(1, 7)]
+    job_id = gpu.submit_ok(documents.make_scanned_pdf(docs / "batch.pdf", texts))
+    deadline = time.monotonic() + 60
+    while int(sim.stats()["running"]) < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert gpu.gpu_worker is not None
+    gpu.gpu_worker.send_signal(signal.SIGKILL, group=True)  # pages in flight die with it
+    gpu.gpu_worker.wait(timeout=10)
+    sim.set_faults(slow_ms=0)
+    with pagemill_worker(gpu.env, queues="gpu", concurrency=4):
+        job = gpu.wait(job_id, timeout=120)
+    assert job["state"] == "succeeded", job
+    pages = [page(gpu, job_id, n) for n in range(1, 7)]
+    assert {p["engine"] for p in pages} == {"vllm"}
+    for n, read in enumerate(pages, start=1):
+        assert f"page {n} of the batch" in read["text"].lower()
+
+
+def test_a_down_server_routes_pages_to_the_cpu_pool(
+    pg_url: str, redis_url: str, s3: S3Server, docs: Path
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    with gpu_stack(engine_env(pg_url, redis_url, s3, closed), gpu_worker=False) as stack:
+        assert stack.client.get("/api/v1/health/ready").json()["engines"]["vllm"] == "unavailable"
+        job = stack.wait(stack.submit_ok(documents.make_text_image(docs / "page.png", TEXT)), timeout=120)
+        assert job["state"] == "succeeded", job
+        read = page(stack, job["id"])
+        assert read["engine"] == "tesseract" and "fallbacks" not in read["settings"]
