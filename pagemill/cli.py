@@ -69,8 +69,6 @@ def worker(
     serialised by a lock; the model server does the heavy work), and waits until its engine's server
     answers with the model loaded before it takes any work.
     """
-    from workers.celery_app import app
-
     settings = get_settings()
     names = {name.strip() for name in queues.split(",") if name.strip()}
     gpu_only = names == {"gpu"}
@@ -81,8 +79,15 @@ def worker(
     )
     if chosen:
         argv += ["--concurrency", str(chosen)]
+    if settings.worker.metrics_port:
+        # Before any process imports prometheus_client: each pool process then writes its own file here.
+        import tempfile
+
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pagemill-metrics-"))
     if "gpu" in names:
         _wait_for_model_servers(settings)
+    from workers.celery_app import app  # after PROMETHEUS_MULTIPROC_DIR is set
+
     if hostname:
         argv += ["--hostname", hostname]
     app.worker_main(argv)

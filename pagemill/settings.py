@@ -166,6 +166,9 @@ class WorkerSettings(BaseModel):
         ge=2,
         description="An active job with no progress for this long is re-enqueued by the sweeper.",
     )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port a worker serves Prometheus metrics on (0: off)."
+    )
     sweep_interval_s: int = Field(default=60, ge=1, description="How often a worker looks for stalled jobs.")
     task_soft_time_limit_s: int = Field(default=1500, ge=1, description="Soft time limit of one task.")
     task_time_limit_s: int = Field(default=1800, ge=1, description="Hard time limit of one task.")

@@ -40,6 +40,15 @@ def _logging(**_: Any) -> None:
 
 
 @worker_ready.connect
+def _start_metrics(**_: Any) -> None:
+    port = get_settings().worker.metrics_port
+    if port:
+        from pagemill.metrics import serve
+
+        serve(port, os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+
+@worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     threading.Thread(target=_sweep_forever, name="pagemill-sweeper", daemon=True).start()
 

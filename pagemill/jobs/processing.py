@@ -35,6 +35,7 @@ from pagemill.jobs.local_files import local_copy
 from pagemill.jobs.options import JobOptions, OcrMode, select_pages
 from pagemill.jobs.results import job_outcome, write_results
 from pagemill.jobs.service import RESULT_MEDIA_TYPES, result_key
+from pagemill.metrics import PAGES
 from pagemill.models import Job, JobState, PageState
 from pagemill.models.base import utcnow
 from pagemill.settings import Settings, get_settings
@@ -258,6 +259,10 @@ def _save(job_id: str, batch: list[tuple[int, PageResult | None, PagemillError |
         repo.finish_pages(session, job_id, PageState.DONE, done)
         repo.finish_pages(session, job_id, PageState.FAILED, failed)
         repo.refresh_progress(session, job_id)
+    for row in done:
+        PAGES.labels(engine=row["engine"], outcome="done").inc()
+    for row in failed:
+        PAGES.labels(engine="-", outcome=row["error_code"]).inc()
 
 
 def fail_pending_pages(job_id: str, indices: Sequence[int], error: PagemillError) -> None:

@@ -13,6 +13,7 @@ from pagemill.engines.registry import engine_healthy, get_engine
 from pagemill.engines.text_layer import read_text_layer
 from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.jobs.options import JobOptions, OcrMode
+from pagemill.metrics import FALLBACKS
 from pagemill.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ def ocr_page(
             if position == len(candidates) - 1:
                 raise
             fallbacks.append({"engine": name, "code": exc.code, "reason": exc.details.get("reason")})
+            FALLBACKS.labels(engine=name, reason=str(exc.details.get("reason") or exc.code)).inc()
             log.warning(
                 "fallback: page %d: engine %s failed (%s %s); trying %s",
                 index + 1,
