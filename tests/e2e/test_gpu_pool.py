@@ -5,7 +5,9 @@ pages never touch the GPU; a down server routes pages to the CPU pool; kill -9 m
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,12 +20,16 @@ import pytest
 from tests.e2e.stack import TEST_LIMITS, Stack, migrate
 from tests.support import documents
 from tests.support.services import (
+    REPO_ROOT,
     ManagedProcess,
     S3Server,
     distributed_env,
     free_port,
     pagemill_api,
+    pagemill_process,
     pagemill_worker,
+    start_process,
+    wait_for_log,
 )
 from tests.support.simulator import SimulatorHandle, vllm_simulator
 
@@ -222,3 +228,24 @@ def test_a_down_server_routes_pages_to_the_cpu_pool(
         assert job["state"] == "succeeded", job
         read = page(stack, job["id"])
         assert read["engine"] == "tesseract" and "fallbacks" not in read["settings"]
+
+
+def test_a_gpu_worker_takes_no_work_until_its_model_is_served(
+    pg_url: str, redis_url: str, s3: S3Server, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {**TEST_LIMITS, **engine_env(pg_url, redis_url, s3, f"http://127.0.0.1:{port}")}
+    worker = pagemill_process(["worker", "--queues", "gpu", "--concurrency", "2"], env, name="gpu-waiting")
+    try:
+        wait_for_log(worker, r"waiting for engine vllm's server", timeout=30)
+        time.sleep(2)
+        assert not re.search(r"\bready\.", worker.log_text()), (
+            "it must not consume before the model is served"
+        )
+        sim_cmd = [sys.executable, "-m", "tests.support.vllm_simulator", "--port", str(port)]
+        with start_process(sim_cmd, {"PYTHONPATH": str(REPO_ROOT)}, name="late-sim", cwd=REPO_ROOT) as sim:
+            wait_for_log(worker, r"engine vllm is ready", timeout=30)
+            wait_for_log(worker, r"\bready\.", timeout=30)
+            assert sim.is_running()
+    finally:
+        worker.stop()
