@@ -182,8 +182,9 @@ class DocumentSource:
         """The pdfium page at ``index`` (PDF only)."""
         raise TypeError(f"{self.kind} documents have no PDF pages")
 
-    def render(self, index: int, dpi: int) -> Image.Image:
-        """Page ``index`` as an upright RGB or L image (PDF at ``dpi`` within the pixel budget)."""
+    def render(self, index: int, dpi: int, max_side: int | None = None) -> Image.Image:
+        """Page ``index`` as an upright RGB or L image (PDF at ``dpi`` within the pixel budget, and no longer
+        than ``max_side`` pixels when given: a model that reads 1,600 px pages needs no 300 DPI render)."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -232,15 +233,19 @@ class PdfSource(DocumentSource):
         self._pages[index] = page
         return page
 
-    def render(self, index: int, dpi: int) -> Image.Image:
-        """Render page ``index`` with its /Rotate applied, at ``dpi`` or less to stay within the budget."""
+    def render(self, index: int, dpi: int, max_side: int | None = None) -> Image.Image:
+        """Render page ``index`` with its /Rotate applied, at ``dpi`` or less to stay within the budget (and
+        within ``max_side`` pixels when given)."""
         with PDFIUM_LOCK:
-            return self._render(index, dpi)
+            return self._render(index, dpi, max_side)
 
-    def _render(self, index: int, dpi: int) -> Image.Image:
+    def _render(self, index: int, dpi: int, max_side: int | None) -> Image.Image:
         page = self.pdf_page(index)
         width, height = cast(tuple[float, float], page.get_size())
         scale = pdf_render_scale(width, height, dpi, self._limits.render_max_pixels)
+        if max_side is not None:
+            # Under the lock, pixels cost time: render at the size the engine will send, not larger.
+            scale = min(scale, max_side / max(width, height) * (1 - 1e-9))
         # rotation=0 adds nothing to the page's own /Rotate, which pdfium applies by itself.
         try:
             bitmap = page.render(
@@ -286,8 +291,9 @@ class ImageSource(DocumentSource):
         self._image = image
         self._limits = limits
 
-    def render(self, index: int, dpi: int) -> Image.Image:
-        """Frame ``index`` decoded, EXIF-rotated upright and converted to RGB or L (``dpi`` is ignored)."""
+    def render(self, index: int, dpi: int, max_side: int | None = None) -> Image.Image:
+        """Frame ``index`` decoded, EXIF-rotated upright and converted to RGB or L (``dpi`` and ``max_side``
+        are ignored: the engine scales an image itself)."""
         self._check_index(index)
         try:
             self._image.seek(index)

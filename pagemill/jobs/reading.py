@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from PIL import Image
+
 from pagemill.documents.source import PDFIUM_LOCK, DocumentSource
 from pagemill.engines.base import PageResult
 from pagemill.engines.registry import engine_healthy, get_engine
@@ -56,20 +58,27 @@ def routed_start(chain: list[str], settings: Settings) -> int:
 def ocr_page(
     source: DocumentSource, index: int, chain: list[str], settings: Settings, start: int = 0
 ) -> PageResult:
-    """Render the page once and read it with the first engine of ``chain[start:]`` that succeeds.
+    """Render the page (once per image size the engines want) and read it with the first engine of
+    ``chain[start:]`` that succeeds.
 
     An engine that answers unusably (EngineFailed) or stays unavailable after its own retries
     (EngineUnavailable) hands the page to the next one; each such fallback is logged and recorded in the
     page's settings. The last engine's error is raised.
     """
-    started = time.perf_counter()
-    image = source.render(index, dpi=settings.ocr.dpi)
-    rendered = time.perf_counter()
     fallbacks: list[dict[str, Any]] = []
+    renders: dict[int | None, tuple[Image.Image, float]] = {}
     candidates = chain[start:] or chain[-1:]
     for position, name in enumerate(candidates):
+        engine = get_engine(name, settings)
+        # Model engines read pages of a fixed size: render at it. CPU OCR wants the full ocr.dpi.
+        max_side = getattr(engine, "image_max_side", None)
+        if max_side not in renders:
+            started = time.perf_counter()
+            page_image = source.render(index, dpi=settings.ocr.dpi, max_side=max_side)
+            renders[max_side] = (page_image, (time.perf_counter() - started) * 1000)
+        image, render_ms = renders[max_side]
         try:
-            result = get_engine(name, settings).recognize(image)
+            result = engine.recognize(image)
         except (EngineFailed, EngineUnavailable) as exc:
             if position == len(candidates) - 1:
                 raise
@@ -84,7 +93,7 @@ def ocr_page(
                 candidates[position + 1],
             )
             continue
-        result.timings_ms["render"] = (rendered - started) * 1000
+        result.timings_ms["render"] = render_ms
         result.settings.setdefault("dpi", settings.ocr.dpi)
         result.settings.setdefault("image_size", list(image.size))
         if fallbacks:

@@ -76,6 +76,13 @@ class TestPdf:
             assert source.pdf_page(0).get_textpage().get_text_bounded().strip() == ""
             assert _ink(source.render(0, 150)) > 0
 
+    def test_render_stops_at_max_side(self, tmp_path: Path) -> None:
+        with _open(make_text_pdf(tmp_path / "a.pdf", ["Letter page"])) as source:
+            assert source.render(0, 300).size == (2550, 3300)
+            small = source.render(0, 300, max_side=1600)
+            assert max(small.size) == 1600 and small.width == 1237  # pdfium rounds sides up
+            assert source.render(0, 100, max_side=1600).size == (850, 1100), "max_side never raises the DPI"
+
     def test_huge_page_rendered_within_pixel_budget(self, tmp_path: Path) -> None:
         path = make_text_pdf(tmp_path / "a.pdf", ["Huge"], page_size=(14400, 14400))
         with _open(path, render_max_pixels=1_000_000) as source:

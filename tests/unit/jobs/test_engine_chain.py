@@ -45,7 +45,11 @@ class FakeSource:
     is_pdf = False
     page_count = 1
 
-    def render(self, index: int, dpi: int) -> Image.Image:
+    def __init__(self) -> None:
+        self.renders: list[int | None] = []
+
+    def render(self, index: int, dpi: int, max_side: int | None = None) -> Image.Image:
+        self.renders.append(max_side)
         return Image.new("L", (100, 100), 255)
 
 
@@ -104,3 +108,15 @@ def test_a_routed_page_starts_at_its_position(monkeypatch: pytest.MonkeyPatch) -
     use_engines(monkeypatch, engines)
     result = reading.ocr_page(FakeSource(), 0, ["vllm", "tesseract"], Settings(), start=1)  # type: ignore[arg-type]
     assert result.engine == "tesseract" and engines["vllm"].calls == 0
+
+
+def test_model_engines_get_a_render_at_their_size_cpu_engines_the_full_dpi(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = FakeEngine("vllm", EngineFailed(reason="truncated"))
+    model.image_max_side = 1280  # type: ignore[attr-defined]
+    engines = {"vllm": model, "tesseract": FakeEngine("tesseract", "x")}
+    use_engines(monkeypatch, engines)
+    source = FakeSource()
+    reading.ocr_page(source, 0, ["vllm", "tesseract"], Settings())  # type: ignore[arg-type]
+    assert source.renders == [1280, None]
