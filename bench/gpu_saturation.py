@@ -3,7 +3,7 @@
 ``python -m bench gpu_saturation`` (``--embedded`` skips Postgres/Redis/S3)
 
 A few hundred scanned pages (one 300-DPI US Letter scan repeated, so the file is cheap to make; every page
-is still rendered at 300 DPI and JPEG-encoded by the GPU worker, which is part of what is measured) go
+is still rendered (at the preset's image size) and JPEG-encoded by the GPU worker, as measured) go
 through the whole service with ``ocr_mode=ocr`` and ``engine=vllm`` against the vLLM simulator
 (:mod:`tests.support.vllm_simulator`) started with a known capacity::
 

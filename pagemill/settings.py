@@ -244,6 +244,9 @@ class Settings(BaseSettings):
         for group in ("database", "broker"):
             if data[group].get("url"):
                 data[group]["url"] = make_url(data[group]["url"]).render_as_string(hide_password=True)
+        for engine in ("vllm", "remote_openai"):
+            if data["engines"][engine].get("api_key"):
+                data["engines"][engine]["api_key"] = "***"
         if data["storage"].get("s3_secret_access_key"):
             data["storage"]["s3_secret_access_key"] = "***"  # noqa: S105 - a mask, not a secret
         return data

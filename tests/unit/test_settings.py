@@ -219,3 +219,37 @@ def test_without_a_config_file_the_defaults_are_embedded(tmp_path: Path) -> None
     loaded = json.loads(result.stdout)
     assert loaded["embedded"] is True
     assert loaded["database_url"] == f"sqlite:///{(tmp_path / 'd').resolve() / 'pagemill.sqlite3'}"
+
+
+def test_the_engine_chain_is_configured_as_users_write_it(tmp_path: Path) -> None:
+    config = tmp_path / "pagemill.toml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            [engines]
+            default = "vllm"
+            fallback = ["remote-openai", "tesseract"]
+            max_fallback_attempts = 2
+
+            [engines.vllm]
+            base_url = "http://vllm:8000"
+            preset = "deepseek-ocr"
+            requests_in_flight = 64
+            """
+        )
+    )
+    result = _load_in_subprocess(
+        {"PAGEMILL_CONFIG_FILE": str(config), "PAGEMILL_ENGINES__REMOTE_OPENAI__API_KEY": "sk-test"}, tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    engines = json.loads(result.stdout)["settings"]["engines"]
+    assert engines["default"] == "vllm"
+    assert engines["fallback"] == ["remote-openai", "tesseract"]
+    assert engines["max_fallback_attempts"] == 2
+    assert engines["vllm"]["base_url"] == "http://vllm:8000" and engines["vllm"]["preset"] == "deepseek-ocr"
+    assert engines["vllm"]["requests_in_flight"] == 64
+    assert engines["remote_openai"]["api_key"] == "sk-test"
+
+    config.write_text('[engines]\nfallback = ["easyocr"]\n')
+    refused = _load_in_subprocess({"PAGEMILL_CONFIG_FILE": str(config)}, tmp_path)
+    assert refused.returncode != 0 and "engines.fallback" in refused.stderr
