@@ -26,16 +26,15 @@ import pypdfium2 as pdfium
 
 from bench.common import (
     JobRun,
-    LoadMeter,
     fmt,
     log,
     median,
+    run_and_record,
     run_stamp,
     running_stack,
     table,
     temp_data_dir,
     verdict,
-    write_section,
 )
 from tests.support.documents import make_text_pdf
 
@@ -324,12 +323,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--runs", type=int, default=RUNS)
     args = parser.parse_args(argv)
-    with LoadMeter() as load:
-        block = run(distributed=not args.no_distributed, runs=args.runs, pages=args.pages)
-    block += "\n\n" + load.summary()
-    print(block)
-    write_section("born_digital", block)
-    return block
+    return run_and_record(
+        "born_digital", lambda: run(distributed=not args.no_distributed, runs=args.runs, pages=args.pages)
+    )
 
 
 if __name__ == "__main__":

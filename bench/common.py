@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -473,3 +473,13 @@ def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[B
 def log(message: str) -> None:
     """Progress on stderr, flushed."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_and_record(name: str, produce: Callable[[], str]) -> str:
+    """Run a benchmark under a LoadMeter, print its block with the machine load, record it as ``name``."""
+    with LoadMeter() as load:
+        block = produce()
+    block += "\n\n" + load.summary()
+    print(block)
+    write_section(name, block)
+    return block

@@ -25,18 +25,17 @@ from PIL import Image
 
 from bench.born_digital import page_texts
 from bench.common import (
-    LoadMeter,
     cpu_seconds,
     fmt,
     log,
     median,
+    run_and_record,
     run_stamp,
     running_stack,
     table,
     temp_data_dir,
     tree_cpu_seconds,
     verdict,
-    write_section,
 )
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.source import open_source
@@ -202,12 +201,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--engine", choices=["tesseract", "rapidocr"], default="tesseract")
     args = parser.parse_args(argv)
-    with LoadMeter() as load:
-        block = run(pages=args.pages, rounds=args.rounds, engine=args.engine)
-    block += "\n\n" + load.summary()
-    print(block)
-    write_section("cpu_ocr" if args.engine == "tesseract" else f"cpu_ocr_{args.engine}", block)
-    return block
+    return run_and_record(
+        "cpu_ocr" if args.engine == "tesseract" else f"cpu_ocr_{args.engine}",
+        lambda: run(pages=args.pages, rounds=args.rounds, engine=args.engine),
+    )
 
 
 if __name__ == "__main__":

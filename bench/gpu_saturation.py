@@ -43,17 +43,16 @@ import httpx
 from bench.born_digital import distributed_env_stack, page_texts
 from bench.common import (
     FINAL_STATES,
-    LoadMeter,
     _migrate,
     fmt,
     log,
     median,
+    run_and_record,
     run_stamp,
     table,
     temp_data_dir,
     tree_cpu_seconds,
     verdict,
-    write_section,
 )
 from tests.support.documents import SCAN_DPI, render_text_page
 from tests.support.services import ManagedProcess, pagemill_api, pagemill_worker
@@ -455,12 +454,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--embedded", action="store_true", help="Skip Postgres/Redis/S3; embedded stack.")
     args = parser.parse_args(argv)
-    with LoadMeter() as load:
-        block = run(pages=args.pages, rounds=args.rounds, distributed=not args.embedded)
-    block += "\n\n" + load.summary()
-    print(block)
-    write_section("gpu_saturation", block)
-    return block
+    return run_and_record(
+        "gpu_saturation", lambda: run(pages=args.pages, rounds=args.rounds, distributed=not args.embedded)
+    )
 
 
 if __name__ == "__main__":

@@ -29,17 +29,16 @@ import httpx
 
 from bench.common import (
     REPO,
-    LoadMeter,
     RssSampler,
     fmt,
     log,
     mib,
+    run_and_record,
     run_stamp,
     running_stack,
     table,
     temp_data_dir,
     verdict,
-    write_section,
 )
 from tests.support.documents import make_text_pdf
 from tests.support.services import pagemill_api, pagemill_process
@@ -253,12 +252,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--skip-upload", action="store_true")
     parser.add_argument("--upload-mib", type=int, default=UPLOAD_MIB)
     args = parser.parse_args(argv)
-    with LoadMeter() as load:
-        block = run(worker=not args.skip_worker, upload=not args.skip_upload, upload_mib=args.upload_mib)
-    block += "\n\n" + load.summary()
-    print(block)
-    write_section("memory", block)
-    return block
+    return run_and_record(
+        "memory",
+        lambda: run(worker=not args.skip_worker, upload=not args.skip_upload, upload_mib=args.upload_mib),
+    )
 
 
 if __name__ == "__main__":
