@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -11,11 +13,13 @@ import pytest
 
 from tests.e2e.stack import Stack, running_stack
 from tests.support import documents
-from tests.support.services import RedisServer, S3Server, distributed_env, pagemill_worker
+from tests.support.poison.sitecustomize import POISON_MARK
+from tests.support.services import REPO_ROOT, RedisServer, S3Server, distributed_env, pagemill_worker
 
 pytestmark = pytest.mark.e2e
 
 TEXTS = [f"Crash test page {n} survives" for n in range(1, 7)]
+POISON_DIR = Path(__file__).resolve().parents[1] / "support" / "poison"
 
 
 @pytest.fixture
@@ -71,3 +75,30 @@ def test_kill9_of_whole_worker_is_recovered_by_the_sweeper(crash_stack: Stack, d
     text = crash_stack.result(job_id, "text").text.lower()
     for n in range(1, 7):
         assert f"crash test page {n}" in text
+
+
+def test_a_poison_page_that_kills_its_worker_every_time_is_given_up(
+    pg_url: str, private_redis: RedisServer, s3: S3Server, docs: Path
+) -> None:
+    """Reliability scenario 4: the page fails WORKER_CRASHED after worker.max_attempts, once, no hot loop;
+    the other pages of the document are read and the worker keeps serving."""
+    env = distributed_env(pg_url, private_redis.url, s3, bucket="pagemill-poison")
+    env["PYTHONPATH"] = os.pathsep.join([str(POISON_DIR), str(REPO_ROOT)])
+    pages = ["A healthy first page of text", f"{POISON_MARK} on the second page", "A healthy third page"]
+    with running_stack(env) as stack:
+        job = stack.wait(stack.submit_ok(documents.make_text_pdf(docs / "poison.pdf", pages)), timeout=120)
+        assert job["state"] == "succeeded", job  # partial: two of three pages
+        assert job["pages"] == {"total": 3, "done": 2, "failed": 1}
+        poisoned = stack.client.get(f"/api/v1/jobs/{job['id']}/pages/2").json()
+        assert poisoned["state"] == "failed" and poisoned["error"]["code"] == "WORKER_CRASHED"
+        assert poisoned["attempts"] == 3, "exactly max_attempts deliveries, then given up"
+        crashes = re.findall(
+            r"Process '\S+' pid:\d+ exited with 'signal 9 \(SIGKILL\)'", stack.worker.log_text()
+        )
+        assert len(crashes) == 3, "no hot loop: one crash per attempt"
+        for number in (1, 3):
+            assert stack.client.get(f"/api/v1/jobs/{job['id']}/pages/{number}").json()["state"] == "done"
+        after = stack.wait(
+            stack.submit_ok(documents.make_text_pdf(docs / "next.pdf", ["Still serving pages"]))
+        )
+        assert after["state"] == "succeeded"
