@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Task
+from sqlalchemy.exc import OperationalError
 
 from pagemill import queue
 from pagemill.errors import EngineUnavailable, TransientError
@@ -12,7 +13,9 @@ from pagemill.queue import get_celery
 app = get_celery()
 
 _RETRY = {
-    "autoretry_for": (TransientError,),
+    # A database outage (OperationalError: connection refused or dropped) is transient too: without this the
+    # message would be acked as failed and the job would wait for the sweeper.
+    "autoretry_for": (TransientError, OperationalError),
     "retry_backoff": 2,
     "retry_backoff_max": 120,
     "retry_jitter": True,
