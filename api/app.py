@@ -35,6 +35,7 @@ def create_app() -> FastAPI:
     }
     app.include_router(documents.router, responses=internal)
     app.include_router(jobs.router, responses=internal)
+    app.state.api_routes = [*health.router.routes, *documents.router.routes, *jobs.router.routes]
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
     # Outermost last: the request id must exist before the body cap can answer with it.
     app.add_middleware(

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pagemill.errors import DependencyUnavailable, PagemillError
 
@@ -72,9 +73,22 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         return await _pagemill_error(request, exc.__cause__)
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
-    return error_response(
-        request, exc.status_code, {"code": code, "message": message, "details": {}}, dict(exc.headers or {})
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    body = {"code": code, "message": message, "details": {}}
+    return error_response(request, exc.status_code, body, headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # Starlette names only the first route that matches the path, but GET and DELETE /jobs/{id} are two
+    # routes: list the methods of every route on this path (the app keeps its routes in state.api_routes).
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "api_routes", ()):
+        match, _ = route.matches(request.scope)
+        if match in (Match.PARTIAL, Match.FULL):
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
