@@ -98,9 +98,9 @@ def _wait_for_model_servers(settings: Settings) -> None:
     import time
 
     from pagemill.engines.registry import MODEL_ENGINES, engine_healthy
+    from pagemill.jobs.reading import configured_engines
 
-    chain = [settings.engines.default, *settings.engines.fallback]
-    for name in [name for name in dict.fromkeys(chain) if name in MODEL_ENGINES]:
+    for name in [name for name in configured_engines(settings) if name in MODEL_ENGINES]:
         announced = False
         while not engine_healthy(name, settings):
             if not announced:

@@ -30,7 +30,6 @@ def convert_files(
     password: str | None,
 ) -> int:
     """Convert each file, print a line per file; returns how many failed."""
-    settings = get_settings()
     options = JobOptions(
         formats=[OutputFormat(f.strip()) for f in formats.split(",") if f.strip()],
         ocr_mode=OcrMode(ocr_mode),
@@ -52,7 +51,6 @@ def convert_files(
             except PagemillError as exc:
                 failures += 1
                 console.print(f"[red]{exc.code}[/] {path}: {exc.message}")
-    del settings
     return failures
 
 

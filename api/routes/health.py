@@ -47,10 +47,11 @@ def _engine_states() -> dict[str, str]:
     """Each engine of the configured chain: ok, or why not. Informational: pages fall back to the next
     engine, so one engine being down does not make the API unready."""
     from pagemill.engines.registry import MODEL_ENGINES, engine_healthy
+    from pagemill.jobs.reading import configured_engines
 
     settings = get_settings()
     states: dict[str, str] = {}
-    for name in dict.fromkeys([settings.engines.default, *settings.engines.fallback]):
+    for name in configured_engines(settings):
         if name in MODEL_ENGINES:
             states[name] = "ok" if engine_healthy(name, settings) else "unavailable"
         else:

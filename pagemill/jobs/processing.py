@@ -47,14 +47,10 @@ _FLUSH_EVERY_PAGES = 32
 _FLUSH_EVERY_S = 0.5
 
 
-def _error_dict(error: PagemillError) -> dict[str, Any]:
-    return error.to_dict()
-
-
 def fail_job(job_id: str, error: PagemillError) -> None:
     """End a job ``failed`` with a specific error (permanent errors only)."""
     with session_scope() as session:
-        if repo.finish_job(session, job_id, JobState.FAILED, error=_error_dict(error)):
+        if repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
             log.info("job %s failed: %s %s", job_id, error.code, error.message)
 
 
@@ -96,8 +92,9 @@ def _plan(job: Job, settings: Settings) -> None:
 def ocr_route(options: JobOptions, settings: Settings) -> tuple[str, int]:
     """Where this job's OCR pages go: the queue of the pool that runs the first healthy engine of the
     chain, and that engine's position in the chain."""
-    start = reading.routed_start(reading.engine_chain(options, settings), settings)
-    return engine_pool(reading.engine_chain(options, settings)[start]), start
+    chain = reading.engine_chain(options, settings)
+    start = reading.routed_start(chain, settings)
+    return engine_pool(chain[start]), start
 
 
 def _enqueue_pending(job_id: str, settings: Settings) -> None:
@@ -158,6 +155,7 @@ def _read_pages(
     # Slow pages (OCR, or a retry going page by page) look for a cancel before each page; text-layer pages
     # take a millisecond or two, so they look at each flush (every 32 pages or half a second) instead.
     check_each_page = ocr or retried
+    chain = reading.engine_chain(options, settings)
     with open_source(
         path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
     ) as source:
@@ -169,15 +167,14 @@ def _read_pages(
                     repo.count_attempt(session, job.id, [index])
             started = time.perf_counter()
             try:
-                result = None if ocr else reading.read_page_text_layer(source, index, settings)
-                if result is None and not ocr and options.ocr_mode == OcrMode.TEXT_LAYER:
-                    result = reading.empty_text_layer_result()
-                if result is None and not ocr:
-                    needs_ocr.append(index)
-                    continue
-                if result is None:
-                    chain = reading.engine_chain(options, settings)
+                if ocr:
                     result = reading.ocr_page(source, index, chain, settings, chain_start)
+                else:
+                    text = reading.text_pass(source, index, options, settings)
+                    if text is None:
+                        needs_ocr.append(index)
+                        continue
+                    result = text
                 result.timings_ms["total"] = (time.perf_counter() - started) * 1000
                 batch.append((index, result, None))
             except TransientError:

@@ -38,6 +38,11 @@ def empty_text_layer_result() -> PageResult:
     return PageResult(text="", markdown="", engine="text_layer", settings={"usable_text_layer": False})
 
 
+def configured_engines(settings: Settings) -> list[str]:
+    """The engines pages may use under the configured defaults (health reports, GPU worker start-up)."""
+    return engine_chain(JobOptions(), settings)
+
+
 def engine_chain(options: JobOptions, settings: Settings) -> list[str]:
     """The engines a page needing OCR may try, in order: the job's (or the default) engine, then the
     configured fallbacks, at most ``engines.max_fallback_attempts`` of them."""
@@ -102,15 +107,24 @@ def ocr_page(
     raise AssertionError("unreachable: the loop returns or raises")
 
 
+def text_pass(
+    source: DocumentSource, index: int, options: JobOptions, settings: Settings
+) -> PageResult | None:
+    """What a page gives without OCR: its usable text layer, or an empty result when OCR is off
+    (ocr_mode=text_layer); None when the page needs OCR (images always do; so does every page with
+    ocr_mode=ocr)."""
+    if options.ocr_mode == OcrMode.OCR or not source.is_pdf:
+        return None
+    result = read_page_text_layer(source, index, settings)
+    if result is None and options.ocr_mode == OcrMode.TEXT_LAYER:
+        return empty_text_layer_result()
+    return result
+
+
 def read_page(source: DocumentSource, index: int, options: JobOptions, settings: Settings) -> PageResult:
-    """Read one page as a job with ``options`` would, in this process (text layer first unless ocr_mode=ocr;
-    images are always OCR'd)."""
+    """Read one page as a job with ``options`` would, in this process: the text pass, then OCR if needed."""
     started = time.perf_counter()
-    result = None
-    if options.ocr_mode != OcrMode.OCR and source.is_pdf:
-        result = read_page_text_layer(source, index, settings)
-        if result is None and options.ocr_mode == OcrMode.TEXT_LAYER:
-            result = empty_text_layer_result()
+    result = text_pass(source, index, options, settings)
     if result is None:
         result = ocr_page(source, index, engine_chain(options, settings), settings)
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
