@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -221,7 +222,15 @@ def test_kill9_of_the_gpu_worker_mid_batch(gpu: GpuStack, sim: SimulatorHandle, 
 def test_a_down_server_routes_pages_to_the_cpu_pool(
     pg_url: str, redis_url: str, s3: S3Server, docs: Path
 ) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
+    # Bound but never listening: connections are refused, and no other process of a parallel run can take
+    # the port while the test runs (a bare free port number could be taken and answer /v1/models).
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{holder.getsockname()[1]}"
+        _route_around_a_down_server(pg_url, redis_url, s3, closed, docs)
+
+
+def _route_around_a_down_server(pg_url: str, redis_url: str, s3: S3Server, closed: str, docs: Path) -> None:
     with gpu_stack(engine_env(pg_url, redis_url, s3, closed), gpu_worker=False) as stack:
         assert stack.client.get("/api/v1/health/ready").json()["engines"]["vllm"] == "unavailable"
         job = stack.wait(stack.submit_ok(documents.make_text_image(docs / "page.png", TEXT)), timeout=120)
