@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.errors import ErrorResponse, install_error_handlers
-from api.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from api.routes import documents, health, jobs
+from api.middleware import (
+    BodyLimitMiddleware,
+    CredentialGateMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
+from api.rate_limits import limiter
+from api.routes import admin, documents, health, jobs, usage
 from pagemill import __version__
 from pagemill.logging import configure_logging
 from pagemill.settings import get_settings
@@ -33,15 +42,40 @@ def create_app() -> FastAPI:
     internal: dict[int | str, dict[str, object]] = {
         500: {"model": ErrorResponse, "description": "INTERNAL_ERROR: a bug; quote the request_id."}
     }
-    app.include_router(documents.router, responses=internal)
-    app.include_router(jobs.router, responses=internal)
-    app.state.api_routes = [*health.router.routes, *documents.router.routes, *jobs.router.routes]
+    routers = [documents.router, jobs.router, usage.router, admin.router]
+    for router in routers:
+        app.include_router(router, responses=internal)
+    app.state.api_routes = [route for router in [health.router, *routers] for route in router.routes]
+    app.state.limiter = limiter
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
     # Outermost last: the request id must exist before the body cap can answer with it.
+    if settings.auth.enabled:
+        app.add_middleware(CredentialGateMiddleware, oidc_enabled=settings.auth.oidc.issuer is not None)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD,
         reported_limit=settings.limits.max_upload_bytes,
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.api.hsts_max_age_s)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "X-Request-ID", "Content-Type"],
+            expose_headers=[
+                "X-Request-ID",
+                "Location",
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+            ],
+            max_age=600,
+        )
     app.add_middleware(RequestIdMiddleware)
+    if not settings.auth.enabled:
+        logging.getLogger(__name__).warning(
+            "auth.enabled is false: every caller is the default tenant's admin. Only on a trusted network."
+        )
     return app

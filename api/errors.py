@@ -9,16 +9,19 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from pagemill.errors import DependencyUnavailable, PagemillError
+from pagemill.errors import DependencyUnavailable, PagemillError, RateLimited
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     413: "FILE_TOO_LARGE",
@@ -60,7 +63,7 @@ def error_response(
 
 async def _pagemill_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PagemillError)
-    headers = {"Retry-After": "5"} if exc.retryable else None
+    headers = exc.headers() or None
     if exc.http_status >= 500:
         log.error("request failed: %s %s", exc.code, exc.message, exc_info=exc.__cause__ or exc)
     return error_response(request, exc.http_status, exc.to_dict(), headers)
@@ -104,6 +107,26 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimitExceeded)
+    principal = getattr(request.state, "principal", None)
+    tier = getattr(principal, "tier", None)
+    limit = str(exc.limit.limit) if exc.limit is not None else "?"
+    response = error_response(
+        request,
+        429,
+        {
+            "code": RateLimited.code,
+            "message": f"Rate limit of {limit} per API key exceeded; retry after the Retry-After seconds.",
+            "details": {"limit": limit, "tier": tier},
+        },
+    )
+    # slowapi computes X-RateLimit-* and Retry-After from the window that was hit.
+    limiter = request.app.state.limiter
+    injected: JSONResponse = limiter._inject_headers(response, request.state.view_rate_limit)
+    return injected
+
+
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     log.error("database unavailable", exc_info=exc)
     return await _pagemill_error(
@@ -126,6 +149,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
     app.add_exception_handler(PagemillError, _pagemill_error)
+    app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(OperationalError, _database_down)

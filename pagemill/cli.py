@@ -1,4 +1,4 @@
-"""The `pagemill` command: up, api, worker, migrate, convert, config."""
+"""The `pagemill` command: up, api, worker, migrate, convert, config, keys, audit."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ from typing import Annotated
 
 import typer
 
+from pagemill.cli_tenancy import audit_command, keys_cli, print_bootstrap_key
 from pagemill.settings import Settings, get_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Pagemill: documents in, text out.")
 config_cli = typer.Typer(no_args_is_help=True, help="Show and check settings.")
 cli.add_typer(config_cli, name="config")
+cli.add_typer(keys_cli, name="keys")
+cli.command("audit")(audit_command)
 
 
 @cli.command()
@@ -46,6 +49,11 @@ def api(
         workers=workers,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=30,
+        # Client address and https scheme from trusted proxies: audit log addresses and HSTS need them.
+        proxy_headers=True,
+        # The API writes its own access log, with request ids and tenants (api.middleware).
+        access_log=False,
+        forwarded_allow_ips=settings.api.forwarded_allow_ips,
     )
 
 
@@ -121,6 +129,8 @@ def up(
     from pagemill.migrate import upgrade_to_head
 
     upgrade_to_head()
+    if settings.auth.enabled and settings.auth.bootstrap_key:
+        print_bootstrap_key()
     worker_proc = subprocess.Popen(
         [sys.executable, "-m", "pagemill", "worker", "--queues", "ingest,cpu,gpu"],
         env=os.environ.copy(),

@@ -14,6 +14,11 @@
     │   ├── ValidationFailed            VALIDATION_ERROR      422
     │   ├── NotFound                    NOT_FOUND             404
     │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
+    ├── AccessError (4xx)               who is calling, and how much they may do
+    │   ├── Unauthorized                UNAUTHORIZED          401 (no, unknown, revoked or expired key)
+    │   ├── Forbidden                   FORBIDDEN             403 (e.g. admin endpoints without admin)
+    │   ├── RateLimited                 RATE_LIMITED          429 + Retry-After (requests per key)
+    │   └── QuotaExceeded               QUOTA_EXCEEDED        429 + Retry-After (documents per day/month)
     ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
     │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
     │   ├── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
@@ -49,6 +54,10 @@ class PagemillError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """The public ``error`` object: ``{"code", "message", "details"}``."""
         return {"code": self.code, "message": self.message, "details": self.details}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the response carries besides the body (Retry-After, WWW-Authenticate)."""
+        return {"Retry-After": "5"} if self.retryable else {}
 
 
 class InputError(PagemillError):
@@ -166,3 +175,46 @@ class EngineUnavailable(TransientError):
 
     code = "ENGINE_UNAVAILABLE"
     default_message = "The OCR engine is unavailable; try again shortly."
+
+
+class AccessError(PagemillError):
+    """The caller is not known, not allowed, or over a limit."""
+
+    code = "ACCESS_DENIED"
+    http_status = 403
+    default_message = "Access denied."
+
+
+class Unauthorized(AccessError):
+    code = "UNAUTHORIZED"
+    http_status = 401
+    default_message = "Send an API key: 'Authorization: Bearer pm_live_...' or 'X-API-Key: pm_live_...'."
+
+    def headers(self) -> dict[str, str]:
+        """RFC 9110: a 401 names the scheme to use."""
+        return {"WWW-Authenticate": 'Bearer realm="pagemill"'}
+
+
+class Forbidden(AccessError):
+    code = "FORBIDDEN"
+    http_status = 403
+    default_message = "This key may not do that."
+
+
+class RateLimited(AccessError):
+    code = "RATE_LIMITED"
+    http_status = 429
+    default_message = "Too many requests for this API key; slow down."
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int, **details: Any) -> None:
+        super().__init__(message, retry_after_s=retry_after_s, **details)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        """When the client may try again."""
+        return {"Retry-After": str(max(1, self.retry_after_s))}
+
+
+class QuotaExceeded(RateLimited):
+    code = "QUOTA_EXCEEDED"
+    default_message = "The tenant's document quota is used up for this period."

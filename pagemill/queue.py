@@ -83,13 +83,31 @@ def get_celery() -> Celery:
     return make_celery(get_settings())
 
 
-def send_task(name: str, args: list[Any], queue_name: str | None = None) -> None:
-    """Publish a task by name now, to ``queue_name`` or the task's route in TASK_ROUTES."""
+def broker_priority(priority: int) -> int:
+    """Kombu's Redis transport serves priority 0 first; Pagemill's priorities (tiers) serve 9 first."""
+    return 9 - max(0, min(9, priority))
+
+
+def send_task(name: str, args: list[Any], queue_name: str | None = None, priority: int = 0) -> None:
+    """Publish a task by name now, to ``queue_name`` or the task's route in TASK_ROUTES.
+
+    ``priority`` (0-9, 9 first) orders messages within a queue on Redis; the embedded SQLite broker has no
+    priorities and keeps arrival order.
+    """
     queue_name = queue_name or TASK_ROUTES.get(name, {"queue": CPU_QUEUE})["queue"]
-    get_celery().send_task(name, args=args, queue=queue_name, exchange=queue_name, routing_key=queue_name)
+    get_celery().send_task(
+        name,
+        args=args,
+        queue=queue_name,
+        exchange=queue_name,
+        routing_key=queue_name,
+        priority=broker_priority(priority),
+    )
 
 
-def enqueue_after_commit(session: Session, name: str, args: list[Any], queue_name: str | None = None) -> None:
+def enqueue_after_commit(
+    session: Session, name: str, args: list[Any], queue_name: str | None = None, *, priority: int = 0
+) -> None:
     """Publish a task (to ``queue_name``, else its route) once ``session`` commits; dropped on rollback.
 
     A publish that fails after commit is logged, not raised: the job row is already stored and the stalled
@@ -101,14 +119,14 @@ def enqueue_after_commit(session: Session, name: str, args: list[Any], queue_nam
         event.listen(session, "after_commit", _publish_pending)
         event.listen(session, "after_rollback", _drop_pending)
         session.info["pagemill_listening"] = True
-    session.info.setdefault("pagemill_pending_tasks", []).append((name, args, queue_name))
+    session.info.setdefault("pagemill_pending_tasks", []).append((name, args, queue_name, priority))
 
 
 def _publish_pending(session: Session) -> None:
-    pending: list[tuple[str, list[Any], str | None]] = session.info.pop("pagemill_pending_tasks", [])
-    for name, args, queue_name in pending:
+    pending: list[tuple[str, list[Any], str | None, int]] = session.info.pop("pagemill_pending_tasks", [])
+    for name, args, queue_name, priority in pending:
         try:
-            send_task(name, args, queue_name)
+            send_task(name, args, queue_name, priority)
         except Exception:
             log.exception("publish of %s%s failed; the sweeper will re-enqueue it", name, args)
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -180,6 +180,135 @@ class ApiSettings(BaseModel):
     host: str = Field(default="127.0.0.1", description="Address `pagemill up`/`pagemill api` bind to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `pagemill up`/`pagemill api` bind to.")
     page_size_max: int = Field(default=100, ge=1, description="Largest page of a job listing.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API (CORS), e.g. ["https://app.example.com"].',
+    )
+    hsts_max_age_s: int = Field(
+        default=31_536_000,
+        ge=0,
+        description="Strict-Transport-Security max-age sent on HTTPS requests (behind TLS); 0: no header.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For/-Proto are trusted (uvicorn), e.g. '10.0.0.0/8' or '*'.",
+    )
+
+
+TierName = Literal["free", "standard", "enterprise"]
+"""The tiers an API key's tenant (or an OIDC token) can be on."""
+
+
+class TierSettings(BaseModel):
+    """What one tier may do. Limits of None are unlimited."""
+
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Requests per API key, in slowapi/limits notation ('60/minute', '10/second;1000/hour').",
+    )
+    documents_per_day: int | None = Field(default=None, ge=0, description="Documents per UTC day.")
+    documents_per_month: int | None = Field(default=None, ge=0, description="Documents per UTC month.")
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload.")
+    max_pages: int = Field(default=1000, ge=1, description="Most pages per document.")
+    priority: int = Field(
+        default=5, ge=0, le=9, description="Queue priority of the tier's jobs, 0 (last) to 9 (first)."
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parse_rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # raises ValueError on bad notation
+        return value
+
+
+class FreeTier(TierSettings):
+    """The free tier: a taste, not a workload."""
+
+    rate_limit: str = "60/minute"
+    documents_per_day: int | None = 100
+    max_file_bytes: int = 10 * 1024 * 1024
+    max_pages: int = 20
+    priority: int = 0
+
+
+class StandardTier(TierSettings):
+    """The paid tier."""
+
+    documents_per_month: int | None = 10_000
+
+
+class EnterpriseTier(TierSettings):
+    """Unlimited documents, the largest files, first in the queue."""
+
+    rate_limit: str = "6000/minute"
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_pages: int = 5000
+    priority: int = 9
+
+
+class TiersSettings(BaseModel):
+    """The tiers (each a subclass, so overriding one field keeps the tier's other defaults)."""
+
+    free: FreeTier = FreeTier()
+    standard: StandardTier = StandardTier()
+    enterprise: EnterpriseTier = EnterpriseTier()
+
+    def get(self, name: str) -> TierSettings:
+        """The settings of tier ``name``; KeyError if there is no such tier."""
+        if name not in TIER_NAMES:
+            raise KeyError(name)
+        tier: TierSettings = getattr(self, name)
+        return tier
+
+
+TIER_NAMES: tuple[TierName, ...] = ("free", "standard", "enterprise")
+
+
+class OidcSettings(BaseModel):
+    """Bearer JWTs from an OpenID Connect issuer, mapped to a tenant and a tier (off unless issuer is set)."""
+
+    issuer: str | None = Field(default=None, description="Issuer URL; tokens must carry it as `iss`.")
+    audience: str | None = Field(default=None, description="Required `aud` of tokens (recommended).")
+    jwks_url: str | None = Field(
+        default=None, description="JWKS URL. Default: `jwks_uri` from the issuer's discovery document."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted signature algorithms."
+    )
+    tenant_claim: str = Field(default="tenant", description="Claim naming the tenant.")
+    tier_claim: str = Field(default="tier", description="Claim naming the tier (if absent: default_tier).")
+    default_tier: TierName = Field(default="standard", description="Tier of tokens without a tier claim.")
+    admin_scope: str = Field(
+        default="pagemill:admin", description="A `scope`/`scp` value that grants the admin scope."
+    )
+    jwks_cache_s: int = Field(default=300, ge=1, description="How long fetched signing keys are kept.")
+    leeway_s: int = Field(default=30, ge=0, description="Clock skew allowed on exp/nbf/iat.")
+    timeout_s: float = Field(default=5.0, gt=0, description="Timeout for fetching discovery and JWKS.")
+
+
+class AuthSettings(BaseModel):
+    """API keys, OIDC tokens and rate limits."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Require an API key or token. Setting false makes every caller the `default` tenant's "
+        "admin on the enterprise tier: only for a trusted network.",
+    )
+    bootstrap_key: bool = Field(
+        default=True,
+        description="`pagemill up`: create and print an admin key for the `default` tenant if none exists.",
+    )
+    rate_limit_storage_url: str | None = Field(
+        default=None,
+        description="slowapi storage, e.g. redis://host:6379/1. Default: the broker's Redis, else memory "
+        "(one process).",
+    )
+    last_used_resolution_s: int = Field(
+        default=60, ge=0, description="A key's last-used time is written at most this often."
+    )
+    oidc: OidcSettings = OidcSettings()
 
 
 class Settings(BaseSettings):
@@ -203,6 +332,8 @@ class Settings(BaseSettings):
     engines: EngineSettings = EngineSettings()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
+    auth: AuthSettings = AuthSettings()
+    tiers: TiersSettings = TiersSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -232,6 +363,15 @@ class Settings(BaseSettings):
         return (self.storage.local_path or self.data_dir / "blobs").resolve()
 
     @property
+    def rate_limit_storage_url(self) -> str:
+        """Where request counters live: set explicitly, else the broker's Redis, else this process."""
+        if self.auth.rate_limit_storage_url:
+            return self.auth.rate_limit_storage_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
+
+    @property
     def is_embedded(self) -> bool:
         """True when no external service is configured."""
         return self.database.url is None and self.broker.url is None and self.storage.backend == "local"
@@ -241,6 +381,9 @@ class Settings(BaseSettings):
         from sqlalchemy.engine import make_url
 
         data = self.model_dump(mode="json")
+        if data["auth"].get("rate_limit_storage_url"):
+            url = make_url(data["auth"]["rate_limit_storage_url"])
+            data["auth"]["rate_limit_storage_url"] = url.render_as_string(hide_password=True)
         for group in ("database", "broker"):
             if data[group].get("url"):
                 data[group]["url"] = make_url(data[group]["url"]).render_as_string(hide_password=True)

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
 
+from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from api.rate_limits import rate_limited
 from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.jobs import service
 from pagemill.jobs.options import JobOptions, OcrMode, OutputFormat, validate_page_range
 from pagemill.jobs.schemas import JobOut
 
-router = APIRouter(prefix="/api/v1", tags=["documents"])
+router = APIRouter(prefix="/api/v1", tags=["documents"], responses=AUTH_ERRORS)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
-    413: {"model": ErrorResponse, "description": "FILE_TOO_LARGE: the body is over the upload limit."},
+    413: {
+        "model": ErrorResponse,
+        "description": "FILE_TOO_LARGE: the body is over the upload limit or the tier's file size.",
+    },
     415: {
         "model": ErrorResponse,
         "description": "UNSUPPORTED_TYPE: the content is not PDF/PNG/JPEG/TIFF/WebP.",
     },
     422: {"model": ErrorResponse, "description": "EMPTY_FILE or VALIDATION_ERROR (a field is invalid)."},
+    429: {
+        "model": ErrorResponse,
+        "description": "RATE_LIMITED (requests) or QUOTA_EXCEEDED (documents per day or month); see "
+        "Retry-After.",
+    },
     503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: storage or database down; retry."},
 }
 
@@ -33,10 +43,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     responses=_ERRORS,
     summary="Submit a document",
 )
+@rate_limited
 def submit_document(
+    request: Request,
     session: SessionDep,
     store: StoreDep,
     settings: SettingsDep,
+    principal: CurrentPrincipal,
+    actor: ActorDep,
     response: Response,
     file: Annotated[UploadFile, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")],
     formats: Annotated[
@@ -57,7 +71,8 @@ def submit_document(
 ) -> JobOut:
     """Accept a document and answer at once with its job (202); poll `GET /api/v1/jobs/{id}`.
 
-    The type is detected from the content, never from the file name or Content-Type.
+    The type is detected from the content, never from the file name or Content-Type. The tenant's tier
+    caps the file size and page count; the document counts against its daily or monthly quota.
     """
     from pagemill.errors import ValidationFailed
 
@@ -83,6 +98,8 @@ def submit_document(
         session,
         store,
         settings,
+        principal=principal,
+        actor=actor,
         fileobj=file.file,
         filename=file.filename,
         options=options,

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
+from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from api.rate_limits import rate_limited
 from pagemill.errors import ValidationFailed
 from pagemill.jobs import service
 from pagemill.jobs.options import OutputFormat
 from pagemill.jobs.schemas import JobList, JobOut, PageOut
 from pagemill.models import JobState
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
 JobId = Annotated[str, Path(description="The job's id, as returned on submission.")]
 _NOT_FOUND: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job."}
+    404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job (or another tenant's)."}
 }
 _UNAVAILABLE: dict[int | str, dict[str, object]] = {
     422: {
@@ -31,24 +33,31 @@ _UNAVAILABLE: dict[int | str, dict[str, object]] = {
 
 
 @router.get("", response_model=JobList, responses=_UNAVAILABLE)
+@rate_limited
 def list_jobs(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[int, Query(ge=1, description="Jobs per page (capped by api.page_size_max).")] = 20,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
 ) -> JobList:
-    """List jobs, newest first, with cursor pagination."""
+    """List the tenant's jobs, newest first, with cursor pagination."""
     jobs, next_cursor = service.list_jobs(
-        session, state=state, limit=min(limit, settings.api.page_size_max), cursor=cursor
+        session, principal.tenant_id, state=state, limit=min(limit, settings.api.page_size_max), cursor=cursor
     )
     return JobList(items=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={**_NOT_FOUND, **_UNAVAILABLE})
-def get_job(session: SessionDep, job_id: JobId) -> JobOut:
+@rate_limited
+def get_job(
+    request: Request, response: Response, principal: CurrentPrincipal, session: SessionDep, job_id: JobId
+) -> JobOut:
     """A job's state, page progress, timings and, when it failed, `error: {code, message}`."""
-    return JobOut.from_job(service.get_job(session, job_id))
+    return JobOut.from_job(service.get_job(session, principal.tenant_id, job_id))
 
 
 @router.delete(
@@ -61,12 +70,20 @@ def get_job(session: SessionDep, job_id: JobId) -> JobOut:
         **_UNAVAILABLE,
     },
 )
-def cancel_job(session: SessionDep, job_id: JobId) -> JobOut:
+@rate_limited
+def cancel_job(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    actor: ActorDep,
+    session: SessionDep,
+    job_id: JobId,
+) -> JobOut:
     """Cancel a job: it stops at the next page boundary and ends `cancelled`, keeping finished pages.
 
     A job no worker has started is cancelled at once. Cancelling a cancelled job is a no-op.
     """
-    return JobOut.from_job(service.cancel_job(session, job_id))
+    return JobOut.from_job(service.cancel_job(session, principal.tenant_id, job_id, actor=actor))
 
 
 @router.get(
@@ -82,14 +99,18 @@ def cancel_job(session: SessionDep, job_id: JobId) -> JobOut:
     },
     response_class=Response,
 )
+@rate_limited
 def get_result(
+    request: Request,
+    principal: CurrentPrincipal,
+    actor: ActorDep,
     session: SessionDep,
     store: StoreDep,
     job_id: JobId,
     format: Annotated[OutputFormat, Query(description="markdown, text or json.")] = OutputFormat.MARKDOWN,
 ) -> StreamingResponse:
     """The assembled result of a succeeded (or, partially, a cancelled) job, streamed."""
-    chunks, media_type = service.open_result(session, store, job_id, format)
+    chunks, media_type = service.open_result(session, store, principal.tenant_id, job_id, format, actor=actor)
     return StreamingResponse(chunks, media_type=media_type)
 
 
@@ -101,7 +122,11 @@ def get_result(
         **_UNAVAILABLE,
     },
 )
+@rate_limited
 def get_page(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
     session: SessionDep,
     job_id: JobId,
     number: Annotated[int, Path(description="1-based page number.")],
@@ -109,4 +134,4 @@ def get_page(
     """One page: its state, text, markdown, lines with boxes, and the engine and settings that produced it."""
     if number < 1:
         raise ValidationFailed("Page numbers start at 1.", field="number")
-    return PageOut.from_page(service.get_page(session, job_id, number))
+    return PageOut.from_page(service.get_page(session, principal.tenant_id, job_id, number))

@@ -80,9 +80,10 @@ def ingest_job(job_id: str) -> None:
 
 def _plan(job: Job, settings: Settings) -> None:
     path = local_copy(get_blob_store(), job.source_key)
-    info = probe_document(
-        path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
-    )
+    limits = settings.limits
+    if job.max_pages is not None and job.max_pages < limits.max_pages:
+        limits = limits.model_copy(update={"max_pages": job.max_pages})  # the tier's, fixed at submission
+    info = probe_document(path, DocumentKind(job.kind), password=job.document_password, limits=limits)
     options = JobOptions.model_validate(job.options)
     indices = select_pages(options.page_range, info.page_count)
     with session_scope() as session:
@@ -111,7 +112,7 @@ def _enqueue_pending(job_id: str, settings: Settings) -> None:
         target, chain_start = (queue.CPU_QUEUE, 0) if text_first else ocr_route(options, settings)
         for first in range(0, len(pending), size):
             args = [job_id, pending[first : first + size], not text_first, chain_start]
-            queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target)
+            queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target, priority=job.priority)
     if not pending:
         finalize_job(job_id)
 
@@ -213,7 +214,7 @@ def _read_pages(
             target, chain_start = ocr_route(options, settings)
             for index in needs_ocr:
                 args = [job.id, [index], True, chain_start]
-                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target)
+                queue.enqueue_after_commit(session, queue.PROCESS_PAGES, args, target, priority=job.priority)
             repo.uncount_attempt(session, job.id, needs_ocr)
             repo.refresh_progress(session, job.id)
 
@@ -309,9 +310,10 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
     settings = settings or get_settings()
     older_than = utcnow() - timedelta(seconds=settings.worker.lease_s)
     with session_scope() as session:
-        job_ids = repo.claim_stalled_jobs(session, older_than=older_than)
-        for job_id in job_ids:
-            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id])
+        claimed = repo.claim_stalled_jobs(session, older_than=older_than)
+        for job_id, priority in claimed:
+            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=priority)
+    job_ids = [job_id for job_id, _ in claimed]
     if job_ids:
         log.warning("re-enqueued %d stalled job(s): %s", len(job_ids), ", ".join(job_ids))
     return job_ids

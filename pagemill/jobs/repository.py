@@ -25,11 +25,27 @@ def get_job(session: Session, job_id: str) -> Job | None:
     return session.get(Job, job_id)
 
 
+def get_tenant_job(session: Session, tenant_id: str, job_id: str) -> Job | None:
+    """A job by id if it belongs to ``tenant_id``, or None (another tenant's job does not exist for them)."""
+    job = session.get(Job, job_id)
+    return job if job is not None and job.tenant_id == tenant_id else None
+
+
 def list_jobs(
-    session: Session, *, state: str | None, limit: int, after: tuple[datetime, str] | None
+    session: Session,
+    *,
+    tenant_id: str,
+    state: str | None,
+    limit: int,
+    after: tuple[datetime, str] | None,
 ) -> Sequence[Job]:
-    """Jobs newest first, after a (created_at, id) cursor."""
-    query = select(Job).order_by(Job.created_at.desc(), Job.id.desc()).limit(limit)
+    """A tenant's jobs newest first, after a (created_at, id) cursor."""
+    query = (
+        select(Job)
+        .where(Job.tenant_id == tenant_id)
+        .order_by(Job.created_at.desc(), Job.id.desc())
+        .limit(limit)
+    )
     if state is not None:
         query = query.where(Job.state == state)
     if after is not None:
@@ -245,19 +261,20 @@ def request_cancel(session: Session, job_id: str) -> None:
     )
 
 
-def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[str]:
-    """Active jobs with no progress since ``older_than``, each claimed by touching it (one sweeper wins)."""
+def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[tuple[str, int]]:
+    """Active jobs (id, priority) with no progress since ``older_than``, each claimed by touching it (one
+    sweeper wins)."""
     candidates = session.execute(
-        select(Job.id, Job.updated_at)
+        select(Job.id, Job.updated_at, Job.priority)
         .where(Job.state.in_(ACTIVE_STATES), Job.updated_at < older_than)
         .order_by(Job.updated_at)
         .limit(limit)
     ).all()
-    claimed: list[str] = []
-    for job_id, updated_at in candidates:
+    claimed: list[tuple[str, int]] = []
+    for job_id, updated_at, priority in candidates:
         result = session.execute(
             update(Job).where(Job.id == job_id, Job.updated_at == updated_at).values(updated_at=utcnow())
         )
         if result.rowcount:  # type: ignore[attr-defined]
-            claimed.append(str(job_id))
+            claimed.append((str(job_id), int(priority)))
     return claimed

@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session
 
 from pagemill import queue
 from pagemill.documents.kinds import SNIFF_BYTES, sniff
-from pagemill.errors import Conflict, FileTooLarge, NotFound, ValidationFailed
+from pagemill.errors import Conflict, FileTooLarge, NotFound, QuotaExceeded, ValidationFailed
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.models import Job, JobState, Page
+from pagemill.models.base import utcnow
 from pagemill.settings import Settings
 from pagemill.storage import BlobStore
+from pagemill.tenancy import audit, usage
+from pagemill.tenancy.principal import Actor, Principal
 
 RESULT_FILES = {
     OutputFormat.MARKDOWN: "result.md",
@@ -73,19 +76,34 @@ def submit_document(
     store: BlobStore,
     settings: Settings,
     *,
+    principal: Principal,
+    actor: Actor,
     fileobj: IO[bytes],
     filename: str | None,
     options: JobOptions,
     password: str | None,
 ) -> Job:
-    """Check an upload's type from its content, store it, record the job and enqueue it after commit."""
+    """Check an upload against the tenant's tier and quotas and its type from its content, store it, record
+    the job (counted in the usage ledger, audited) and enqueue it after commit."""
+    tier = settings.tiers.get(principal.tier)
+    now = utcnow()
+    usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
     fileobj.seek(0)
     kind = sniff(fileobj.read(SNIFF_BYTES))
-    digest, size = _hash_and_size(fileobj, settings.limits.max_upload_bytes)
+    digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     job_id = str(uuid.uuid4())
     store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
+    try:
+        # Counted after the upload is stored, so the ledger row is locked only briefly.
+        usage.take_document(session, principal.tenant_id, principal.tier, tier, now)
+    except QuotaExceeded:
+        store.delete_prefix(f"jobs/{job_id}/")
+        raise
     job = Job(
         id=job_id,
+        tenant_id=principal.tenant_id,
+        priority=tier.priority,
+        max_pages=min(settings.limits.max_pages, tier.max_pages),
         state=JobState.QUEUED,
         filename=sanitize_filename(filename),
         kind=kind.value,
@@ -97,13 +115,21 @@ def submit_document(
     )
     repo.add_job(session, job)
     session.flush()
-    queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id])
+    audit.record(
+        session,
+        actor,
+        audit.JOB_CREATED,
+        target=job_id,
+        tenant_id=principal.tenant_id,
+        details={"filename": job.filename, "size_bytes": size, "kind": kind.value, "sha256": digest},
+    )
+    queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
     return job
 
 
-def get_job(session: Session, job_id: str) -> Job:
-    """A job by id; NotFound if there is none."""
-    job = repo.get_job(session, job_id) if _is_uuid(job_id) else None
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    """A tenant's job by id; NotFound if there is none, or it is another tenant's."""
+    job = repo.get_tenant_job(session, tenant_id, job_id) if _is_uuid(job_id) else None
     if job is None:
         raise NotFound("No job with this id.", job_id=job_id)
     return job
@@ -136,29 +162,31 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def list_jobs(
-    session: Session, *, state: JobState | None, limit: int, cursor: str | None
+    session: Session, tenant_id: str, *, state: JobState | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
-    """A page of jobs, newest first, and the cursor of the next page."""
+    """A page of a tenant's jobs, newest first, and the cursor of the next page."""
     after = _decode_cursor(cursor) if cursor else None
-    jobs = list(repo.list_jobs(session, state=state, limit=limit + 1, after=after))
+    jobs = list(repo.list_jobs(session, tenant_id=tenant_id, state=state, limit=limit + 1, after=after))
     next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
     return jobs[:limit], next_cursor
 
 
-def cancel_job(session: Session, job_id: str) -> Job:
+def cancel_job(session: Session, tenant_id: str, job_id: str, *, actor: Actor) -> Job:
     """Ask a job to stop at the next page boundary; finished pages are kept."""
-    job = get_job(session, job_id)
+    job = get_job(session, tenant_id, job_id)
     if job.state in (JobState.SUCCEEDED, JobState.FAILED):
         raise Conflict("The job has already finished.", state=job.state)
+    if job.state != JobState.CANCELLED:
+        audit.record(session, actor, audit.JOB_CANCELLED, target=job_id, tenant_id=tenant_id)
     repo.request_cancel(session, job_id)
     session.flush()
     session.refresh(job)
     return job
 
 
-def get_page(session: Session, job_id: str, number: int) -> Page:
-    """One page of a job by its 1-based number."""
-    job = get_job(session, job_id)
+def get_page(session: Session, tenant_id: str, job_id: str, number: int) -> Page:
+    """One page of a tenant's job by its 1-based number."""
+    job = get_job(session, tenant_id, job_id)
     page = repo.get_page(session, job_id, number - 1) if number >= 1 else None
     if page is None:
         raise NotFound(
@@ -171,10 +199,10 @@ def get_page(session: Session, job_id: str, number: int) -> Page:
 
 
 def open_result(
-    session: Session, store: BlobStore, job_id: str, fmt: OutputFormat
+    session: Session, store: BlobStore, tenant_id: str, job_id: str, fmt: OutputFormat, *, actor: Actor
 ) -> tuple[Iterator[bytes], str]:
-    """The stored result of a finished job in ``fmt`` as a byte stream, and its media type."""
-    job = get_job(session, job_id)
+    """The stored result of a tenant's finished job in ``fmt`` as a byte stream (audited), and its type."""
+    job = get_job(session, tenant_id, job_id)
     if job.state not in (JobState.SUCCEEDED, JobState.CANCELLED):
         raise Conflict(
             f"The result is not available: the job is {job.state}.",
@@ -184,4 +212,7 @@ def open_result(
         raise Conflict("The job was cancelled before any page was read; it has no result.", state=job.state)
     if fmt.value not in job.options.get("formats", []):
         raise NotFound("This format was not requested for the job.", format=fmt.value)
+    audit.record(
+        session, actor, audit.RESULT_READ, target=job_id, tenant_id=tenant_id, details={"format": fmt.value}
+    )
     return store.iter_chunks(result_key(job_id, fmt)), RESULT_MEDIA_TYPES[fmt]

@@ -43,9 +43,16 @@ class Job(Base):
     """One submitted document and everything about its processing."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_state_created", "state", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_state_created", "state", "created_at"),
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), ForeignKey("tenants.id"))
+    # Fixed at submission from the tenant's tier, so a later tier change never alters a running job.
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_pages: Mapped[int | None] = mapped_column(Integer, default=None)
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     filename: Mapped[str] = mapped_column(String(255))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,18 +25,32 @@ TEST_LIMITS = {
 }
 
 
+E2E_TENANT = "e2e"
+
+
 @dataclass
 class Stack:
-    """A Pagemill API and worker, with a client bound to the API."""
+    """A Pagemill API and worker, with a client bound to the API that sends ``key`` (tenant ``e2e``,
+    enterprise tier, admin scope)."""
 
     base_url: str
     env: dict[str, str]
     worker: ManagedProcess
     api: ManagedProcess
+    key: str
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        self.client = self.client_for(self.key)
+
+    def client_for(self, key: str | None, base_url: str | None = None) -> httpx.Client:
+        """A client sending ``key`` as a Bearer token (none when None); close it after use."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=base_url or self.base_url, timeout=30, headers=headers)
+
+    def create_key(self, tenant: str, tier: str = "enterprise", *, admin: bool = False) -> dict[str, Any]:
+        """Create a key with `pagemill keys create`; its JSON (``secret``, ``id``, ...)."""
+        return create_key(self.env, tenant, tier, admin=admin)
 
     def submit(self, path: Path, **fields: str) -> httpx.Response:
         """POST a document with form fields."""
@@ -75,6 +90,24 @@ class Stack:
         return self.client.get(f"/api/v1/jobs/{job_id}/result", params={"format": fmt})
 
 
+def create_key(
+    env: Mapping[str, str],
+    tenant: str,
+    tier: str = "enterprise",
+    *,
+    admin: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Run `pagemill keys create --json` against the stack's database; the key's JSON with its secret."""
+    args = ["keys", "create", "--tenant", tenant, "--tier", tier, "--json", *extra_args]
+    proc = pagemill_process([*args, "--admin"] if admin else args, env, name="keys-create")
+    code = proc.wait(timeout=60)
+    assert code == 0, proc.log_text()
+    line = [text for text in proc.log_text().splitlines() if text.startswith("{")][-1]
+    created: dict[str, Any] = json.loads(line)
+    return created
+
+
 def migrate(env: Mapping[str, str]) -> None:
     """Run `pagemill migrate` with ``env`` and assert it succeeded."""
     proc = pagemill_process(["migrate"], env, name="migrate")
@@ -87,11 +120,12 @@ def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[S
     """Migrate, start a worker and the API, yield the stack, stop both."""
     full_env = {**TEST_LIMITS, **env}
     migrate(full_env)
+    key = str(create_key(full_env, E2E_TENANT, "enterprise", admin=True)["secret"])
     with (
         pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency) as worker,
         pagemill_api(full_env) as (api, base_url),
     ):
-        stack = Stack(base_url=base_url, env=full_env, worker=worker, api=api)
+        stack = Stack(base_url=base_url, env=full_env, worker=worker, api=api, key=key)
         try:
             yield stack
         finally:

@@ -1,0 +1,63 @@
+"""Request rate limits per API key with slowapi, the limit resolved per request from the caller's tier.
+
+Counters live in Redis when the broker is Redis (shared by every API replica), else in process memory
+(embedded mode runs one API process). The moving-window strategy counts exactly: no burst of twice the
+limit across a window boundary. Fail mode, chosen on purpose: if Redis is unreachable each replica falls
+back to its own in-memory counters (limits still apply, per replica) and goes back to Redis when it
+answers again; refusing every request because the limiter's store is down would turn a Redis blip into an
+outage of reads that need no broker at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from slowapi import Limiter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from pagemill.settings import get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _rate_key(request: Request) -> str:
+    # The tier rides in the key so the limit provider (which only sees the key) can resolve its limit.
+    principal = request.state.principal
+    return f"{principal.tier}:{principal.rate_key}"
+
+
+def _tier_limit(key: str) -> str:
+    return get_settings().tiers.get(key.split(":", 1)[0]).rate_limit
+
+
+class TierLimiter(Limiter):
+    """slowapi's Limiter, minus its Retry-After on every response: on a 202 it reads as 'poll in N s'."""
+
+    def _inject_headers(self, response: Response, current_limit: Any) -> Response:
+        response = super()._inject_headers(response, current_limit)
+        if response.status_code != 429 and "retry-after" in response.headers:
+            del response.headers["retry-after"]
+        return response
+
+
+limiter = TierLimiter(
+    key_func=_rate_key,
+    storage_uri=get_settings().rate_limit_storage_url,
+    strategy="moving-window",
+    headers_enabled=True,
+    in_memory_fallback_enabled=True,
+    # Only reached if a header lookup fails between the check and the response: never turn that into a 500.
+    swallow_errors=True,
+    key_prefix="pagemill-rl",
+)
+
+
+def rate_limited(func: F) -> F:
+    """Count a request against its key's tier limit (one budget across every route); 429 when over.
+
+    The route must take ``request: Request`` and, unless it returns a Response, ``response: Response``.
+    """
+    decorated: F = limiter.shared_limit(_tier_limit, scope="api")(func)
+    return decorated

@@ -1,0 +1,1 @@
+"""Tenants, API keys, OIDC tokens, tiers, usage quotas and the audit log."""
