@@ -140,7 +140,10 @@ def authenticate_key(session: Session, settings: Settings, secret: str) -> Princ
             raise Unauthorized("The API key has been revoked.", reason="revoked", key_id=key.id)
         if key.expires_at is not None and key.expires_at <= now:
             raise Unauthorized("The API key has expired.", reason="expired", key_id=key.id)
-        repo.touch_key(session, key.id, now, timedelta(seconds=settings.auth.last_used_resolution_s))
+        resolution = timedelta(seconds=settings.auth.last_used_resolution_s)
+        if key.last_used_at is None or key.last_used_at < now - resolution:
+            # Checked here first: even an UPDATE that matches nothing takes SQLite's write lock.
+            repo.touch_key(session, key.id, now, resolution)
         return Principal(
             tenant_id=tenant.id,
             tier=tenant.tier,

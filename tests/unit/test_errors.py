@@ -6,11 +6,13 @@ import pytest
 
 from pagemill import errors
 from pagemill.errors import (
+    AccessError,
     DependencyUnavailable,
     InputError,
     NotFound,
     PagemillError,
     ProcessingError,
+    RateLimited,
     TransientError,
 )
 
@@ -27,6 +29,11 @@ def all_error_classes() -> list[type[PagemillError]]:
 
 
 ERROR_CLASSES = all_error_classes()
+
+
+def required_details(cls: type[PagemillError]) -> dict[str, int]:
+    """The keyword arguments a class cannot be made without (they are details too)."""
+    return {"retry_after_s": 30} if issubclass(cls, RateLimited) else {}
 
 
 def test_the_tree_is_found() -> None:
@@ -62,6 +69,9 @@ def test_each_branch_keeps_its_contract(cls: type[PagemillError]) -> None:
         assert cls.http_status == 503 and cls.retryable
     elif issubclass(cls, ProcessingError):
         assert cls.http_status >= 500 and not cls.retryable
+    elif issubclass(cls, AccessError):
+        assert 400 <= cls.http_status < 500 and not cls.retryable
+        assert cls.http_status in (401, 403, 429), cls.http_status
     else:
         assert cls is PagemillError
         assert cls.code == "INTERNAL_ERROR" and cls.http_status == 500
@@ -69,14 +79,15 @@ def test_each_branch_keeps_its_contract(cls: type[PagemillError]) -> None:
 
 @pytest.mark.parametrize("cls", ERROR_CLASSES, ids=lambda cls: cls.__name__)
 def test_to_dict_is_the_public_error_object(cls: type[PagemillError]) -> None:
-    default = cls()
-    assert default.to_dict() == {"code": cls.code, "message": cls.default_message, "details": {}}
+    required = required_details(cls)
+    default = cls(**required)
+    assert default.to_dict() == {"code": cls.code, "message": cls.default_message, "details": required}
     assert str(default) == cls.default_message
-    custom = cls("Something specific.", page=3, field="x")
+    custom = cls("Something specific.", page=3, field="x", **required)
     assert custom.to_dict() == {
         "code": cls.code,
         "message": "Something specific.",
-        "details": {"page": 3, "field": "x"},
+        "details": {"page": 3, "field": "x", **required},
     }
 
 
@@ -87,6 +98,19 @@ def test_known_statuses() -> None:
     assert errors.UnsupportedType.http_status == 415
     assert errors.ValidationFailed.http_status == 422
     assert DependencyUnavailable.code == "SERVICE_UNAVAILABLE"
+    assert errors.Unauthorized.http_status == 401
+    assert errors.Forbidden.http_status == 403
+    assert RateLimited.http_status == 429
+    assert errors.QuotaExceeded.http_status == 429
+
+
+def test_error_headers() -> None:
+    # Retryable errors say when to retry; a 401 names its scheme; a 429 says when the window frees up.
+    assert DependencyUnavailable().headers() == {"Retry-After": "5"}
+    assert NotFound().headers() == {}
+    assert errors.Unauthorized().headers() == {"WWW-Authenticate": 'Bearer realm="pagemill"'}
+    assert RateLimited(retry_after_s=42).headers() == {"Retry-After": "42"}
+    assert errors.QuotaExceeded(retry_after_s=0).headers() == {"Retry-After": "1"}
 
 
 def test_details_are_not_shared_between_instances() -> None:

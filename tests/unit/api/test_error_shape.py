@@ -1,7 +1,8 @@
 """Every API error has one body shape and carries the request id; internals never reach the client.
 
-Only requests that are answered before any database, broker or blob store is touched are made here; the
-app is built on an empty data dir and nothing is migrated.
+The app is built on an empty data dir whose SQLite database is migrated and given one API key (the API
+refuses every /api/v1 request without one). Only requests that are answered before any job, broker or blob
+store is touched are made here.
 """
 
 from __future__ import annotations
@@ -16,14 +17,20 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import StarletteDeprecationWarning
 
 from api.app import create_app
 from pagemill import db, queue
 from pagemill.errors import DependencyUnavailable, EncryptedFile
+from pagemill.migrate import upgrade_to_head
+from pagemill.models import DEFAULT_TENANT
 from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
+from pagemill.tenancy import keys
+from pagemill.tenancy import service as tenancy
+from pagemill.tenancy.principal import Actor
 
 with warnings.catch_warnings():
     # Starlette 1.x warns at import when the test client runs on httpx rather than httpx2; the lock pins
@@ -58,12 +65,24 @@ def _raise_input_error() -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
+def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Migrate the data dir's database and make a key of the default tenant; its secret."""
     for name in list(os.environ):
         if name.startswith("PAGEMILL_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PAGEMILL_DATA_DIR", str(tmp_path))
     _forget_process_state()
+    upgrade_to_head()
+    with db.session_scope() as session:
+        _, secret = tenancy.create_key(
+            session, tenant_id=DEFAULT_TENANT, tier="enterprise", actor=Actor(subject="test"), name="test"
+        )
+    yield secret
+    _forget_process_state()
+
+
+@pytest.fixture
+def app(api_key: str) -> Iterator[FastAPI]:
     application = create_app()
     # Throwaway routes on this app object only, to reach the handlers no real route should reach.
     application.add_api_route("/_test/unexpected", _raise_unexpected)
@@ -97,37 +116,78 @@ def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict
     return error  # type: ignore[no-any-return]
 
 
+def auth_headers(auth: str, api_key: str) -> dict[str, str]:
+    """Credentials of one kind: the test's key, none, a malformed one, or a well-formed key nobody holds."""
+    unknown = keys.generate_key().secret
+    return {
+        "key": {"Authorization": f"Bearer {api_key}"},
+        "x-api-key": {"X-API-Key": api_key},
+        "none": {},
+        "malformed": {"Authorization": "Bearer pm_live_not-a-real-key"},
+        "not-a-key": {"Authorization": "Bearer some-opaque-token"},
+        "malformed-x-api-key": {"X-API-Key": "pm_live_" + "x" * 10},
+        "unknown": {"Authorization": f"Bearer {unknown}"},
+        "unknown-x-api-key": {"X-API-Key": unknown},
+    }[auth]
+
+
 CASES = [
-    pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", id="404-route"),
-    pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", id="404-job"),
-    pytest.param("PUT", "/api/v1/health/live", 405, "METHOD_NOT_ALLOWED", id="405"),
-    pytest.param("GET", "/api/v1/jobs?limit=0", 422, "VALIDATION_ERROR", id="422-query"),
-    pytest.param("GET", "/api/v1/jobs?state=sleeping", 422, "VALIDATION_ERROR", id="422-enum"),
-    pytest.param("GET", f"/api/v1/jobs/{uuid.uuid4()}/pages/0", 422, "VALIDATION_ERROR", id="422-pagemill"),
-    pytest.param("GET", "/_test/input-error", 422, "ENCRYPTED_FILE", id="422-input-error"),
-    pytest.param("GET", "/_test/unexpected", 500, "INTERNAL_ERROR", id="500"),
-    pytest.param("GET", "/_test/database-down", 503, "SERVICE_UNAVAILABLE", id="503-database"),
-    pytest.param("GET", "/_test/unavailable", 503, "SERVICE_UNAVAILABLE", id="503-dependency"),
+    pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", "key", id="404-route"),
+    pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", "none", id="404-route-no-key"),
+    pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", "key", id="404-job"),
+    pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", "x-api-key", id="404-job-x-api-key"),
+    pytest.param("PUT", "/api/v1/health/live", 405, "METHOD_NOT_ALLOWED", "none", id="405"),
+    pytest.param("GET", "/api/v1/jobs?limit=0", 422, "VALIDATION_ERROR", "key", id="422-query"),
+    pytest.param("GET", "/api/v1/jobs?state=sleeping", 422, "VALIDATION_ERROR", "key", id="422-enum"),
+    pytest.param(
+        "GET", f"/api/v1/jobs/{uuid.uuid4()}/pages/0", 422, "VALIDATION_ERROR", "key", id="422-pagemill"
+    ),
+    pytest.param("GET", "/_test/input-error", 422, "ENCRYPTED_FILE", "none", id="422-input-error"),
+    pytest.param("GET", "/_test/unexpected", 500, "INTERNAL_ERROR", "none", id="500"),
+    pytest.param("GET", "/_test/database-down", 503, "SERVICE_UNAVAILABLE", "none", id="503-database"),
+    pytest.param("GET", "/_test/unavailable", 503, "SERVICE_UNAVAILABLE", "none", id="503-dependency"),
+    pytest.param("GET", "/api/v1/jobs", 401, "UNAUTHORIZED", "none", id="401-no-key"),
+    pytest.param("POST", "/api/v1/documents", 401, "UNAUTHORIZED", "none", id="401-no-key-upload"),
+    pytest.param("GET", "/api/v1/jobs/not-a-job-id", 401, "UNAUTHORIZED", "malformed", id="401-malformed"),
+    pytest.param("GET", "/api/v1/jobs", 401, "UNAUTHORIZED", "not-a-key", id="401-not-a-key"),
+    pytest.param(
+        "GET", "/api/v1/jobs", 401, "UNAUTHORIZED", "malformed-x-api-key", id="401-malformed-x-api-key"
+    ),
+    pytest.param("GET", "/api/v1/jobs", 401, "UNAUTHORIZED", "unknown", id="401-unknown"),
+    pytest.param("GET", "/api/v1/jobs", 401, "UNAUTHORIZED", "unknown-x-api-key", id="401-unknown-x-api-key"),
+    # Credentials are checked before parameters: no key, no hint about what the endpoint accepts.
+    pytest.param("GET", "/api/v1/jobs?limit=0", 401, "UNAUTHORIZED", "none", id="401-before-422"),
 ]
 
 
-@pytest.mark.parametrize(("method", "path", "status", "code"), CASES)
+def assert_auth_challenge(response: httpx.Response) -> None:
+    """A 401 names the scheme to use (RFC 9110 11.6.1); no other error carries the challenge."""
+    if response.status_code == 401:
+        assert response.headers["www-authenticate"] == 'Bearer realm="pagemill"', dict(response.headers)
+    else:
+        assert "www-authenticate" not in response.headers, dict(response.headers)
+
+
+@pytest.mark.parametrize(("method", "path", "status", "code", "auth"), CASES)
 def test_errors_have_one_shape_and_echo_the_request_id(
-    client: TestClient, method: str, path: str, status: int, code: str
+    client: TestClient, api_key: str, method: str, path: str, status: int, code: str, auth: str
 ) -> None:
     request_id = f"req-{uuid.uuid4().hex[:12]}"
-    response = client.request(method, path, headers={"X-Request-ID": request_id})
+    headers = {"X-Request-ID": request_id, **auth_headers(auth, api_key)}
+    response = client.request(method, path, headers=headers)
     assert_error_shape(response, status, code)
+    assert_auth_challenge(response)
     assert response.headers["x-request-id"] == request_id
     assert response.json()["request_id"] == request_id
 
 
-@pytest.mark.parametrize(("method", "path", "status", "code"), CASES)
+@pytest.mark.parametrize(("method", "path", "status", "code", "auth"), CASES)
 def test_without_a_client_id_one_is_made_up(
-    client: TestClient, method: str, path: str, status: int, code: str
+    client: TestClient, api_key: str, method: str, path: str, status: int, code: str, auth: str
 ) -> None:
-    response = client.request(method, path)
+    response = client.request(method, path, headers=auth_headers(auth, api_key))
     assert_error_shape(response, status, code)
+    assert_auth_challenge(response)
     assert re.fullmatch(r"[0-9a-f]{32}", response.json()["request_id"])
 
 
@@ -153,22 +213,38 @@ def test_unexpected_errors_say_only_internal_error(client: TestClient) -> None:
     assert error == {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}}
 
 
-def test_a_missing_job_says_which_id(client: TestClient, tmp_path: Path) -> None:
-    error = assert_error_shape(client.get("/api/v1/jobs/not-a-job-id"), 404, "NOT_FOUND")
+def test_a_missing_job_says_which_id(client: TestClient, api_key: str) -> None:
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    engine = db.get_engine()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get("/api/v1/jobs/not-a-job-id", headers=auth_headers("key", api_key))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    error = assert_error_shape(response, 404, "NOT_FOUND")
     assert error["details"] == {"job_id": "not-a-job-id"}
-    assert not (tmp_path / "pagemill.sqlite3").exists()  # answered without opening the database
+    assert statements, "the key was not looked up"
+    # Answered without querying jobs: an id that is not a UUID cannot name one.
+    assert not [sql for sql in statements if re.search(r"\bjobs\b", sql)], statements
 
 
-def test_request_validation_names_the_field(client: TestClient) -> None:
-    error = assert_error_shape(client.get("/api/v1/jobs?limit=0"), 422, "VALIDATION_ERROR")
+def test_request_validation_names_the_field(client: TestClient, api_key: str) -> None:
+    error = assert_error_shape(
+        client.get("/api/v1/jobs?limit=0", headers=auth_headers("key", api_key)), 422, "VALIDATION_ERROR"
+    )
     details = error["details"]
     assert isinstance(details, dict)
     assert [entry["field"] for entry in details["errors"]] == ["limit"]
     assert "limit" in str(error["message"])
 
 
-def test_pagemill_validation_errors_keep_their_details(client: TestClient) -> None:
-    error = assert_error_shape(client.get(f"/api/v1/jobs/{uuid.uuid4()}/pages/0"), 422, "VALIDATION_ERROR")
+def test_pagemill_validation_errors_keep_their_details(client: TestClient, api_key: str) -> None:
+    response = client.get(f"/api/v1/jobs/{uuid.uuid4()}/pages/0", headers=auth_headers("key", api_key))
+    error = assert_error_shape(response, 422, "VALIDATION_ERROR")
     assert error["details"] == {"field": "number"}
 
 
@@ -189,3 +265,13 @@ def test_405_says_which_methods_are_allowed(client: TestClient) -> None:
     response = client.put("/api/v1/health/live")
     assert_error_shape(response, 405, "METHOD_NOT_ALLOWED")
     assert "GET" in response.headers.get("allow", ""), dict(response.headers)
+
+
+@pytest.mark.parametrize("auth", ["malformed", "unknown", "unknown-x-api-key"])
+def test_a_refused_key_is_never_echoed(client: TestClient, api_key: str, auth: str) -> None:
+    headers = auth_headers(auth, api_key)
+    presented = next(iter(headers.values())).removeprefix("Bearer ")
+    response = client.get("/api/v1/jobs", headers=headers)
+    assert_error_shape(response, 401, "UNAUTHORIZED")
+    assert presented not in response.text
+    assert presented not in str(response.headers)

@@ -13,7 +13,7 @@ import pytest
 from pagemill.errors import ValidationFailed
 from pagemill.jobs import service
 from pagemill.jobs.service import encode_cursor, sanitize_filename
-from pagemill.models import Job
+from pagemill.models import DEFAULT_TENANT, Job
 
 # --- sanitize_filename --------------------------------------------------------------------------------------
 
@@ -153,4 +153,10 @@ def test_list_jobs_rejects_a_bad_cursor_before_any_query(cursor: str) -> None:
             raise AssertionError(f"the session was used ({name}) before the cursor was checked")
 
     with pytest.raises(ValidationFailed):
-        service.list_jobs(NoSession(), state=None, limit=10, cursor=cursor)  # type: ignore[arg-type]
+        service.list_jobs(
+            NoSession(),  # type: ignore[arg-type]
+            DEFAULT_TENANT,
+            state=None,
+            limit=10,
+            cursor=cursor,
+        )
