@@ -42,7 +42,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the secret).")] = False,
 ) -> None:
     """Create a key and print its secret: shown this once, only its SHA-256 is kept."""
-    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days is not None else None
     try:
         with session_scope() as session:
             key, secret = service.create_key(
@@ -80,7 +80,13 @@ def keys_list(
         for row in rows:
             typer.echo(row.model_dump_json())
         return
-    table = Table("id", "tenant", "prefix", "name", "scopes", "created", "expires", "revoked", "last used")
+    table = Table()
+    # Ids and prefixes are copied from here (to revoke a key): never wrapped or cut, even when piped.
+    table.add_column("id", no_wrap=True, min_width=20)
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("prefix", no_wrap=True, min_width=17)
+    for title in ("name", "scopes", "created", "expires", "revoked", "last used"):
+        table.add_column(title)
     for row in rows:
         table.add_row(
             row.id,
@@ -126,7 +132,14 @@ def audit_command(
         for row in rows:
             typer.echo(row.model_dump_json())
         return
-    table = Table("at", "tenant", "actor", "action", "target", "from", "request id")
+    table = Table()
+    table.add_column("at")
+    table.add_column("tenant", no_wrap=True)
+    table.add_column("actor", no_wrap=True, min_width=24)
+    table.add_column("action", no_wrap=True)
+    table.add_column("target", no_wrap=True, min_width=36)
+    for title in ("from", "request id"):
+        table.add_column(title)
     for row in rows:
         table.add_row(
             _when(row.at),

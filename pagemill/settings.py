@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
@@ -199,20 +199,30 @@ TierName = Literal["free", "standard", "enterprise"]
 """The tiers an API key's tenant (or an OIDC token) can be on."""
 
 
-class TierSettings(BaseModel):
-    """What one tier may do. Limits of None are unlimited."""
+RateLimit = Annotated[
+    str,
+    Field(
+        description="Requests per API key, in slowapi/limits notation ('60/minute', '10/second;1000/hour')."
+    ),
+]
+DocumentQuota = Annotated[int | None, Field(ge=0, description="Documents per UTC period; None: unlimited.")]
+FileBytes = Annotated[int, Field(ge=1, description="Largest upload.")]
+PagesPerDocument = Annotated[int, Field(ge=1, description="Most pages per document.")]
+Priority = Annotated[
+    int, Field(ge=0, le=9, description="Queue priority of the tier's jobs, 0 (last) to 9 (first).")
+]
 
-    rate_limit: str = Field(
-        default="600/minute",
-        description="Requests per API key, in slowapi/limits notation ('60/minute', '10/second;1000/hour').",
-    )
-    documents_per_day: int | None = Field(default=None, ge=0, description="Documents per UTC day.")
-    documents_per_month: int | None = Field(default=None, ge=0, description="Documents per UTC month.")
-    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1, description="Largest upload.")
-    max_pages: int = Field(default=1000, ge=1, description="Most pages per document.")
-    priority: int = Field(
-        default=5, ge=0, le=9, description="Queue priority of the tier's jobs, 0 (last) to 9 (first)."
-    )
+
+class TierSettings(BaseModel):
+    """What one tier may do. Each field's type carries its bounds, so the tiers below, which only change
+    defaults, keep them."""
+
+    rate_limit: RateLimit = "600/minute"
+    documents_per_day: DocumentQuota = None
+    documents_per_month: DocumentQuota = None
+    max_file_bytes: FileBytes = 100 * 1024 * 1024
+    max_pages: PagesPerDocument = 1000
+    priority: Priority = 5
 
     @field_validator("rate_limit")
     @classmethod
@@ -226,26 +236,26 @@ class TierSettings(BaseModel):
 class FreeTier(TierSettings):
     """The free tier: a taste, not a workload."""
 
-    rate_limit: str = "60/minute"
-    documents_per_day: int | None = 100
-    max_file_bytes: int = 10 * 1024 * 1024
-    max_pages: int = 20
-    priority: int = 0
+    rate_limit: RateLimit = "60/minute"
+    documents_per_day: DocumentQuota = 100
+    max_file_bytes: FileBytes = 10 * 1024 * 1024
+    max_pages: PagesPerDocument = 20
+    priority: Priority = 0
 
 
 class StandardTier(TierSettings):
     """The paid tier."""
 
-    documents_per_month: int | None = 10_000
+    documents_per_month: DocumentQuota = 10_000
 
 
 class EnterpriseTier(TierSettings):
     """Unlimited documents, the largest files, first in the queue."""
 
-    rate_limit: str = "6000/minute"
-    max_file_bytes: int = 512 * 1024 * 1024
-    max_pages: int = 5000
-    priority: int = 9
+    rate_limit: RateLimit = "6000/minute"
+    max_file_bytes: FileBytes = 512 * 1024 * 1024
+    max_pages: PagesPerDocument = 5000
+    priority: Priority = 9
 
 
 class TiersSettings(BaseModel):

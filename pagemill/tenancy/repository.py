@@ -65,11 +65,14 @@ def list_keys(session: Session, *, tenant_id: str | None, include_revoked: bool)
     return session.scalars(query).all()
 
 
-def count_active_keys(session: Session) -> int:
-    """How many keys are not revoked."""
-    return int(
-        session.scalar(select(func.count()).select_from(ApiKey).where(ApiKey.revoked_at.is_(None))) or 0
+def count_usable_keys(session: Session, now: datetime) -> int:
+    """How many keys are neither revoked nor expired."""
+    query = (
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.revoked_at.is_(None), or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now))
     )
+    return int(session.scalar(query) or 0)
 
 
 def revoke_key(session: Session, key_id: str, now: datetime) -> None:

@@ -98,8 +98,9 @@ def revoke_key(session: Session, key_id: str, *, actor: Actor) -> ApiKey:
 
 
 def bootstrap_key(session: Session) -> str | None:
-    """On a fresh install (no active key at all), make an admin key for the default tenant; its secret."""
-    if repo.count_active_keys(session):
+    """On a fresh install (no usable key: none, or all revoked or expired), make an admin key for the
+    default tenant; its secret."""
+    if repo.count_usable_keys(session, utcnow()):
         return None
     _, secret = create_key(
         session,
@@ -154,12 +155,11 @@ def authenticate_key(session: Session, settings: Settings, secret: str) -> Princ
     raise Unauthorized("The API key is not valid.", reason="unknown")
 
 
-_known_tenants: set[str] = set()
-
-
 def ensure_token_tenant(session: Session, principal: Principal) -> None:
-    """Give an OIDC token's tenant a row (its jobs and ledger refer to it), once per process and tenant."""
-    if principal.tenant_id in _known_tenants:
-        return
-    repo.ensure_tenant(session, principal.tenant_id, principal.tier)
-    _known_tenants.add(principal.tenant_id)
+    """Give an OIDC token's tenant a row (its jobs and ledger refer to it) if it has none yet.
+
+    Looked up on every request rather than remembered per process: a first request that rolls back takes
+    the new row with it, and a remembered id would then point at nothing.
+    """
+    if repo.get_tenant(session, principal.tenant_id) is None:
+        repo.ensure_tenant(session, principal.tenant_id, principal.tier)
