@@ -138,6 +138,7 @@ class CredentialGateMiddleware:
             scope["type"] != "http"
             or scope["method"] == "OPTIONS"
             or not path.startswith("/api/v1/")
+            or path.startswith(_OPEN_PATHS)
             or (error := self._implausible(dict(scope["headers"]))) is None
         ):
             await self.app(scope, receive, send)
