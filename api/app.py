@@ -56,7 +56,6 @@ def create_app() -> FastAPI:
         max_bytes=settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD,
         reported_limit=settings.limits.max_upload_bytes,
     )
-    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.api.hsts_max_age_s)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -73,6 +72,8 @@ def create_app() -> FastAPI:
             ],
             max_age=600,
         )
+    # Outside CORS, so preflight answers (which CORS gives itself) carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, hsts_max_age_s=settings.api.hsts_max_age_s)
     app.add_middleware(RequestIdMiddleware)
     if not settings.auth.enabled:
         logging.getLogger(__name__).warning(
