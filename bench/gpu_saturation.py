@@ -44,6 +44,8 @@ from bench.born_digital import distributed_env_stack, page_texts
 from bench.common import (
     FINAL_STATES,
     _migrate,
+    auth_headers,
+    create_key,
     fmt,
     log,
     median,
@@ -261,14 +263,16 @@ class GpuStack:
 
 @contextlib.contextmanager
 def gpu_stack(env: Mapping[str, str], requests_in_flight: int) -> Iterator[GpuStack]:
-    """Migrate; run the API, a CPU worker (ingest,cpu; 1) and a GPU worker (gpu; ``requests_in_flight``)."""
+    """Migrate and make a key (tenant ``bench``, enterprise); run the API, a CPU worker (ingest,cpu; 1) and a
+    GPU worker (gpu; ``requests_in_flight``)."""
     full_env = {"PAGEMILL_LOG_LEVEL": "INFO", **env}
     _migrate(full_env)
+    key = create_key(full_env)
     with (
         pagemill_worker(full_env, queues="ingest,cpu", concurrency=1, timeout=90) as cpu_worker,
         pagemill_worker(full_env, queues="gpu", concurrency=requests_in_flight, timeout=90) as gpu_worker,
         pagemill_api(full_env, timeout=60) as (api, base_url),
-        httpx.Client(base_url=base_url, timeout=120) as client,
+        httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
     ):
         yield GpuStack(client=client, cpu_worker=cpu_worker, gpu_worker=gpu_worker, api=api)
 

@@ -4,11 +4,13 @@
 
 (a) The corpus file ``hostile/gen__pdf_10000_pages.pdf`` (corpus at ``PAGEMILL_CORPUS``, default
 ``<repo>/../shared/corpus``; skipped with a note if absent) goes through an embedded stack (worker concurrency
-2, ``PAGEMILL_LIMITS__MAX_PAGES=10000``, ``ocr_mode=text_layer``). The RSS of the worker's main process and
+2, ``PAGEMILL_LIMITS__MAX_PAGES=10000`` and the enterprise tier's ``max_pages`` raised to match,
+``ocr_mode=text_layer``). The RSS of the worker's main process and
 every descendant (pool processes, the probe sandbox) is read from /proc every 50 ms; the table gives each
 process's peak and the peak of their sum. Target: under 500 MB per worker process.
 
-(b) ``pagemill api`` alone (after ``migrate``) receives one multipart upload of 1 GiB generated on the fly:
+(b) ``pagemill api`` alone (after ``migrate`` and ``keys create``; the upload cap and the enterprise tier's
+``max_file_bytes`` set above the upload) receives one multipart upload of 1 GiB generated on the fly:
 a PDF header, then padding, in 1 MiB chunks from a generator, so the client never holds the body. The API
 process's RSS is sampled every 50 ms: before (after one small warm-up upload), peak during, and after.
 The upload is expected to be accepted (or to fail as CORRUPT_FILE later); only memory is judged.
@@ -30,6 +32,8 @@ import httpx
 from bench.common import (
     REPO,
     RssSampler,
+    auth_headers,
+    create_key,
     fmt,
     log,
     mib,
@@ -67,7 +71,8 @@ def worker_peak() -> str:
     if not path.exists():
         return f"{heading}\n\nSkipped: {path} is absent (set PAGEMILL_CORPUS)."
     log(f"memory (a): {path.name}, {path.stat().st_size / 1e6:.1f} MB")
-    env = {"PAGEMILL_LIMITS__MAX_PAGES": "10000"}
+    # The bench tenant is on the enterprise tier, whose own page cap (5,000) would refuse the file.
+    env = {"PAGEMILL_LIMITS__MAX_PAGES": "10000", "PAGEMILL_TIERS__ENTERPRISE__MAX_PAGES": "10000"}
     with temp_data_dir() as data_dir, running_stack({**env, "PAGEMILL_DATA_DIR": str(data_dir)}) as stack:
         with RssSampler(stack.worker.pid) as idle:
             time.sleep(0.3)
@@ -100,7 +105,8 @@ def worker_peak() -> str:
         heading,
         "",
         f"File: `{HOSTILE_FILE}` ({path.stat().st_size / 1e6:.1f} MB), `ocr_mode=text_layer`, "
-        f"`PAGEMILL_LIMITS__MAX_PAGES=10000`, worker concurrency 2. Job: {job.pages:,} pages in "
+        "`PAGEMILL_LIMITS__MAX_PAGES=10000` (and `PAGEMILL_TIERS__ENTERPRISE__MAX_PAGES`, the bench tenant's "
+        f"tier), worker concurrency 2. Job: {job.pages:,} pages in "
         f"{job.seconds:.1f} s = **{job.pages / job.seconds:,.0f} pages/s** (POST to markdown result "
         "fetched). "
         f"RSS sampled every 50 ms ({sampler.samples} samples). RSS counts pages shared between the forked "
@@ -172,16 +178,19 @@ def upload_growth(upload_mib: int = UPLOAD_MIB) -> str:
         env = {
             "PAGEMILL_DATA_DIR": str(data_dir),
             "PAGEMILL_LIMITS__MAX_UPLOAD_BYTES": str(size + 64 * MIB),
+            # The tier's own cap (512 MiB on enterprise) applies too.
+            "PAGEMILL_TIERS__ENTERPRISE__MAX_FILE_BYTES": str(size + 64 * MIB),
             "PAGEMILL_LOG_LEVEL": "INFO",
         }
         migrate = pagemill_process(["migrate"], env, name="migrate")
         if migrate.wait(timeout=120) != 0:
             raise RuntimeError(migrate.log_tail())
         migrate.stop()
+        key = create_key(env)
         small = make_text_pdf(Path(tmp) / "small.pdf", ["warm-up page"])
         with (
             pagemill_api(env, timeout=60) as (api, base_url),
-            httpx.Client(base_url=base_url, timeout=600) as client,
+            httpx.Client(base_url=base_url, timeout=600, headers=auth_headers(key)) as client,
         ):
             start_rss = RssSampler(api.pid)
             start_rss.sample()
@@ -212,7 +221,8 @@ def upload_growth(upload_mib: int = UPLOAD_MIB) -> str:
         "#### (b) API RSS while streaming a 1 GiB upload",
         "",
         f"One `POST /api/v1/documents` of {upload_mib:,} MiB ({length:,} bytes of multipart body, generated "
-        f"in 1 MiB chunks, Content-Length set), `PAGEMILL_LIMITS__MAX_UPLOAD_BYTES` above it, to `pagemill "
+        "in 1 MiB chunks, Content-Length set), `PAGEMILL_LIMITS__MAX_UPLOAD_BYTES` and "
+        f"`PAGEMILL_TIERS__ENTERPRISE__MAX_FILE_BYTES` above it, with an enterprise key, to `pagemill "
         f"api` (1 uvicorn process) on an embedded data dir; no worker running. Upload took {seconds:.1f} s "
         f"({upload_mib / seconds:,.0f} MiB/s). Answer: {status}. Warm-up upload answered "
         f"{warm.status_code}. RSS of the API process tree sampled every 50 ms ({sampler.samples} samples).",

@@ -4,6 +4,7 @@
 #   runtime (mandatory): tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd   (CPU OCR)
 #   tests   (optional):  postgresql redis-server                              (throwaway test services)
 #                        qpdf                                                 (building encrypted/broken PDFs)
+#                        poppler-utils                                        (pdftotext: benchmark baseline)
 #
 # Idempotent and fast when everything is installed: it only asks dpkg, and runs `apt-get update` (once)
 # only when something is missing. Installs as root, or through `sudo -n` when that needs no password;
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
-test_pkgs=(postgresql redis-server qpdf)
+test_pkgs=(postgresql redis-server qpdf poppler-utils)
 
 runtime_only=0
 check_only=0
@@ -57,6 +58,7 @@ pkg_present() {
             ;;
         redis-server) command -v redis-server >/dev/null 2>&1 ;;
         qpdf) command -v qpdf >/dev/null 2>&1 ;;
+        poppler-utils) command -v pdftotext >/dev/null 2>&1 ;;
         *) return 1 ;;
     esac
 }

@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 
 from api.auth import ADMIN_ERRORS, ActorDep, AdminPrincipal
 from api.deps import SessionDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
 from pagemill.tenancy import audit, service
-from pagemill.tenancy.schemas import AuditEventOut, AuditList, KeyCreate, KeyList, KeyOut, NewKeyOut
+from pagemill.tenancy.schemas import (
+    AuditEventOut,
+    AuditList,
+    IsoDateTime,
+    KeyCreate,
+    KeyList,
+    KeyOut,
+    NewKeyOut,
+)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ERRORS)
+
 
 _INVALID: dict[int | str, dict[str, object]] = {
     422: {"model": ErrorResponse, "description": "VALIDATION_ERROR: a field is invalid (details name it)."}
@@ -25,7 +33,10 @@ _INVALID: dict[int | str, dict[str, object]] = {
     "/keys",
     status_code=status.HTTP_201_CREATED,
     response_model=NewKeyOut,
-    responses=_INVALID,
+    responses={
+        400: {"model": ErrorResponse, "description": "BAD_REQUEST: the body cannot be decoded (not UTF-8)."},
+        **_INVALID,
+    },
     summary="Create an API key",
 )
 @rate_limited
@@ -95,7 +106,7 @@ def list_audit(
     action: Annotated[
         str | None, Query(max_length=32, description=f"Only this action: {', '.join(audit.ACTIONS)}.")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Only events at or after this time.")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Only events at or after this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 100,
 ) -> AuditList:
     """Key creation and revocation, job creation, cancels and result reads: who, what, when, from where."""

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from pagemill.models import ApiKey, AuditEvent
 from pagemill.settings import TierName
 from pagemill.tenancy.usage import PeriodUsage
+
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T")
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic also reads numbers as Unix times; the schema (and this API) promise ISO 8601 only.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_TIME.match(value):
+        raise ValueError("expected an ISO 8601 date-time with a zone, e.g. 2026-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
+"""A time with a zone, written as ISO 8601 (the schema's date-time), never a bare Unix number."""
 
 
 class KeyCreate(BaseModel):
@@ -22,7 +38,7 @@ class KeyCreate(BaseModel):
     )
     name: str = Field(default="", max_length=128, description="A label, e.g. 'ci' or 'billing-service'.")
     scopes: list[str] = Field(default_factory=list, description="'admin' opens the admin endpoints.")
-    expires_at: AwareDatetime | None = Field(
+    expires_at: IsoDateTime | None = Field(
         default=None, description="When the key stops working (with a zone, e.g. 2027-01-01T00:00:00Z)."
     )
 

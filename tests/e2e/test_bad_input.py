@@ -92,9 +92,10 @@ def _raw_post(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[int
 
 def test_oversized_body_is_refused_before_it_is_spooled(stack: Stack) -> None:
     limit = int(stack.env["PAGEMILL_LIMITS__MAX_UPLOAD_BYTES"])
+    auth = f"Authorization: Bearer {stack.key}\r\n"
     head = (
         f"POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-        f"Content-Length: {limit * 4}\r\nConnection: close\r\n\r\n"
+        f"{auth}Content-Length: {limit * 4}\r\nConnection: close\r\n\r\n"
     ).encode()
     status, body = _raw_post(stack.base_url, head, [b"--b\r\n"])
     assert status == 413 and json.loads(body)["error"]["code"] == "FILE_TOO_LARGE"
@@ -104,9 +105,9 @@ def test_oversized_body_is_refused_before_it_is_spooled(stack: Stack) -> None:
     chunks = [part] + [b"0" * (1024 * 1024)] * (limit // (1024 * 1024) + 4)
     framed = [f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks] + [b"0\r\n\r\n"]
     head = (
-        b"POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    )
+        f"POST /api/v1/documents HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        f"{auth}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
     status, body = _raw_post(stack.base_url, head, framed)
     assert status == 413 and json.loads(body)["error"]["code"] == "FILE_TOO_LARGE"
     assert stack.client.get("/api/v1/health/live").status_code == 200

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.stack import TEST_LIMITS, Stack, migrate
+from tests.e2e.stack import E2E_TENANT, TEST_LIMITS, Stack, create_key, migrate
 from tests.support import documents
 from tests.support.services import (
     REPO_ROOT,
@@ -53,6 +53,7 @@ def gpu_stack(env: dict[str, str], *, gpu_worker: bool = True) -> Iterator[GpuSt
     """API + a CPU worker (ingest, cpu) + a GPU worker (gpu, threads) on ``env``."""
     full_env = {**TEST_LIMITS, **env}
     migrate(full_env)
+    key = str(create_key(full_env, E2E_TENANT, "enterprise", admin=True)["secret"])
     with contextlib.ExitStack() as stack:
         cpu = stack.enter_context(pagemill_worker(full_env, queues="ingest,cpu", concurrency=1))
         metrics_port = free_port()
@@ -66,6 +67,7 @@ def gpu_stack(env: dict[str, str], *, gpu_worker: bool = True) -> Iterator[GpuSt
             env=full_env,
             worker=cpu,
             api=api,
+            key=key,
             gpu_worker=gpu,
             gpu_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
         )

@@ -1,7 +1,9 @@
-"""Enqueue-after-commit on a real Redis broker: published on commit, dropped on rollback, one queue each.
+"""Enqueue-after-commit on a real Redis broker: published on commit, dropped on rollback, one queue each,
+higher priorities first.
 
-Kombu's Redis transport keeps each queue as a Redis list named after it (LPUSH to publish, BRPOP to
-consume), so the lists are read directly: no worker takes part.
+Kombu's Redis transport keeps each queue as Redis lists (LPUSH to publish, BRPOP to consume): one per
+priority step, the first named after the queue and the others ``<queue>\\x06\\x16<step>``; a worker
+takes from them in step order. The lists are read directly: no worker takes part.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from kombu.transport.redis import PRIORITY_STEPS
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -24,6 +27,16 @@ from pagemill.settings import get_settings
 pytestmark = pytest.mark.integration
 
 Message = tuple[str, list[Any]]
+
+_PRIORITY_SEP = "\x06\x16"  # kombu.transport.redis.Channel.sep
+
+
+def priority_lists(queue_name: str) -> list[str]:
+    """The Redis lists of one queue, in the order a worker takes from them (kombu priority 0 first)."""
+    return [queue_name if step == 0 else f"{queue_name}{_PRIORITY_SEP}{step}" for step in PRIORITY_STEPS]
+
+
+ALL_LISTS = [name for queue_name in queue.ALL_QUEUES for name in priority_lists(queue_name)]
 
 
 def _forget_process_state() -> None:
@@ -46,30 +59,52 @@ def broker(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     monkeypatch.setenv("PAGEMILL_BROKER__URL", redis_url)
     _forget_process_state()
     client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    client.delete(*queue.ALL_QUEUES, "celery")
+    client.delete(*ALL_LISTS, "celery")
     try:
         yield client
     finally:
-        client.delete(*queue.ALL_QUEUES, "celery")
+        client.delete(*ALL_LISTS, "celery")
         client.close()
         _forget_process_state()
 
 
-def messages(client: redis.Redis, queue_name: str) -> list[Message]:
-    """(task name, args) of the messages waiting in a queue, in delivery order."""
-    raw = client.lrange(queue_name, 0, -1)
-    out: list[Message] = []
-    for item in reversed(raw):  # LPUSH puts the newest first; BRPOP takes the oldest first
-        envelope = json.loads(item)
-        body = json.loads(base64.b64decode(envelope["body"]))
-        out.append((envelope["headers"]["task"], body[0]))
+def envelopes(client: redis.Redis, queue_name: str) -> list[dict[str, Any]]:
+    """The raw messages waiting in a queue (all its priority lists), in delivery order."""
+    out: list[dict[str, Any]] = []
+    for name in priority_lists(queue_name):
+        # LPUSH puts the newest first; BRPOP takes the oldest first.
+        out.extend(json.loads(item) for item in reversed(client.lrange(name, 0, -1)))
     return out
 
 
+def messages(client: redis.Redis, queue_name: str) -> list[Message]:
+    """(task name, args) of the messages waiting in a queue, in delivery order."""
+    return [
+        (envelope["headers"]["task"], json.loads(base64.b64decode(envelope["body"]))[0])
+        for envelope in envelopes(client, queue_name)
+    ]
+
+
+def waiting(client: redis.Redis, queue_name: str) -> int:
+    """How many messages wait in a queue, whatever their priority."""
+    return sum(int(client.llen(name)) for name in priority_lists(queue_name))
+
+
+def _holds_messages(client: redis.Redis, name: str) -> bool:
+    # Other lists share the database: the API's rate limiter keeps its moving windows there (timestamps).
+    first = client.lindex(name, 0)
+    try:
+        envelope = json.loads(first) if first is not None else None
+    except ValueError:
+        return False
+    return isinstance(envelope, dict) and {"body", "headers", "properties"} <= envelope.keys()
+
+
 def all_queue_lists(client: redis.Redis) -> dict[str, list[Message]]:
-    """Every Redis list that holds messages, by name (whatever queue a misrouted message landed in)."""
+    """Every queue that holds messages, by name (whatever queue a misrouted message landed in)."""
     names = [key.decode() for key in client.scan_iter(count=1000) if client.type(key) == b"list"]
-    return {name: messages(client, name) for name in names if client.llen(name)}
+    queues = {name.split(_PRIORITY_SEP)[0] for name in names if _holds_messages(client, name)}
+    return {name: messages(client, name) for name in queues}
 
 
 def test_a_task_is_published_only_when_the_session_commits(broker: redis.Redis) -> None:
@@ -77,7 +112,7 @@ def test_a_task_is_published_only_when_the_session_commits(broker: redis.Redis) 
         session.execute(text("SELECT 1"))
         queue.enqueue_after_commit(session, queue.INGEST_JOB, ["job-1"])
         session.flush()
-        assert broker.llen(queue.INGEST_QUEUE) == 0  # not before the commit
+        assert waiting(broker, queue.INGEST_QUEUE) == 0  # not before the commit
     assert messages(broker, queue.INGEST_QUEUE) == [(queue.INGEST_JOB, ["job-1"])]
 
 
@@ -144,8 +179,23 @@ def test_messages_carry_ids_only_as_json(broker: redis.Redis) -> None:
     with db.session_scope() as session:
         session.execute(text("SELECT 1"))
         queue.enqueue_after_commit(session, queue.PROCESS_PAGES, ["job-9", [4]])
-    (raw,) = broker.lrange(queue.CPU_QUEUE, 0, -1)
-    envelope = json.loads(raw)
+    (envelope,) = envelopes(broker, queue.CPU_QUEUE)
     assert envelope["content-type"] == "application/json"
     assert envelope["properties"]["delivery_info"] == {"exchange": "cpu", "routing_key": "cpu"}
     assert json.loads(base64.b64decode(envelope["body"]))[:2] == [["job-9", [4]], {}]
+
+
+def test_higher_priorities_are_delivered_first_arrival_order_within_one(broker: redis.Redis) -> None:
+    # Pagemill priorities (a tier's, 0 last to 9 first) against kombu's (0 first, in steps 0/3/6/9).
+    sent = [("free-1", 0), ("enterprise-1", 9), ("standard-1", 5), ("free-2", 0), ("enterprise-2", 9)]
+    with db.session_scope() as session:
+        session.execute(text("SELECT 1"))
+        for job_id, priority in sent:
+            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=priority)
+    order = ["enterprise-1", "enterprise-2", "standard-1", "free-1", "free-2"]
+    assert messages(broker, queue.INGEST_QUEUE) == [(queue.INGEST_JOB, [job_id]) for job_id in order]
+    priorities = dict(sent)
+    for envelope in envelopes(broker, queue.INGEST_QUEUE):
+        job_id = json.loads(base64.b64decode(envelope["body"]))[0][0]
+        assert envelope["properties"]["priority"] == queue.broker_priority(priorities[job_id])
+    assert all_queue_lists(broker).keys() == {queue.INGEST_QUEUE}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from pagemill import errors
@@ -31,7 +33,7 @@ def all_error_classes() -> list[type[PagemillError]]:
 ERROR_CLASSES = all_error_classes()
 
 
-def required_details(cls: type[PagemillError]) -> dict[str, int]:
+def required_details(cls: type[PagemillError]) -> dict[str, Any]:
     """The keyword arguments a class cannot be made without (they are details too)."""
     return {"retry_after_s": 30} if issubclass(cls, RateLimited) else {}
 

@@ -65,3 +65,22 @@ def test_no_operation_documents_the_default_validation_shape() -> None:
         if "#/components/schemas/HTTPValidationError" in _json_schema_refs(response)
     ]
     assert not wrong, f"responses documented with a shape the API never sends: {wrong}"
+
+
+def test_every_protected_operation_documents_its_credentials() -> None:
+    # Every /api/v1 operation but health needs an API key: the schema says how to send it and what a
+    # refusal looks like, so generated clients and fuzzers know to send one.
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    wrong = []
+    for path, method, operation in _operations():
+        if path.startswith(EXEMPT_PREFIXES):
+            assert "security" not in operation, f"{method.upper()} {path} is open but declares security"
+            continue
+        unauthorized = operation.get("responses", {}).get("401", {})
+        security = [name for requirement in operation.get("security", []) for name in requirement]
+        if ERROR_REF not in _json_schema_refs(unauthorized) or set(security) != {"bearer", "apiKey"}:
+            wrong.append(f"{method.upper()} {path}")
+    assert not wrong, f"protected operations without a documented 401 or security requirement: {wrong}"

@@ -22,9 +22,10 @@ from pagemill import db
 from pagemill.jobs import repository as repo
 from pagemill.jobs import service
 from pagemill.migrate import upgrade_to_head
-from pagemill.models import Job, JobState, Page, PageState
+from pagemill.models import DEFAULT_TENANT, Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.settings import get_settings
+from pagemill.tenancy.repository import ensure_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -75,8 +76,10 @@ def add_job(
     updated_at: datetime | None = None,
     password: str | None = None,
     job_id: str | None = None,
+    tenant_id: str = DEFAULT_TENANT,
+    priority: int = 0,
 ) -> str:
-    """Insert and commit one job; its id."""
+    """Insert and commit one job (of the migration's ``default`` tenant unless told); its id."""
     job_id = job_id or str(uuid.uuid4())
     now = utcnow()
     with db.session_scope() as session:
@@ -84,6 +87,8 @@ def add_job(
             session,
             Job(
                 id=job_id,
+                tenant_id=tenant_id,
+                priority=priority,
                 state=state,
                 filename="doc.pdf",
                 kind="pdf",
@@ -318,15 +323,17 @@ def test_cancelling_a_finished_job_changes_nothing(state: JobState) -> None:
 
 def test_claim_stalled_jobs_takes_only_active_jobs_older_than_the_cutoff() -> None:
     now = utcnow()
-    old_queued = add_job(updated_at=now - timedelta(hours=2))
-    old_running = add_job(state=JobState.RUNNING, updated_at=now - timedelta(hours=1))
+    old_queued = add_job(updated_at=now - timedelta(hours=2), priority=9)
+    old_running = add_job(state=JobState.RUNNING, updated_at=now - timedelta(hours=1), priority=3)
     add_job(state=JobState.RUNNING, updated_at=now - timedelta(minutes=1))
     add_job(state=JobState.SUCCEEDED, updated_at=now - timedelta(hours=3))
     add_job(state=JobState.CANCELLED, updated_at=now - timedelta(hours=3))
     add_job(state=JobState.FAILED, updated_at=now - timedelta(hours=3))
     cutoff = now - timedelta(minutes=10)
 
-    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == [old_queued, old_running]
+    # Each with its priority, so the sweeper re-enqueues it where its tier put it.
+    claimed = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff))
+    assert claimed == [(old_queued, 9), (old_running, 3)]
     # Claiming touched them: the next sweep with the same cutoff finds nothing.
     assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == []
     assert load_job(old_queued).updated_at > cutoff
@@ -334,10 +341,12 @@ def test_claim_stalled_jobs_takes_only_active_jobs_older_than_the_cutoff() -> No
 
 def test_claim_stalled_jobs_respects_the_limit_oldest_first() -> None:
     now = utcnow()
-    ids = [add_job(updated_at=now - timedelta(hours=10 - i)) for i in range(5)]
+    ids = [add_job(updated_at=now - timedelta(hours=10 - i), priority=i) for i in range(5)]
     cutoff = now - timedelta(minutes=10)
-    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=2)) == ids[:2]
-    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=10)) == ids[2:]
+    first = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=2))
+    assert first == [(job_id, i) for i, job_id in enumerate(ids)][:2]
+    rest = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=10))
+    assert rest == [(job_id, i) for i, job_id in enumerate(ids)][2:]
 
 
 def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
@@ -357,7 +366,7 @@ def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
 
     def sweep() -> list[str]:
         with db.session_scope() as session:
-            return repo.claim_stalled_jobs(session, older_than=cutoff)
+            return [job_id for job_id, _ in repo.claim_stalled_jobs(session, older_than=cutoff)]
 
     engine = db.get_engine()
     event.listen(engine, "before_cursor_execute", hold_first_update)
@@ -386,7 +395,11 @@ def _listing_fixture() -> list[str]:
 
 def test_list_jobs_newest_first_ties_broken_by_id() -> None:
     expected = _listing_fixture()
-    listed = in_session(lambda s: [job.id for job in repo.list_jobs(s, state=None, limit=100, after=None)])
+    listed = in_session(
+        lambda s: [
+            job.id for job in repo.list_jobs(s, tenant_id=DEFAULT_TENANT, state=None, limit=100, after=None)
+        ]
+    )
     assert listed == expected
 
 
@@ -394,7 +407,11 @@ def test_list_jobs_after_a_cursor_inside_a_tie() -> None:
     expected = _listing_fixture()
     tie_member = load_job(expected[3])
     after = (tie_member.created_at, tie_member.id)
-    listed = in_session(lambda s: [job.id for job in repo.list_jobs(s, state=None, limit=100, after=after)])
+    listed = in_session(
+        lambda s: [
+            job.id for job in repo.list_jobs(s, tenant_id=DEFAULT_TENANT, state=None, limit=100, after=after)
+        ]
+    )
     assert listed == expected[4:]
 
 
@@ -405,7 +422,9 @@ def test_paging_with_cursors_visits_every_job_once_in_order(limit: int) -> None:
     cursor: str | None = None
     for _ in range(len(expected) + 1):
         jobs, cursor = in_session(
-            lambda s, after=cursor: service.list_jobs(s, state=None, limit=limit, cursor=after)
+            lambda s, after=cursor: service.list_jobs(
+                s, DEFAULT_TENANT, state=None, limit=limit, cursor=after
+            )
         )
         assert len(jobs) <= limit
         seen.extend(job.id for job in jobs)
@@ -420,6 +439,29 @@ def test_list_jobs_filters_by_state() -> None:
     in_session(lambda s: repo.start_job(s, expected[2]))
     in_session(lambda s: repo.start_job(s, expected[5]))
     running = in_session(
-        lambda s: [job.id for job in repo.list_jobs(s, state=JobState.RUNNING, limit=10, after=None)]
+        lambda s: [
+            job.id
+            for job in repo.list_jobs(
+                s, tenant_id=DEFAULT_TENANT, state=JobState.RUNNING, limit=10, after=None
+            )
+        ]
     )
     assert running == [expected[2], expected[5]]
+
+
+def test_a_tenant_lists_and_finds_only_its_own_jobs() -> None:
+    in_session(lambda s: ensure_tenant(s, "other-tenant", "free"))
+    base = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+    mine = [add_job(created_at=base + timedelta(seconds=i)) for i in range(3)]
+    theirs = [add_job(created_at=base + timedelta(seconds=i), tenant_id="other-tenant") for i in range(2)]
+
+    def listed(tenant_id: str) -> list[str]:
+        with db.session_scope() as session:
+            jobs = repo.list_jobs(session, tenant_id=tenant_id, state=None, limit=10, after=None)
+            return [job.id for job in jobs]
+
+    assert listed(DEFAULT_TENANT) == mine[::-1]
+    assert listed("other-tenant") == theirs[::-1]
+    assert in_session(lambda s: repo.get_tenant_job(s, DEFAULT_TENANT, mine[0])).id == mine[0]
+    assert in_session(lambda s: repo.get_tenant_job(s, "other-tenant", mine[0])) is None
+    assert in_session(lambda s: repo.get_tenant_job(s, DEFAULT_TENANT, theirs[0])) is None

@@ -133,7 +133,8 @@ def auth_headers(auth: str, api_key: str) -> dict[str, str]:
 
 CASES = [
     pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", "key", id="404-route"),
-    pytest.param("GET", "/api/v1/no-such-route", 404, "NOT_FOUND", "none", id="404-route-no-key"),
+    # Without a key, /api/v1 says nothing about which routes exist.
+    pytest.param("GET", "/api/v1/no-such-route", 401, "UNAUTHORIZED", "none", id="401-no-such-route"),
     pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", "key", id="404-job"),
     pytest.param("GET", "/api/v1/jobs/not-a-job-id", 404, "NOT_FOUND", "x-api-key", id="404-job-x-api-key"),
     pytest.param("PUT", "/api/v1/health/live", 405, "METHOD_NOT_ALLOWED", "none", id="405"),
@@ -192,8 +193,10 @@ def test_without_a_client_id_one_is_made_up(
 
 
 @pytest.mark.parametrize("unsafe", ["has spaces", "x" * 129, "new\\nline", "<script>", "semi;colon"])
-def test_an_unsafe_client_request_id_is_replaced(client: TestClient, unsafe: str) -> None:
-    response = client.get("/api/v1/no-such-route", headers={"X-Request-ID": unsafe})
+def test_an_unsafe_client_request_id_is_replaced(client: TestClient, api_key: str, unsafe: str) -> None:
+    response = client.get(
+        "/api/v1/no-such-route", headers={"X-Request-ID": unsafe, **auth_headers("key", api_key)}
+    )
     assert_error_shape(response, 404, "NOT_FOUND")
     assert response.headers["x-request-id"] != unsafe
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
@@ -275,3 +278,10 @@ def test_a_refused_key_is_never_echoed(client: TestClient, api_key: str, auth: s
     assert_error_shape(response, 401, "UNAUTHORIZED")
     assert presented not in response.text
     assert presented not in str(response.headers)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health/live", "/api/v1/openapi.json", "/api/v1/docs", "/metrics"])
+def test_health_docs_and_metrics_need_no_key(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200, response.text[:500]
+    assert "www-authenticate" not in response.headers
