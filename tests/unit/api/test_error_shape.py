@@ -7,12 +7,9 @@ store is touched are made here.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,16 +18,9 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import StarletteDeprecationWarning
 
-from api.app import create_app
-from pagemill import db, queue
+from pagemill import db
 from pagemill.errors import DependencyUnavailable, EncryptedFile
-from pagemill.migrate import upgrade_to_head
-from pagemill.models import DEFAULT_TENANT
-from pagemill.settings import get_settings
-from pagemill.storage import get_blob_store
 from pagemill.tenancy import keys
-from pagemill.tenancy import service as tenancy
-from pagemill.tenancy.principal import Actor
 
 with warnings.catch_warnings():
     # Starlette 1.x warns at import when the test client runs on httpx rather than httpx2; the lock pins
@@ -39,13 +29,6 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 SECRET = "hunter2-at-/srv/pagemill/private.sqlite3"
-
-
-def _forget_process_state() -> None:
-    get_settings.cache_clear()
-    db.reset_engine()
-    get_blob_store.cache_clear()
-    queue.get_celery.cache_clear()
 
 
 def _raise_unexpected() -> None:
@@ -65,39 +48,13 @@ def _raise_input_error() -> None:
 
 
 @pytest.fixture
-def api_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Migrate the data dir's database and make a key of the default tenant; its secret."""
-    for name in list(os.environ):
-        if name.startswith("PAGEMILL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PAGEMILL_DATA_DIR", str(tmp_path))
-    _forget_process_state()
-    upgrade_to_head()
-    with db.session_scope() as session:
-        _, secret = tenancy.create_key(
-            session, tenant_id=DEFAULT_TENANT, tier="enterprise", actor=Actor(subject="test"), name="test"
-        )
-    yield secret
-    _forget_process_state()
-
-
-@pytest.fixture
-def app(api_key: str) -> Iterator[FastAPI]:
-    application = create_app()
-    # Throwaway routes on this app object only, to reach the handlers no real route should reach.
-    application.add_api_route("/_test/unexpected", _raise_unexpected)
-    application.add_api_route("/_test/database-down", _raise_database_down)
-    application.add_api_route("/_test/unavailable", _raise_dependency_unavailable)
-    application.add_api_route("/_test/input-error", _raise_input_error)
-    yield application
-    _forget_process_state()
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    # The 500 handler runs in Starlette's ServerErrorMiddleware, which re-raises after answering.
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+def app(app: FastAPI) -> FastAPI:
+    """The conftest's app plus throwaway routes that reach the handlers no real route should reach."""
+    app.add_api_route("/_test/unexpected", _raise_unexpected)
+    app.add_api_route("/_test/database-down", _raise_database_down)
+    app.add_api_route("/_test/unavailable", _raise_dependency_unavailable)
+    app.add_api_route("/_test/input-error", _raise_input_error)
+    return app
 
 
 def assert_error_shape(response: httpx.Response, status: int, code: str) -> dict[str, object]:
