@@ -13,6 +13,7 @@
     │   ├── InvalidPageRange            INVALID_PAGE_RANGE    422
     │   ├── ValidationFailed            VALIDATION_ERROR      422
     │   ├── NotFound                    NOT_FOUND             404
+    │   ├── IdempotencyKeyReused        IDEMPOTENCY_KEY_REUSED 422 (same key, another document/options)
     │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
     ├── AccessError (4xx)               who is calling, and how much they may do
     │   ├── Unauthorized                UNAUTHORIZED          401 (no, unknown, revoked or expired key)
@@ -126,10 +127,20 @@ class NotFound(InputError):
     default_message = "Not found."
 
 
+class IdempotencyKeyReused(InputError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "This Idempotency-Key was used for another document or other options."
+
+
 class Conflict(InputError):
     code = "CONFLICT"
     http_status = 409
     default_message = "The request conflicts with the current state of the resource."
+
+    def headers(self) -> dict[str, str]:
+        """A conflict that passes by itself (a concurrent request finishing) says when to retry."""
+        retry_after = self.details.get("retry_after_s")
+        return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
 class ProcessingError(PagemillError):

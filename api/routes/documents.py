@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile, status
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionDep, SettingsDep, StoreDep
@@ -26,7 +26,14 @@ _ERRORS: dict[int | str, dict[str, object]] = {
         "model": ErrorResponse,
         "description": "UNSUPPORTED_TYPE: the content is not PDF/PNG/JPEG/TIFF/WebP.",
     },
-    422: {"model": ErrorResponse, "description": "EMPTY_FILE or VALIDATION_ERROR (a field is invalid)."},
+    409: {
+        "model": ErrorResponse,
+        "description": "CONFLICT: a request with the same Idempotency-Key is in progress; retry.",
+    },
+    422: {
+        "model": ErrorResponse,
+        "description": "EMPTY_FILE, VALIDATION_ERROR (a field is invalid) or IDEMPOTENCY_KEY_REUSED.",
+    },
     429: {
         "model": ErrorResponse,
         "description": "RATE_LIMITED (requests) or QUOTA_EXCEEDED (documents per day or month); see "
@@ -68,6 +75,17 @@ def submit_document(
         Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
     ] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Makes retries safe: a second request with the same key and the same document and "
+            "options returns the first job (header `Idempotent-Replayed: true`) instead of making another.",
+        ),
+    ] = None,
 ) -> JobOut:
     """Accept a document and answer at once with its job (202); poll `GET /api/v1/jobs/{id}`.
 
@@ -94,7 +112,7 @@ def submit_document(
         ocr_mode=ocr_mode,
         engine=engine,
     )
-    job = service.submit_document(
+    job, replayed = service.submit_document(
         session,
         store,
         settings,
@@ -104,6 +122,9 @@ def submit_document(
         filename=file.filename,
         options=options,
         password=password,
+        idempotency_key=idempotency_key,
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return JobOut.from_job(job)

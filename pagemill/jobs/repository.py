@@ -20,6 +20,11 @@ def add_job(session: Session, job: Job) -> None:
     session.add(job)
 
 
+def get_job_by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    """The tenant's job submitted with ``key`` as its Idempotency-Key, or None."""
+    return session.scalars(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)).first()
+
+
 def get_job(session: Session, job_id: str) -> Job | None:
     """A job by id, or None."""
     return session.get(Job, job_id)

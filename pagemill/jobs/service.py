@@ -12,11 +12,19 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import IO
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pagemill import queue
 from pagemill.documents.kinds import SNIFF_BYTES, sniff
-from pagemill.errors import Conflict, FileTooLarge, NotFound, QuotaExceeded, ValidationFailed
+from pagemill.errors import (
+    Conflict,
+    FileTooLarge,
+    IdempotencyKeyReused,
+    NotFound,
+    QuotaExceeded,
+    ValidationFailed,
+)
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.models import Job, JobState, Page
@@ -82,15 +90,21 @@ def submit_document(
     filename: str | None,
     options: JobOptions,
     password: str | None,
-) -> Job:
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
     """Check an upload against the tenant's tier and quotas and its type from its content, store it, record
-    the job (counted in the usage ledger, audited) and enqueue it after commit."""
+    the job (counted in the usage ledger, audited) and enqueue it after commit; the job, and whether it is
+    an earlier job replayed for the same ``idempotency_key`` (then nothing is stored, counted or sent)."""
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
-    usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
     fileobj.seek(0)
     kind = sniff(fileobj.read(SNIFF_BYTES))
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
+    if idempotency_key is not None:
+        earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, digest, options), True
+    usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
     job_id = str(uuid.uuid4())
     store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
     try:
@@ -112,9 +126,19 @@ def submit_document(
         source_key=source_key(job_id),
         options=options.model_dump(mode="json"),
         document_password=password or None,
+        idempotency_key=idempotency_key,
     )
     repo.add_job(session, job)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        # Only the unique Idempotency-Key can collide: a concurrent request with the same key got there
+        # first. This one rolls back (its quota count too); a retry replays the other's job.
+        store.delete_prefix(f"jobs/{job_id}/")
+        raise Conflict(
+            "A request with this Idempotency-Key is in progress; retry shortly to get its job.",
+            retry_after_s=1,
+        ) from exc
     audit.record(
         session,
         actor,
@@ -124,7 +148,17 @@ def submit_document(
         details={"filename": job.filename, "size_bytes": size, "kind": kind.value, "sha256": digest},
     )
     queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
-    return job
+    return job, False
+
+
+def _replayed(earlier: Job, digest: str, options: JobOptions) -> Job:
+    """The job an Idempotency-Key already made, if this request is the same submission."""
+    if earlier.sha256 != digest or earlier.options != options.model_dump(mode="json"):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used for another document or other options; use a new key.",
+            job_id=earlier.id,
+        )
+    return earlier
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:

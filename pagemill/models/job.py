@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pagemill.models.base import Base, UtcDateTime, utcnow
@@ -46,6 +46,8 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        # A retried submission with the same Idempotency-Key finds its job instead of making a second one.
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -53,6 +55,7 @@ class Job(Base):
     # Fixed at submission from the tenant's tier, so a later tier change never alters a running job.
     priority: Mapped[int] = mapped_column(Integer, default=0)
     max_pages: Mapped[int | None] = mapped_column(Integer, default=None)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     filename: Mapped[str] = mapped_column(String(255))
