@@ -54,8 +54,11 @@ def authenticate(
 CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
 
 
-def require_admin(principal: CurrentPrincipal) -> Principal:
-    """The caller's principal if it holds the admin scope; 403 FORBIDDEN otherwise."""
+async def require_admin(principal: CurrentPrincipal) -> Principal:
+    """The caller's principal if it holds the admin scope; 403 FORBIDDEN otherwise.
+
+    Async because it does no I/O: FastAPI runs sync dependencies in a thread pool, a hop per request.
+    """
     if not principal.is_admin:
         raise Forbidden("This endpoint needs a key with the admin scope.", scope="admin")
     return principal
@@ -64,7 +67,7 @@ def require_admin(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
 
 
-def current_actor(request: Request, principal: CurrentPrincipal) -> Actor:
+async def current_actor(request: Request, principal: CurrentPrincipal) -> Actor:
     """The caller as the audit log records it: principal, address, user agent and request id."""
     return Actor(
         subject=principal.subject,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -44,10 +45,40 @@ def add_key(session: Session, key: ApiKey) -> None:
     session.add(key)
 
 
-def keys_with_prefix(session: Session, prefix: str) -> Sequence[tuple[ApiKey, Tenant]]:
-    """Keys whose display prefix is ``prefix``, with their tenants (almost always one)."""
-    query = select(ApiKey, Tenant).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.prefix == prefix)
-    return [(key, tenant) for key, tenant in session.execute(query).all()]
+@dataclass(frozen=True)
+class KeyCandidate:
+    """What authenticating a key needs of it and its tenant (plain columns: no ORM objects per request)."""
+
+    id: str
+    secret_hash: str
+    scopes: list[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    tenant_id: str
+    tier: str
+
+
+# Built once: constructing a select() costs more than running this one on an indexed column.
+_KEYS_WITH_PREFIX = (
+    select(
+        ApiKey.id,
+        ApiKey.secret_hash,
+        ApiKey.scopes,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        Tenant.id,
+        Tenant.tier,
+    )
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
+def keys_with_prefix(session: Session, prefix: str) -> list[KeyCandidate]:
+    """Keys whose display prefix is ``prefix``, with their tenants' tiers (almost always one)."""
+    return [KeyCandidate(*row) for row in session.execute(_KEYS_WITH_PREFIX, {"prefix": prefix})]
 
 
 def get_key(session: Session, key_id: str) -> ApiKey | None:

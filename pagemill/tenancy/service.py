@@ -134,7 +134,7 @@ def authenticate_key(session: Session, settings: Settings, secret: str) -> Princ
         raise Unauthorized("The API key is not valid.", reason="malformed")
     digest = keys.digest_of(secret)
     now = utcnow()
-    for key, tenant in repo.keys_with_prefix(session, keys.display_prefix(secret)):
+    for key in repo.keys_with_prefix(session, keys.display_prefix(secret)):
         if not keys.digests_match(key.secret_hash, digest):
             continue
         if key.revoked_at is not None:
@@ -146,8 +146,8 @@ def authenticate_key(session: Session, settings: Settings, secret: str) -> Princ
             # Checked here first: even an UPDATE that matches nothing takes SQLite's write lock.
             repo.touch_key(session, key.id, now, resolution)
         return Principal(
-            tenant_id=tenant.id,
-            tier=tenant.tier,
+            tenant_id=key.tenant_id,
+            tier=key.tier,
             subject=f"key:{key.id}",
             rate_key=key.id,
             scopes=frozenset(key.scopes or ()),
