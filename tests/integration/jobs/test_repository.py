@@ -6,10 +6,9 @@ the API and the workers use the repository, so fencing is tested across transact
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,41 +23,9 @@ from pagemill.jobs import service
 from pagemill.migrate import upgrade_to_head
 from pagemill.models import DEFAULT_TENANT, Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
-from pagemill.settings import get_settings
 from pagemill.tenancy.repository import ensure_tenant
 
 pytestmark = pytest.mark.integration
-
-
-def _migrate() -> None:
-    upgrade_to_head()
-
-
-def _forget_database() -> None:
-    """Close this process's engine and forget the settings it was made from."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
-    get_settings.cache_clear()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database of the given kind, configured through PAGEMILL_* like a real process."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("PAGEMILL_"):
-                mp.delenv(name)
-        mp.setenv("PAGEMILL_DATA_DIR", str(tmp_path_factory.mktemp(f"repository-{request.param}")))
-        if request.param == "postgres":
-            mp.setenv("PAGEMILL_DATABASE__URL", request.getfixturevalue("pg_url"))
-        _forget_database()
-        _migrate()
-        assert db.get_engine().dialect.name == ("sqlite" if request.param == "sqlite" else "postgresql")
-        try:
-            yield request.param
-        finally:
-            _forget_database()
 
 
 @pytest.fixture(autouse=True)

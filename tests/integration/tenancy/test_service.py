@@ -8,13 +8,12 @@ counters (the Postgres database is shared with other modules of the same pytest 
 
 from __future__ import annotations
 
-import os
 import string
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,33 +36,6 @@ pytestmark = pytest.mark.integration
 
 CLI = Actor(subject="cli:tester")
 ALPHABET = string.digits + string.ascii_letters
-
-
-def _forget_database() -> None:
-    """Close this process's engine and forget the settings it was made from."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
-    get_settings.cache_clear()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A migrated database of the given kind, configured through PAGEMILL_* like a real process."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in list(os.environ):
-            if name.startswith("PAGEMILL_"):
-                mp.delenv(name)
-        mp.setenv("PAGEMILL_DATA_DIR", str(tmp_path_factory.mktemp(f"tenancy-{request.param}")))
-        if request.param == "postgres":
-            mp.setenv("PAGEMILL_DATABASE__URL", request.getfixturevalue("pg_url"))
-        _forget_database()
-        upgrade_to_head()
-        assert db.get_engine().dialect.name == ("sqlite" if request.param == "sqlite" else "postgresql")
-        try:
-            yield request.param
-        finally:
-            _forget_database()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -17,20 +15,10 @@ from pagemill.settings import (
     StandardTier,
     TierSettings,
     TiersSettings,
-    get_settings,
 )
 from pagemill.tenancy.usage import DAY, MONTH, Period, periods
 
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No PAGEMILL_* variable of the caller's shell leaks in, and no cached settings leak out."""
-    for name in list(os.environ):
-        if name.startswith("PAGEMILL_"):
-            monkeypatch.delenv(name)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def _utc(
