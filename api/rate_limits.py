@@ -10,6 +10,7 @@ outage of reads that need no broker at all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,12 +34,16 @@ def _tier_limit(key: str) -> str:
 
 
 class TierLimiter(Limiter):
-    """slowapi's Limiter, minus its Retry-After on every response: on a 202 it reads as 'poll in N s'."""
+    """slowapi's Limiter with two header fixes: no Retry-After on every response (on a 202 it reads as
+    'poll in N s'), and X-RateLimit-Reset as whole Unix seconds (as GitHub and most clients expect)."""
 
     def _inject_headers(self, response: Response, current_limit: Any) -> Response:
         response = super()._inject_headers(response, current_limit)
         if response.status_code != 429 and "retry-after" in response.headers:
             del response.headers["retry-after"]
+        reset = response.headers.get("x-ratelimit-reset")
+        if reset is not None:
+            response.headers["x-ratelimit-reset"] = str(math.ceil(float(reset)))
         return response
 
 

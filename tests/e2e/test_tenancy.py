@@ -347,6 +347,9 @@ def test_rate_limit_is_exact_across_api_processes(tenancy: Tenancy, connect: Cli
         assert ok.headers["x-ratelimit-limit"] == str(FREE_RATE_PER_MINUTE)
         assert ok.headers["x-ratelimit-remaining"] == str(FREE_RATE_PER_MINUTE - 1 - n), n
         assert "retry-after" not in ok.headers
+        assert ok.headers["x-ratelimit-reset"].isdigit(), ok.headers  # whole Unix seconds
+        # When the oldest request of the 1-minute window leaves it (slowapi adds 1 s, rounded up here).
+        assert 0 < int(ok.headers["x-ratelimit-reset"]) - time.time() <= 62
     for refused in responses[FREE_RATE_PER_MINUTE:]:
         error = assert_error(refused, 429, "RATE_LIMITED")
         assert error["details"]["tier"] == "free"
