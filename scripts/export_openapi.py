@@ -6,13 +6,14 @@ python scripts/export_openapi.py --check   # exit 1 if docs/openapi.json is not 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from generated_file import write_or_check  # scripts/ is on sys.path when run as a file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = REPO_ROOT / "docs" / "openapi.json"
@@ -47,27 +48,7 @@ def render(schema: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the file, or with ``--check`` report whether it is current."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale; write nothing")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="file to write or check")
-    args = parser.parse_args(argv)
-    text = render(build_schema())
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-        if current != text:
-            print(
-                f"{args.output} is stale: run `python scripts/export_openapi.py` and commit the result.",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{args.output} is current.")
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(__doc__ or "", OUTPUT, lambda: render(build_schema()), argv)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ python scripts/gen_config_docs.py --check   # exit 1 if docs/configuration.md is
 
 from __future__ import annotations
 
-import argparse
 import enum
 import sys
 import types
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
+from generated_file import write_or_check  # scripts/ is on sys.path when run as a file
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -228,27 +228,7 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Write the file, or with ``--check`` report whether it is current."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale; write nothing")
-    parser.add_argument("--output", type=Path, default=OUTPUT, help="file to write or check")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
-        if current != text:
-            print(
-                f"{args.output} is stale: run `python scripts/gen_config_docs.py` and commit the result.",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{args.output} is current.")
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    print(f"wrote {args.output}")
-    return 0
+    return write_or_check(__doc__ or "", OUTPUT, render, argv)
 
 
 if __name__ == "__main__":
