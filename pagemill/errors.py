@@ -14,7 +14,13 @@
     │   ├── ValidationFailed            VALIDATION_ERROR      422
     │   ├── NotFound                    NOT_FOUND             404
     │   ├── IdempotencyKeyReused        IDEMPOTENCY_KEY_REUSED 422 (same key, another document/options)
-    │   └── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
+    │   ├── EngineNotConfigured         ENGINE_NOT_CONFIGURED 422 (a model engine without its server setting)
+    │   ├── SecretsNotConfigured        SECRETS_NOT_CONFIGURED 422 (a password, but no secrets.key to seal it)
+    │   ├── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
+    │   ├── RequestTimeout              REQUEST_TIMEOUT       408 (the body stopped arriving; conn. closed)
+    │   └── MalformedRequest            BAD_REQUEST           400 (not HTTP/1.1 the server can parse)
+    │       ├── UrlTooLong              URI_TOO_LONG          414
+    │       └── HeadersTooLarge         HEADERS_TOO_LARGE     431
     ├── AccessError (4xx)               who is calling, and how much they may do
     │   ├── Unauthorized                UNAUTHORIZED          401 (no, unknown, revoked or expired key)
     │   ├── Forbidden                   FORBIDDEN             403 (e.g. admin endpoints without admin)
@@ -23,10 +29,12 @@
     ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
     │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
     │   ├── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
+    │   ├── JobStalled                  JOB_STALLED           re-enqueued by the sweeper, still no progress
     │   └── EngineFailed                ENGINE_FAILED         an OCR engine answered, but unusably
     │                                                         (context too long, truncated, degenerate)
     └── TransientError (retryable)      a dependency failed; retried with backoff, 503 to clients
-        ├── DependencyUnavailable       SERVICE_UNAVAILABLE   503
+        ├── DependencyUnavailable       SERVICE_UNAVAILABLE   503 + Retry-After (also load shed: over the
+        │                                                     API's concurrency, no database connection)
     └── EngineUnavailable           ENGINE_UNAVAILABLE    an OCR server is down or overloaded (after retries)
 
 Job failures store the same ``code`` and ``message`` on the job row, so the error a client polls for is the
@@ -58,7 +66,7 @@ class PagemillError(Exception):
 
     def headers(self) -> dict[str, str]:
         """HTTP headers the response carries besides the body (Retry-After, WWW-Authenticate)."""
-        return {"Retry-After": "5"} if self.retryable else {}
+        return {"Retry-After": str(self.details.get("retry_after_s", 5))} if self.retryable else {}
 
 
 class InputError(PagemillError):
@@ -132,6 +140,21 @@ class IdempotencyKeyReused(InputError):
     default_message = "This Idempotency-Key was used for another document or other options."
 
 
+class SecretsNotConfigured(InputError):
+    code = "SECRETS_NOT_CONFIGURED"
+    default_message = (
+        "This server cannot accept document passwords: its operator has not set secrets.key "
+        "(PAGEMILL_SECRETS__KEY)."
+    )
+
+
+class EngineNotConfigured(InputError):
+    """A job names (or the defaults choose) a model engine whose server this deployment has not set."""
+
+    code = "ENGINE_NOT_CONFIGURED"
+    default_message = "The OCR engine is not configured on this server."
+
+
 class Conflict(InputError):
     code = "CONFLICT"
     http_status = 409
@@ -141,6 +164,38 @@ class Conflict(InputError):
         """A conflict that passes by itself (a concurrent request finishing) says when to retry."""
         retry_after = self.details.get("retry_after_s")
         return {"Retry-After": str(retry_after)} if retry_after else {}
+
+
+class RequestTimeout(InputError):
+    """The request body stopped arriving (``api.body_read_timeout_s`` without a byte)."""
+
+    code = "REQUEST_TIMEOUT"
+    http_status = 408
+    default_message = "The request body stopped arriving; send it again."
+
+    def headers(self) -> dict[str, str]:
+        """The rest of the body may still come: the connection cannot be reused."""
+        return {"Connection": "close"}
+
+
+class MalformedRequest(InputError):
+    """The HTTP server could not parse the request; answered before it reaches the application."""
+
+    code = "BAD_REQUEST"
+    http_status = 400
+    default_message = "The request is not valid HTTP/1.1."
+
+
+class UrlTooLong(MalformedRequest):
+    code = "URI_TOO_LONG"
+    http_status = 414
+    default_message = "The request's URL (path and query string) is longer than allowed."
+
+
+class HeadersTooLarge(MalformedRequest):
+    code = "HEADERS_TOO_LARGE"
+    http_status = 431
+    default_message = "The request's headers are larger than allowed."
 
 
 class ProcessingError(PagemillError):
@@ -158,6 +213,14 @@ class ProcessingTimeout(ProcessingError):
 class WorkerCrashed(ProcessingError):
     code = "WORKER_CRASHED"
     default_message = "Processing this document repeatedly crashed its worker; it was given up."
+
+
+class JobStalled(ProcessingError):
+    code = "JOB_STALLED"
+    default_message = (
+        "The job made no progress although it was re-enqueued several times (no worker could take its "
+        "pages); it was given up."
+    )
 
 
 class TransientError(PagemillError):

@@ -10,7 +10,7 @@ import functools
 import logging
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
 from kombu.entity import Exchange, Queue
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -31,10 +31,40 @@ SWEEP_STALLED = "pagemill.sweep_stalled_jobs"
 TASK_ROUTES = {INGEST_JOB: {"queue": INGEST_QUEUE}, PROCESS_PAGES: {"queue": CPU_QUEUE}}
 
 
+class QueueKeepingTask(Task):  # type: ignore[misc]  # Celery ships without type hints
+    """A task whose retries go back to the queue its message came from, on every broker.
+
+    Celery re-publishes a retry with the delivery's exchange and routing key but the task's own route
+    (TASK_ROUTES sends process_pages to ``cpu``). The SQLAlchemy transport keeps exchange bindings in the
+    memory of the process that declared them, so a prefork child, forked before its parent declared the
+    ``gpu`` queue, published a ``gpu`` retry to an exchange it did not know and kombu dropped it (Redis
+    only found the binding because a gpu worker had stored it there). Naming the queue makes the publisher
+    declare that queue, its exchange and binding first, the same on both brokers.
+    """
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        """Retry as Celery does, to the queue the current message was delivered from."""
+        if "queue" not in options:
+            origin = (self.request.delivery_info or {}).get("routing_key")
+            if origin in ALL_QUEUES:
+                options["queue"] = origin
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+
 def make_celery(settings: Settings) -> Celery:
     """Build the Celery app for the configured broker with the reliability settings of reliability.md."""
     broker_url = settings.broker_url
-    app = Celery("pagemill", broker=broker_url, set_as_current=False)
+    app = Celery("pagemill", broker=broker_url, set_as_current=False, task_cls=QueueKeepingTask)
     transport_options: dict[str, Any] = {}
     if broker_url.startswith(("redis://", "rediss://")):
         transport_options = {

@@ -59,7 +59,7 @@ def _stop(**_: Any) -> None:
 
 
 def _sweep_forever() -> None:
-    from pagemill.jobs.processing import sweep_stalled_jobs
+    from pagemill.jobs.sweeper import sweep_stalled_jobs
 
     interval = get_settings().worker.sweep_interval_s
     while not _stop_sweeper.wait(interval):

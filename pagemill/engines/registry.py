@@ -8,8 +8,8 @@ import time
 from typing import Any, get_args
 
 from pagemill.engines.base import OcrEngine
-from pagemill.errors import ValidationFailed
-from pagemill.settings import EngineName, OcrSettings, Settings
+from pagemill.errors import EngineNotConfigured, ValidationFailed
+from pagemill.settings import EngineName, OcrSettings, OpenAiEngineSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,43 @@ def engine_pool(name: str) -> str:
     return ENGINE_POOLS[name]
 
 
+def model_engine_settings(name: str, settings: Settings) -> OpenAiEngineSettings:
+    """The server settings of model engine ``name`` (``vllm`` or ``remote-openai``)."""
+    return settings.engines.vllm if name == "vllm" else settings.engines.remote_openai
+
+
+def base_url_setting(name: str) -> tuple[str, str]:
+    """The setting that points model engine ``name`` at its server: its dotted name and its variable."""
+    group = name.replace("-", "_")
+    return f"engines.{group}.base_url", f"PAGEMILL_ENGINES__{group.upper()}__BASE_URL"
+
+
+def require_configured(names: list[str], settings: Settings) -> None:
+    """Raise EngineNotConfigured, naming the setting to set, if a model engine among ``names`` has no
+    server: nothing would ever answer its pages."""
+    missing = [
+        name
+        for name in dict.fromkeys(names)
+        if name in MODEL_ENGINES and not model_engine_settings(name, settings).base_url
+    ]
+    if missing:
+        variables = [base_url_setting(name)[1] for name in missing]
+        raise EngineNotConfigured(
+            f"The OCR engine {', '.join(missing)} has no model server configured here: the operator must "
+            f"set {', '.join(variables)}. Choose another engine (e.g. tesseract) meanwhile.",
+            engines=missing,
+            settings=[base_url_setting(name)[0] for name in missing],
+            variables=variables,
+        )
+
+
 def get_engine(name: str, settings: Settings) -> OcrEngine:
     """The process's engine ``name`` configured from ``settings`` (CPU OCR or a model server)."""
     if name in OCR_ENGINES:
         return get_ocr_engine(name, settings.ocr)
     if name not in MODEL_ENGINES:
         raise ValidationFailed(f"Unknown OCR engine '{name}'.", engine=name, allowed=list(ENGINE_NAMES))
-    engine_settings = settings.engines.vllm if name == "vllm" else settings.engines.remote_openai
+    engine_settings = model_engine_settings(name, settings)
     key = (name, engine_settings.model_dump_json())
     with _lock:
         engine = _engines.get(key)
@@ -58,8 +88,7 @@ def engine_healthy(name: str, settings: Settings) -> bool:
     trusted for ``engines.health_cache_s``. CPU engines are always healthy."""
     if name in OCR_ENGINES:
         return True
-    engine_settings = settings.engines.vllm if name == "vllm" else settings.engines.remote_openai
-    if not engine_settings.base_url:
+    if not model_engine_settings(name, settings).base_url:
         return False
     now = time.monotonic()
     cached = _health.get(name)

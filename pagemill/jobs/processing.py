@@ -1,4 +1,4 @@
-"""The worker side of a job: open and plan it, read its pages, assemble its result, sweep stalled jobs.
+"""The worker side of a job: open and plan it, read its pages, assemble its result.
 
 Every step is idempotent and re-entrant: messages carry ids only, page writes are fenced on the page still
 being pending, attempts are counted in the database before work starts (so a worker killed mid-page is
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -26,6 +25,7 @@ from pagemill.errors import (
     PagemillError,
     ProcessingError,
     ProcessingTimeout,
+    TooManyPages,
     TransientError,
     WorkerCrashed,
 )
@@ -37,7 +37,7 @@ from pagemill.jobs.results import job_outcome, write_results
 from pagemill.jobs.service import RESULT_MEDIA_TYPES, result_key
 from pagemill.metrics import PAGES
 from pagemill.models import Job, JobState, PageState
-from pagemill.models.base import utcnow
+from pagemill.secret_box import open_secret
 from pagemill.settings import Settings, get_settings
 from pagemill.storage import get_blob_store
 
@@ -80,14 +80,33 @@ def ingest_job(job_id: str) -> None:
 
 def _plan(job: Job, settings: Settings) -> None:
     path = local_copy(get_blob_store(), job.source_key)
-    limits = settings.limits
-    if job.max_pages is not None and job.max_pages < limits.max_pages:
-        limits = limits.model_copy(update={"max_pages": job.max_pages})  # the tier's, fixed at submission
-    info = probe_document(path, DocumentKind(job.kind), password=job.document_password, limits=limits)
+    password = open_secret(job.document_password_sealed, settings)
+    try:
+        # The document itself is held to the service-wide page cap (what opening it may cost)...
+        info = probe_document(path, DocumentKind(job.kind), password=password, limits=settings.limits)
+    except TooManyPages as exc:
+        _record_page_count(job.id, exc.details.get("pages"))
+        raise
+    _record_page_count(job.id, info.page_count)  # known from here on, also if the job fails below
     options = JobOptions.model_validate(job.options)
     indices = select_pages(options.page_range, info.page_count)
+    # ... and the tier's cap (fixed at submission) counts the pages the job will read: its page range.
+    if job.max_pages is not None and len(indices) > job.max_pages:
+        raise TooManyPages(
+            f"The job selects {len(indices)} pages; its tier allows {job.max_pages} per document "
+            "(choose fewer with page_range).",
+            pages=len(indices),
+            page_count=info.page_count,
+            max_pages=job.max_pages,
+        )
     with session_scope() as session:
         repo.set_planned(session, job.id, info.page_count, indices)
+
+
+def _record_page_count(job_id: str, page_count: object) -> None:
+    if isinstance(page_count, int):
+        with session_scope() as session:
+            repo.set_page_count(session, job_id, page_count)
 
 
 def ocr_route(options: JobOptions, settings: Settings) -> tuple[str, int]:
@@ -157,9 +176,8 @@ def _read_pages(
     # take a millisecond or two, so they look at each flush (every 32 pages or half a second) instead.
     check_each_page = ocr or retried
     chain = reading.engine_chain(options, settings)
-    with open_source(
-        path, DocumentKind(job.kind), password=job.document_password, limits=settings.limits
-    ) as source:
+    password = open_secret(job.document_password_sealed, settings)
+    with open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source:
         for position, index in enumerate(indices):
             if check_each_page and _cancelled(job.id):
                 break
@@ -303,17 +321,3 @@ def finalize_job(job_id: str) -> None:
         else:
             state, error = JobState.SUCCEEDED, None
         repo.finish_job(session, job_id, state, error=error)
-
-
-def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
-    """Re-enqueue active jobs with no progress for ``worker.lease_s`` (a lost message or a dead worker)."""
-    settings = settings or get_settings()
-    older_than = utcnow() - timedelta(seconds=settings.worker.lease_s)
-    with session_scope() as session:
-        claimed = repo.claim_stalled_jobs(session, older_than=older_than)
-        for job_id, priority in claimed:
-            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=priority)
-    job_ids = [job_id for job_id, _ in claimed]
-    if job_ids:
-        log.warning("re-enqueued %d stalled job(s): %s", len(job_ids), ", ".join(job_ids))
-    return job_ids

@@ -11,7 +11,7 @@ from PIL import Image
 
 from pagemill.documents.source import PDFIUM_LOCK, DocumentSource
 from pagemill.engines.base import PageResult
-from pagemill.engines.registry import engine_healthy, get_engine
+from pagemill.engines.registry import engine_healthy, get_engine, require_configured
 from pagemill.engines.text_layer import read_text_layer
 from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.jobs.options import JobOptions, OcrMode
@@ -49,6 +49,13 @@ def engine_chain(options: JobOptions, settings: Settings) -> list[str]:
     first = options.engine or settings.engines.default
     rest = [name for name in dict.fromkeys(settings.engines.fallback) if name != first]
     return [first, *rest[: settings.engines.max_fallback_attempts]]
+
+
+def require_engines_configured(options: JobOptions, settings: Settings) -> None:
+    """Refuse (EngineNotConfigured) a job whose OCR chain names a model engine without a server, before it
+    is accepted: its pages could never be read. Jobs that never OCR (ocr_mode=text_layer) pass."""
+    if options.ocr_mode != OcrMode.TEXT_LAYER:
+        require_configured(engine_chain(options, settings), settings)
 
 
 def routed_start(chain: list[str], settings: Settings) -> int:

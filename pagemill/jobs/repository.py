@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pagemill.models import Job, JobState, Page, PageState
@@ -79,15 +79,24 @@ def start_job(session: Session, job_id: str) -> int | None:
     return None if row is None else int(row[0])
 
 
+def set_page_count(session: Session, job_id: str, page_count: int) -> None:
+    """Record how many pages the document has, as soon as it is known (a job failed later keeps it)."""
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.page_count.is_(None)).values(page_count=page_count)
+    )
+
+
 def set_planned(session: Session, job_id: str, page_count: int, indices: Sequence[int]) -> None:
     """Record the page count and create one pending row per selected page (once)."""
-    session.execute(
+    planned = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.pages_total.is_(None))
+        # Fenced on the job being active too: a job the sweeper ended while it was being opened gets no
+        # pending pages that nothing would ever read.
+        .where(Job.id == job_id, Job.pages_total.is_(None), Job.state.in_(ACTIVE_STATES))
         .values(page_count=page_count, pages_total=len(indices), updated_at=utcnow())
     )
-    if session.scalar(select(func.count()).select_from(Page).where(Page.job_id == job_id)):
-        return
+    if not planned.rowcount:  # type: ignore[attr-defined]
+        return  # planned by another delivery (its pages exist), or final
     rows = [
         {"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0}
         for i in indices
@@ -107,12 +116,17 @@ def pending_pages(
 
 
 def count_attempt(session: Session, job_id: str, indices: Sequence[int]) -> None:
-    """Count one attempt at these pages before work starts, so a crash mid-page is remembered."""
+    """Count one attempt at these pages before work starts, so a crash mid-page is remembered.
+
+    A worker taking the job's pages is the job moving: the sweeper's count of fruitless re-enqueues starts
+    again (a page that keeps failing is bounded by its attempts instead).
+    """
     session.execute(
         update(Page)
         .where(Page.job_id == job_id, Page.index.in_(list(indices)), Page.state == PageState.PENDING)
         .values(attempts=Page.attempts + 1)
     )
+    session.execute(update(Job).where(Job.id == job_id, Job.requeues > 0).values(requeues=0))
 
 
 def uncount_attempt(session: Session, job_id: str, indices: Sequence[int]) -> None:
@@ -173,10 +187,19 @@ def refresh_progress(session: Session, job_id: str) -> None:
             .scalar_subquery()
         )
 
+    done, failed = count(PageState.DONE), count(PageState.FAILED)
+    # A page finished since the last recount is progress: the sweeper's count of fruitless re-enqueues
+    # starts again (on the right-hand side, columns are the row's values before this update).
+    unchanged = and_(Job.pages_done == done, Job.pages_failed == failed)
     session.execute(
         update(Job)
         .where(Job.id == job_id)
-        .values(pages_done=count(PageState.DONE), pages_failed=count(PageState.FAILED), updated_at=utcnow())
+        .values(
+            pages_done=done,
+            pages_failed=failed,
+            requeues=case((unchanged, Job.requeues), else_=0),
+            updated_at=utcnow(),
+        )
     )
 
 
@@ -186,6 +209,16 @@ def skip_pending_pages(session: Session, job_id: str, indices: Sequence[int] | N
     if indices is not None:
         query = query.where(Page.index.in_(list(indices)))
     result = session.execute(query.values(state=PageState.SKIPPED, finished_at=utcnow()))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_pending_pages(session: Session, job_id: str, code: str, message: str) -> int:
+    """Fail every pending page of a job with one error (the sweeper gave the job up); how many."""
+    result = session.execute(
+        update(Page)
+        .where(Page.job_id == job_id, Page.state == PageState.PENDING)
+        .values(state=PageState.FAILED, error_code=code, error_message=message, finished_at=utcnow())
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -234,12 +267,12 @@ def finish_job(
     *,
     error: dict[str, Any] | None = None,
 ) -> bool:
-    """Move an active job to a final state, once; wipes the stored password. False if already final."""
+    """Move an active job to a final state, once; wipes the sealed password. False if already final."""
     values: dict[str, Any] = {
         "state": state,
         "finished_at": utcnow(),
         "updated_at": utcnow(),
-        "document_password": None,
+        "document_password_sealed": None,
     }
     if error is not None:
         values.update(
@@ -262,24 +295,64 @@ def request_cancel(session: Session, job_id: str) -> None:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.QUEUED)
-        .values(state=JobState.CANCELLED, finished_at=now, document_password=None)
+        .values(state=JobState.CANCELLED, finished_at=now, document_password_sealed=None)
     )
 
 
-def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[tuple[str, int]]:
-    """Active jobs (id, priority) with no progress since ``older_than``, each claimed by touching it (one
-    sweeper wins)."""
+class StalledJob(NamedTuple):
+    """An active job the sweeper claimed: its id, priority and re-enqueues in a row without progress
+    (this claim included)."""
+
+    id: str
+    priority: int
+    requeues: int
+
+
+def claim_stalled_jobs(session: Session, *, older_than: datetime, limit: int = 100) -> list[StalledJob]:
+    """Active jobs with no progress since ``older_than``, oldest first, each claimed by touching it and
+    counting one more re-enqueue (one sweeper wins: the update is fenced on the ``updated_at`` it saw)."""
     candidates = session.execute(
         select(Job.id, Job.updated_at, Job.priority)
         .where(Job.state.in_(ACTIVE_STATES), Job.updated_at < older_than)
         .order_by(Job.updated_at)
         .limit(limit)
     ).all()
-    claimed: list[tuple[str, int]] = []
+    claimed: list[StalledJob] = []
     for job_id, updated_at, priority in candidates:
+        row = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.updated_at == updated_at, Job.state.in_(ACTIVE_STATES))
+            .values(updated_at=utcnow(), requeues=Job.requeues + 1)
+            .returning(Job.requeues)
+        ).first()
+        if row is not None:
+            claimed.append(StalledJob(str(job_id), int(priority), int(row[0])))
+    return claimed
+
+
+def claim_overdue_jobs(
+    session: Session, *, cancelled_before: datetime, created_before: datetime, limit: int = 100
+) -> list[tuple[str, bool]]:
+    """Active jobs to end now, each claimed by touching it: (id, cancel_requested). Those cancelled with no
+    progress since ``cancelled_before`` (no worker is stopping them) and those submitted before
+    ``created_before`` (past the deadline)."""
+    candidates = session.execute(
+        select(Job.id, Job.updated_at, Job.cancel_requested)
+        .where(
+            Job.state.in_(ACTIVE_STATES),
+            or_(
+                and_(Job.cancel_requested.is_(True), Job.updated_at < cancelled_before),
+                Job.created_at < created_before,
+            ),
+        )
+        .order_by(Job.updated_at)
+        .limit(limit)
+    ).all()
+    claimed: list[tuple[str, bool]] = []
+    for job_id, updated_at, cancel in candidates:
         result = session.execute(
             update(Job).where(Job.id == job_id, Job.updated_at == updated_at).values(updated_at=utcnow())
         )
         if result.rowcount:  # type: ignore[attr-defined]
-            claimed.append((str(job_id), int(priority)))
+            claimed.append((str(job_id), bool(cancel)))
     return claimed

@@ -64,13 +64,18 @@ class Job(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     source_key: Mapped[str] = mapped_column(String(512))
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The password of an encrypted PDF, sealed (pagemill.secret_box: Fernet under secrets.key), never in
+    # plain text: SQLite keeps old row images in its write-ahead log and free pages long after an update.
     # Kept only while the job runs (workers need it to open the file) and wiped when it ends.
-    document_password: Mapped[str | None] = mapped_column(String(256), default=None)
+    document_password_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     page_count: Mapped[int | None] = mapped_column(Integer, default=None)
     pages_total: Mapped[int | None] = mapped_column(Integer, default=None)
     pages_done: Mapped[int] = mapped_column(Integer, default=0)
     pages_failed: Mapped[int] = mapped_column(Integer, default=0)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Sweeps in a row that re-enqueued the job with no page finished in between (reset by progress); past
+    # worker.max_requeues the sweeper ends the job instead of re-enqueueing it forever.
+    requeues: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)

@@ -21,6 +21,9 @@ TEST_LIMITS = {
     "PAGEMILL_LIMITS__MAX_PAGES": "40",
     "PAGEMILL_LIMITS__MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
     "PAGEMILL_WORKER__SWEEP_INTERVAL_S": "1",
+    # Tests shrink worker.lease_s to seconds to see recovery quickly; on a loaded machine a page can then
+    # wait longer than a few leases, which must not end its job JOB_STALLED (tests of that set their own).
+    "PAGEMILL_WORKER__MAX_REQUEUES": "1000",
     "PAGEMILL_LOG_LEVEL": "INFO",
 }
 
@@ -116,13 +119,15 @@ def migrate(env: Mapping[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[Stack]:
-    """Migrate, start a worker and the API, yield the stack, stop both."""
+def running_stack(
+    env: Mapping[str, str], *, concurrency: int = 2, queues: str = "ingest,cpu,gpu"
+) -> Iterator[Stack]:
+    """Migrate, start a worker (on ``queues``) and the API, yield the stack, stop both."""
     full_env = {**TEST_LIMITS, **env}
     migrate(full_env)
     key = str(create_key(full_env, E2E_TENANT, "enterprise", admin=True)["secret"])
     with (
-        pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency) as worker,
+        pagemill_worker(full_env, queues=queues, concurrency=concurrency) as worker,
         pagemill_api(full_env) as (api, base_url),
     ):
         stack = Stack(base_url=base_url, env=full_env, worker=worker, api=api, key=key)

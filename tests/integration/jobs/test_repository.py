@@ -41,7 +41,7 @@ def add_job(
     state: JobState = JobState.QUEUED,
     created_at: datetime | None = None,
     updated_at: datetime | None = None,
-    password: str | None = None,
+    sealed_password: str | None = None,
     job_id: str | None = None,
     tenant_id: str = DEFAULT_TENANT,
     priority: int = 0,
@@ -63,7 +63,7 @@ def add_job(
                 sha256="0" * 64,
                 source_key=f"jobs/{job_id}/source",
                 options={"formats": ["markdown", "text", "json"]},
-                document_password=password,
+                document_password_sealed=sealed_password,
                 created_at=created_at or now,
                 updated_at=updated_at or created_at or now,
             ),
@@ -140,6 +140,16 @@ def test_set_planned_is_idempotent() -> None:
     assert in_session(lambda s: repo.pending_pages(s, job_id)) == [(0, 0), (2, 0), (4, 0)]
     job = load_job(job_id)
     assert job.page_count == 10 and job.pages_total == 3
+
+
+def test_the_page_count_is_kept_when_the_job_fails_before_planning() -> None:
+    job_id = add_job(state=JobState.RUNNING)
+    in_session(lambda s: repo.set_page_count(s, job_id, 30))
+    in_session(lambda s: repo.set_page_count(s, job_id, 31))  # the first count stands
+    error = {"code": "TOO_MANY_PAGES", "message": "Too many.", "details": {}}
+    in_session(lambda s: repo.finish_job(s, job_id, JobState.FAILED, error=error))
+    job = load_job(job_id)
+    assert (job.state, job.page_count, job.pages_total) == (JobState.FAILED, 30, None)
 
 
 def test_set_planned_writes_large_plans_in_batches() -> None:
@@ -231,7 +241,7 @@ def test_iter_pages_of_a_job_without_pages_yields_nothing() -> None:
 
 
 def test_finish_job_only_once() -> None:
-    job_id = add_job(state=JobState.RUNNING, password="s3cret")
+    job_id = add_job(state=JobState.RUNNING, sealed_password="gAAAA-sealed")
     error = {"code": "CORRUPT_FILE", "message": "The file is damaged.", "details": {"page": 3}}
     assert in_session(lambda s: repo.finish_job(s, job_id, JobState.FAILED, error=error)) is True
     finished = load_job(job_id)
@@ -244,7 +254,7 @@ def test_finish_job_only_once() -> None:
         "The file is damaged.",
         {"page": 3},
     )
-    assert job.document_password is None
+    assert job.document_password_sealed is None
     assert job.finished_at is not None and job.finished_at == finished.finished_at
 
 
@@ -255,25 +265,25 @@ def test_a_queued_job_can_be_finished() -> None:
 
 
 def test_cancelling_a_queued_job_cancels_it_at_once() -> None:
-    job_id = add_job(password="s3cret")
+    job_id = add_job(sealed_password="gAAAA-sealed")
     in_session(lambda s: repo.request_cancel(s, job_id))
     job = load_job(job_id)
     assert job.state == JobState.CANCELLED
     assert job.cancel_requested is True
     assert job.finished_at is not None
-    assert job.document_password is None
+    assert job.document_password_sealed is None
     # A worker that receives the job's message afterwards must not run it.
     assert in_session(lambda s: repo.start_job(s, job_id)) is None
 
 
 def test_cancelling_a_running_job_only_sets_the_flag() -> None:
-    job_id = add_job(state=JobState.RUNNING, password="s3cret")
+    job_id = add_job(state=JobState.RUNNING, sealed_password="gAAAA-sealed")
     in_session(lambda s: repo.request_cancel(s, job_id))
     job = load_job(job_id)
     assert job.state == JobState.RUNNING
     assert job.cancel_requested is True
     assert job.finished_at is None
-    assert job.document_password == "s3cret"  # the worker still needs it until it stops
+    assert job.document_password_sealed == "gAAAA-sealed"  # the worker still needs it until it stops
     assert in_session(lambda s: repo.cancel_requested(s, job_id)) is True
 
 
@@ -300,7 +310,7 @@ def test_claim_stalled_jobs_takes_only_active_jobs_older_than_the_cutoff() -> No
 
     # Each with its priority, so the sweeper re-enqueues it where its tier put it.
     claimed = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff))
-    assert claimed == [(old_queued, 9), (old_running, 3)]
+    assert claimed == [(old_queued, 9, 1), (old_running, 3, 1)]  # and the first re-enqueue in a row
     # Claiming touched them: the next sweep with the same cutoff finds nothing.
     assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == []
     assert load_job(old_queued).updated_at > cutoff
@@ -311,9 +321,9 @@ def test_claim_stalled_jobs_respects_the_limit_oldest_first() -> None:
     ids = [add_job(updated_at=now - timedelta(hours=10 - i), priority=i) for i in range(5)]
     cutoff = now - timedelta(minutes=10)
     first = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=2))
-    assert first == [(job_id, i) for i, job_id in enumerate(ids)][:2]
+    assert first == [(job_id, i, 1) for i, job_id in enumerate(ids)][:2]
     rest = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=10))
-    assert rest == [(job_id, i) for i, job_id in enumerate(ids)][2:]
+    assert rest == [(job_id, i, 1) for i, job_id in enumerate(ids)][2:]
 
 
 def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
@@ -333,7 +343,7 @@ def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
 
     def sweep() -> list[str]:
         with db.session_scope() as session:
-            return [job_id for job_id, _ in repo.claim_stalled_jobs(session, older_than=cutoff)]
+            return [job.id for job in repo.claim_stalled_jobs(session, older_than=cutoff)]
 
     engine = db.get_engine()
     event.listen(engine, "before_cursor_execute", hold_first_update)

@@ -1,0 +1,91 @@
+"""The sweeper: no job stays active without bound. Run by every worker every ``worker.sweep_interval_s``.
+
+Each sweep, for active (queued or running) jobs:
+
+* cancelled, and no progress for ``worker.cancel_grace_s``: nothing is stopping it (its messages are lost,
+  or its pages wait for a pool that is not there), so it is ended ``cancelled`` here: pages not yet read
+  are skipped and the partial result is written;
+* submitted more than ``worker.job_deadline_s`` ago: ended ``failed`` (PROCESSING_TIMEOUT);
+* no progress for ``worker.lease_s`` (a lost message, a dead worker): re-enqueued, at most
+  ``worker.max_requeues`` times in a row without a page finishing or being taken by a worker in between;
+  the next time it is ended ``failed`` (JOB_STALLED) instead of being re-enqueued forever.
+
+Pages still pending when a job is given up fail with the job's code. Every claim is a conditional update,
+so several sweepers never act on the same job twice, and every end is fenced on the job being active, so a
+worker finishing at the same moment wins or loses cleanly (its page writes are fenced on pending pages).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from pagemill import queue
+from pagemill.db import session_scope
+from pagemill.errors import JobStalled, ProcessingError, ProcessingTimeout
+from pagemill.jobs import repository as repo
+from pagemill.jobs.processing import finalize_job
+from pagemill.models import JobState
+from pagemill.models.base import utcnow
+from pagemill.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
+    """One sweep (see the module docstring); the ids of the jobs it re-enqueued."""
+    settings = settings or get_settings()
+    worker = settings.worker
+    now = utcnow()
+    with session_scope() as session:
+        overdue = repo.claim_overdue_jobs(
+            session,
+            cancelled_before=now - timedelta(seconds=worker.cancel_grace_s),
+            created_before=now - timedelta(seconds=worker.job_deadline_s),
+        )
+    for job_id, cancel_requested in overdue:
+        if cancel_requested:
+            end_cancelled(job_id)
+        else:
+            give_up(job_id, ProcessingTimeout(deadline_s=worker.job_deadline_s))
+
+    requeued: list[str] = []
+    stalled: list[repo.StalledJob] = []
+    with session_scope() as session:
+        for job in repo.claim_stalled_jobs(session, older_than=now - timedelta(seconds=worker.lease_s)):
+            if job.requeues > worker.max_requeues:
+                stalled.append(job)
+                continue
+            queue.enqueue_after_commit(session, queue.INGEST_JOB, [job.id], priority=job.priority)
+            requeued.append(job.id)
+    if requeued:
+        log.warning("re-enqueued %d stalled job(s): %s", len(requeued), ", ".join(requeued))
+    for job in stalled:
+        give_up(job.id, JobStalled(requeues=job.requeues - 1, lease_s=worker.lease_s))
+    return requeued
+
+
+def give_up(job_id: str, error: ProcessingError) -> bool:
+    """End an active job ``failed`` with ``error``, its pending pages failed with the same code (pages
+    already read are kept); False if it was final already."""
+    with session_scope() as session:
+        if not repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
+            return False
+        pages = repo.fail_pending_pages(session, job_id, error.code, error.message)
+        repo.refresh_progress(session, job_id)
+    log.error("job %s given up: %s (%d pending page(s) failed)", job_id, error.code, pages)
+    return True
+
+
+def end_cancelled(job_id: str) -> None:
+    """End a cancelled job that no worker is stopping: skip its unread pages and finalise it (partial
+    result written); a job not opened yet ends without pages."""
+    with session_scope() as session:
+        job = repo.get_job(session, job_id)
+        if job is None or JobState(job.state).is_final:
+            return
+        skipped = repo.skip_pending_pages(session, job_id)
+        if job.pages_total is None:
+            repo.finish_job(session, job_id, JobState.CANCELLED)
+    log.warning("cancelled job %s ended by the sweeper (%d unread page(s) skipped)", job_id, skipped)
+    finalize_job(job_id)

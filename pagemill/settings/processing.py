@@ -1,0 +1,160 @@
+"""Settings of reading documents: limits, OCR, engines and workers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class LimitSettings(BaseModel):
+    """Limits that keep hostile or oversized input from hurting the service."""
+
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, ge=1, description="Largest accepted upload.")
+    max_pages: int = Field(default=5000, ge=1, description="Most pages a document may have.")
+    max_image_pixels: int = Field(
+        default=200_000_000, ge=1, description="Most pixels an input image (or one TIFF frame) may have."
+    )
+    render_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1_000_000,
+        description="Pixel budget for one rendered PDF page; larger pages are rendered at a lower DPI.",
+    )
+    probe_timeout_s: int = Field(default=60, ge=1, description="Time allowed to open and inspect a document.")
+    probe_memory_mb: int = Field(
+        default=1024, ge=64, description="Address-space cap for inspecting a document."
+    )
+
+
+class OcrSettings(BaseModel):
+    """CPU OCR and the text-layer decision."""
+
+    languages: str = Field(default="eng", description="Tesseract languages, e.g. 'eng+deu'.")
+    dpi: int = Field(default=300, ge=72, le=600, description="Render resolution for OCR.")
+    detect_orientation: bool = Field(
+        default=True, description="Detect 90/180/270 degree rotation before OCR."
+    )
+    text_layer_min_chars: int = Field(
+        default=16, ge=0, description="A page whose text layer has fewer usable characters goes to OCR."
+    )
+    timeout_s: int = Field(default=180, ge=1, description="Time allowed for OCR of one page.")
+
+
+EngineName = Literal["tesseract", "rapidocr", "vllm", "remote-openai"]
+"""Every engine that can read a page needing OCR."""
+
+
+class OpenAiEngineSettings(BaseModel):
+    """An OCR vision-language model behind an OpenAI-compatible chat completions API (vLLM or hosted)."""
+
+    base_url: str | None = Field(
+        default=None,
+        description="Server root, e.g. http://vllm:8000 (the engine posts to /v1/chat/completions).",
+    )
+    model: str = Field(default="deepseek-ai/DeepSeek-OCR", description="Model name as the server serves it.")
+    preset: Literal["deepseek-ocr", "olmocr", "dots-ocr", "nanonets-ocr", "generic"] = Field(
+        default="generic", description="Prompt, image size, token budget and output clean-up for the model."
+    )
+    api_key: str | None = Field(default=None, description="Bearer token for the server, if it needs one.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, description="Timeout for connecting to the server.")
+    timeout_s: float = Field(default=300.0, gt=0, description="Timeout for one page's completion.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of transient failures (429, 503, drops).")
+    retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles, with jitter.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Output token cap (default: the preset's)."
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, description="Sampling temperature (default: preset's)."
+    )
+    image_max_side: int | None = Field(
+        default=None, ge=64, description="Longest image side sent to the model, px (default: the preset's)."
+    )
+    requests_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Pages a GPU worker keeps in flight (its thread pool size). Default: twice the server's "
+            "max_num_seqs (the setting, or seen on its /metrics while it has requests waiting), else 64."
+        ),
+    )
+    max_num_seqs: int | None = Field(
+        default=None,
+        ge=1,
+        description="The server's --max-num-seqs (requests it runs at once), if known; sizes the default.",
+    )
+
+
+class RemoteOpenAiEngineSettings(OpenAiEngineSettings):
+    """A hosted OpenAI-compatible endpoint. A subclass, not a default instance, so that setting one field
+    (its base_url, say) keeps the other defaults: a group given in part is rebuilt from its class."""
+
+    model: str = Field(default="gpt-4o-mini", description="Model name as the server serves it.")
+
+
+class EngineSettings(BaseModel):
+    """Which engine reads pages that need OCR, and what to fall back to."""
+
+    default: EngineName = Field(
+        default="tesseract",
+        description="Engine for pages without a usable text layer: tesseract, rapidocr, vllm.",
+    )
+    fallback: list[EngineName] = Field(
+        default_factory=list,
+        description="Engines tried in order when the default fails, e.g. [remote-openai].",
+    )
+    max_fallback_attempts: int = Field(
+        default=2, ge=0, description="How many fallback engines a page may try."
+    )
+    health_cache_s: float = Field(
+        default=10.0, gt=0, description="How long a GPU server health check is trusted."
+    )
+    vllm: OpenAiEngineSettings = OpenAiEngineSettings()
+    remote_openai: RemoteOpenAiEngineSettings = Field(
+        default_factory=RemoteOpenAiEngineSettings,
+        description="A hosted OpenAI-compatible endpoint, named `remote-openai` in the chain.",
+    )
+
+
+class WorkerSettings(BaseModel):
+    """Celery worker behaviour."""
+
+    concurrency: int | None = Field(default=None, ge=1, description="Worker processes. Default: CPU count.")
+    pages_per_task: int = Field(default=64, ge=1, description="Text-layer pages handled by one task.")
+    max_attempts: int = Field(default=3, ge=1, description="Attempts before a page or job is given up.")
+    lease_s: int = Field(
+        default=900,
+        ge=2,
+        description="An active job with no progress for this long is re-enqueued by the sweeper.",
+    )
+    max_requeues: int = Field(
+        # 12 leases (3 h by default) with none of the job's pages taken: a job waiting behind a long backlog
+        # must not be failed as stalled; a lost message was re-sent at the first lease.
+        default=11,
+        ge=0,
+        description="Times the sweeper re-enqueues a job in a row with no page finished or taken by a "
+        "worker in between; the next time it ends the job failed (JOB_STALLED).",
+    )
+    job_deadline_s: int = Field(
+        default=86_400,
+        ge=2,
+        description="Longest a job may stay queued or running, from submission; the sweeper then ends it "
+        "failed (PROCESSING_TIMEOUT).",
+    )
+    cancel_grace_s: int = Field(
+        default=30,
+        ge=0,
+        description="A cancelled job that no worker has ended this long after its last progress is ended "
+        "`cancelled` by the sweeper (its pages not yet read are skipped).",
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port a worker serves Prometheus metrics on (0: off)."
+    )
+    sweep_interval_s: int = Field(default=60, ge=1, description="How often a worker looks for stalled jobs.")
+    shutdown_timeout_s: int = Field(
+        default=20,
+        ge=1,
+        description="On SIGTERM a worker finishes its running tasks for at most this long, then stops and "
+        "leaves the rest to be redelivered. Keep below the platform's kill delay (Kubernetes: 30 s).",
+    )
+    task_soft_time_limit_s: int = Field(default=1500, ge=1, description="Soft time limit of one task.")
+    task_time_limit_s: int = Field(default=1800, ge=1, description="Hard time limit of one task.")

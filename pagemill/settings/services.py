@@ -1,0 +1,60 @@
+"""Settings of the services Pagemill talks to: the database, the broker and the blob store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class DatabaseSettings(BaseModel):
+    """The job database: the source of truth."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db. Default: SQLite in data dir.",
+    )
+    pool_size: int = Field(default=5, ge=1, description="Connections kept open per process (Postgres).")
+    pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for a free pooled connection; then 503 SERVICE_UNAVAILABLE + Retry-After.",
+    )
+    sqlite_busy_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="SQLite: longest wait for the write lock (one writer at a time: threads of a process "
+        "queue in-process, processes in SQLite's busy handler); then 503 in the API, a retry in a worker.",
+    )
+    connect_timeout_s: int = Field(default=5, ge=1, description="Timeout for opening a connection.")
+
+
+class BrokerSettings(BaseModel):
+    """The Celery broker that carries job and page ids to the workers."""
+
+    url: str | None = Field(
+        default=None,
+        description="Celery broker URL, e.g. redis://host:6379/0. Default: an SQLite broker in the data dir.",
+    )
+    visibility_timeout_s: int = Field(
+        default=3600,
+        ge=60,
+        description="Redis: seconds before an unacked task is redelivered; keep above the task time limit.",
+    )
+
+
+class StorageSettings(BaseModel):
+    """Where originals and results are kept."""
+
+    backend: Literal["local", "s3"] = Field(default="local", description="Blob store: a local folder or S3.")
+    local_path: Path | None = Field(
+        default=None, description="Folder for the local store. Default: DATA_DIR/blobs."
+    )
+    s3_bucket: str = Field(default="pagemill", description="S3 bucket (created if missing).")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://minio:9000.")
+    s3_region: str = Field(default="us-east-1", description="S3 region.")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id (else the AWS chain).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (else the AWS chain).")
+    s3_timeout_s: int = Field(default=30, ge=1, description="Connect and read timeout for S3 calls.")
