@@ -10,13 +10,17 @@ from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.errors import ErrorResponse, install_error_handlers
 from api.middleware import (
+    AdmissionMiddleware,
     BodyLimitMiddleware,
     CredentialGateMiddleware,
+    PrincipalMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from api.multipart import MultipartCompletenessMiddleware
 from api.rate_limits import limiter
 from api.routes import admin, documents, health, jobs, usage
+from api.routes.docs import install_docs
 from pagemill import __version__
 from pagemill.logging import configure_logging
 from pagemill.settings import get_settings
@@ -34,10 +38,12 @@ def create_app() -> FastAPI:
         version=__version__,
         summary="Document-to-text jobs: PDFs, scans and photos in; markdown, text and JSON out.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        # Served by api.routes.docs from installed assets: FastAPI's own pages load them from CDNs.
+        docs_url=None,
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.include_router(health.router)
     internal: dict[int | str, dict[str, object]] = {
         500: {"model": ErrorResponse, "description": "INTERNAL_ERROR: a bug; quote the request_id."}
@@ -49,13 +55,19 @@ def create_app() -> FastAPI:
     app.state.limiter = limiter
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
     # Outermost last: the request id must exist before the body cap can answer with it.
-    if settings.auth.enabled:
-        app.add_middleware(CredentialGateMiddleware, oidc_enabled=settings.auth.oidc.issuer is not None)
+    app.add_middleware(MultipartCompletenessMiddleware)
+    # Inside the principal middleware: the caller's tier narrows the cap before the body is read.
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_upload_bytes + _MULTIPART_OVERHEAD,
         reported_limit=settings.limits.max_upload_bytes,
+        read_timeout_s=settings.api.body_read_timeout_s,
     )
+    app.add_middleware(PrincipalMiddleware, settings=settings)
+    if settings.auth.enabled:
+        app.add_middleware(CredentialGateMiddleware, oidc_enabled=settings.auth.oidc.issuer is not None)
+    # Outside everything that reads, looks up or stores: overload is refused before any of that.
+    app.add_middleware(AdmissionMiddleware, limit=settings.api.max_concurrent_requests)
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,

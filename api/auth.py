@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import SessionDep, SettingsDep
+from api.deps import SettingsDep
 from api.errors import ErrorResponse, request_id_of
+from pagemill.db import session_scope
 from pagemill.errors import Forbidden, Unauthorized
+from pagemill.settings import Settings
 from pagemill.tenancy import service
 from pagemill.tenancy.keys import KEY_PREFIX
 from pagemill.tenancy.oidc import get_verifier
@@ -25,27 +29,52 @@ _api_key = APIKeyHeader(
 )
 
 
-def authenticate(
+def credentials_of(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The API key (X-API-Key) and the bearer token (Authorization: Bearer) a request carries."""
+    api_key = (headers.get("x-api-key") or "").strip() or None
+    scheme, _, token = (headers.get("authorization") or "").partition(" ")
+    bearer = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return api_key, bearer
+
+
+def resolve_principal(settings: Settings, api_key: str | None, bearer: str | None) -> Principal:
+    """The caller's principal; Unauthorized without a valid key or token. Blocking: one short transaction
+    of its own (the key lookup and, at most once a minute, its last-used time), committed at once, so no
+    connection is held while the request's body is read or stored."""
+    if not settings.auth.enabled:
+        return service.anonymous_principal()
+    if api_key is None and bearer is not None and bearer.startswith(KEY_PREFIX):
+        api_key = bearer
+    if api_key:
+        with session_scope() as session:
+            return service.authenticate_key(session, settings, api_key)
+    if bearer is not None and (verifier := get_verifier(settings.auth.oidc)) is not None:
+        principal = verifier.verify(bearer)
+        with session_scope() as session:
+            service.ensure_token_tenant(session, principal)
+        return principal
+    if bearer is not None:
+        raise Unauthorized("The API key is not valid.", reason="malformed")
+    raise Unauthorized()
+
+
+async def authenticate(
     request: Request,
-    session: SessionDep,
     settings: SettingsDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
     api_key: Annotated[str | None, Security(_api_key)],
 ) -> Principal:
-    """The caller's principal; 401 UNAUTHORIZED without a valid key or token."""
-    if not settings.auth.enabled:
-        principal = service.anonymous_principal()
-    elif api_key:
-        principal = service.authenticate_key(session, settings, api_key.strip())
-    elif bearer is not None and bearer.credentials.startswith(KEY_PREFIX):
-        principal = service.authenticate_key(session, settings, bearer.credentials.strip())
-    elif bearer is not None and (verifier := get_verifier(settings.auth.oidc)) is not None:
-        principal = verifier.verify(bearer.credentials)
-        service.ensure_token_tenant(session, principal)
-    elif bearer is not None:
-        raise Unauthorized("The API key is not valid.", reason="malformed")
-    else:
-        raise Unauthorized()
+    """The caller's principal; 401 UNAUTHORIZED without a valid key or token.
+
+    Normally resolved already by ``api.middleware.PrincipalMiddleware``, before the body was read; the
+    security parameters document the schemes in the OpenAPI schema.
+    """
+    resolved = getattr(request.state, "principal", None)
+    if isinstance(resolved, Principal):
+        return resolved
+    key = api_key.strip() if api_key else None
+    token = bearer.credentials.strip() if bearer is not None else None
+    principal = await run_in_threadpool(resolve_principal, settings, key, token)
     # The rate limiter's key function and the audit actor read it from here.
     request.state.principal = principal
     return principal

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from pagemill.db import session_scope
+from pagemill.db import SessionScope, session_scope
 from pagemill.settings import Settings, get_settings
 from pagemill.storage import BlobStore, get_blob_store
 
@@ -19,6 +19,14 @@ def _session() -> Iterator[Session]:
         yield session
 
 
+async def _session_scope() -> SessionScope:
+    # Async: no I/O, so no thread-pool hop.
+    return session_scope
+
+
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
+SessionScopeDep = Annotated[SessionScope, Depends(_session_scope)]
+"""For routes whose work is mostly outside the database (storing an upload): the service opens short
+transactions itself, so no connection is held while bytes move."""
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[BlobStore, Depends(get_blob_store)]

@@ -1,5 +1,6 @@
-"""ASGI middleware: request ids and access log, a body cap enforced while bodies stream in, a credential gate,
-security headers."""
+"""ASGI middleware: request ids and access log, admission (503 past the concurrency limit), a credential gate,
+the caller resolved before the body, a body cap (global and per tier) and read timeout enforced while bodies
+stream in, security headers."""
 
 from __future__ import annotations
 
@@ -9,16 +10,29 @@ import re
 import time
 import uuid
 
+import anyio
+import anyio.to_thread
+from sqlalchemy.exc import OperationalError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pagemill.errors import FileTooLarge, PagemillError, Unauthorized
+from api.auth import credentials_of, resolve_principal
+from pagemill.errors import (
+    DependencyUnavailable,
+    FileTooLarge,
+    PagemillError,
+    RequestTimeout,
+    Unauthorized,
+)
 from pagemill.logging import request_id_var
+from pagemill.settings import Settings
 from pagemill.tenancy.keys import KEY_PREFIX, looks_like_key
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
 
 access_log = logging.getLogger("pagemill.access")
+log = logging.getLogger(__name__)
 
 
 class RequestIdMiddleware:
@@ -69,54 +83,94 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes``: at once from Content-Length, else as soon as the stream passes it.
+    """Refuse bodies over the cap: at once from Content-Length, else as soon as the stream passes it; answer
+    408 when the body stops arriving for ``read_timeout_s``.
 
-    Starlette spools multipart uploads to disk; this stops a client from filling that disk.
+    The cap is ``reported_limit`` (plus the multipart envelope's ``max_bytes - reported_limit``), narrowed
+    to the caller's tier when ``PrincipalMiddleware`` (outside this one) has set ``upload_limit``. Starlette
+    spools multipart uploads to disk; this stops a client from filling that disk, or from holding a
+    connection and a spooled file open forever by stopping half-way. When either trips, the response closes
+    the connection: the rest of the body is never read.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, reported_limit: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, reported_limit: int, read_timeout_s: float | None = None
+    ) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.overhead = max_bytes - reported_limit
         self.reported_limit = reported_limit
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        reported = min(self.reported_limit, scope.get("state", {}).get("upload_limit", self.reported_limit))
+        max_bytes = reported + self.overhead
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await send_error(scope, send, FileTooLarge(max_bytes=reported), close=True)
             return
         received = 0
+        body_done = False
+        tripped = False
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done, tripped
+            if body_done or self.read_timeout_s is None:
+                # After the body only a disconnect can come, and a streaming response waits for it.
+                message = await receive()
+            else:
+                with anyio.move_on_after(self.read_timeout_s) as waiting:
+                    message = await receive()
+                if waiting.cancelled_caught:
+                    tripped = True
+                    raise RequestTimeout(timeout_s=self.read_timeout_s)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise FileTooLarge(max_bytes=self.reported_limit)
+                body_done = not message.get("more_body", False)
+                if received > max_bytes:
+                    tripped = True
+                    raise FileTooLarge(max_bytes=reported)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def closing_send(message: Message) -> None:
+            if tripped and message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
 
-    async def _reject(self, scope: Scope, send: Send) -> None:
-        await send_error(scope, send, FileTooLarge(max_bytes=self.reported_limit), close=True)
+        await self.app(scope, limited_receive, closing_send)
 
 
 async def send_error(scope: Scope, send: Send, error: PagemillError, *, close: bool = False) -> None:
     """Answer from middleware with the one error body (the app's handlers are not reached)."""
     request_id = scope.get("state", {}).get("request_id")
     body = json.dumps({"error": error.to_dict(), "request_id": request_id}).encode()
-    headers = [(b"content-type", b"application/json")]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
-    if close:
+    if close and b"connection" not in {name for name, _ in headers}:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": error.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-_OPEN_PATHS = ("/api/v1/health/", "/api/v1/openapi.json", "/api/v1/docs")
+# Public: the schema and the docs pages (exact paths), health checks and the docs' assets (whole subtrees).
+# Exact, not prefixes: "/api/v1/docs" must not open "/api/v1/docsx" or a future "/api/v1/docs-export".
+_OPEN_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc"})
+_OPEN_SUBTREES = ("/api/v1/health/", "/api/v1/docs/")
+
+
+def needs_credentials(scope: Scope) -> bool:
+    """Whether the request is to a protected path (every API path but the public ones; not a preflight)."""
+    path: str = scope.get("path", "")
+    return (
+        scope["type"] == "http"
+        and scope["method"] != "OPTIONS"
+        and path.startswith("/api/v1/")
+        and path not in _OPEN_PATHS
+        and not path.startswith(_OPEN_SUBTREES)
+    )
 
 
 class CredentialGateMiddleware:
@@ -133,14 +187,7 @@ class CredentialGateMiddleware:
         self.oidc_enabled = oidc_enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope["method"] == "OPTIONS"
-            or not path.startswith("/api/v1/")
-            or path.startswith(_OPEN_PATHS)
-            or (error := self._implausible(dict(scope["headers"]))) is None
-        ):
+        if not needs_credentials(scope) or (error := self._implausible(dict(scope["headers"]))) is None:
             await self.app(scope, receive, send)
             return
         await send_error(scope, send, error)
@@ -158,6 +205,82 @@ class CredentialGateMiddleware:
         if token.startswith(KEY_PREFIX):
             return None if looks_like_key(token) else malformed
         return None if self.oidc_enabled else malformed
+
+
+class PrincipalMiddleware:
+    """Resolve the caller of a protected path before its body is read, and narrow the body cap to its tier.
+
+    The key lookup (or token check) is one short transaction in a worker thread, committed at once: no
+    database connection is held while the body arrives or is stored. A caller that is not valid is
+    answered 401 here, and a free-tier key sending 100 MiB is answered 413 from Content-Length (or as soon
+    as the stream passes its cap, in ``BodyLimitMiddleware``) instead of after the upload.
+    """
+
+    def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not needs_credentials(scope):
+            await self.app(scope, receive, send)
+            return
+        api_key, bearer = credentials_of(Headers(scope=scope))
+        try:
+            principal = await anyio.to_thread.run_sync(resolve_principal, self.settings, api_key, bearer)
+        except PagemillError as error:
+            await send_error(scope, send, error)
+            return
+        except OperationalError:
+            log.exception("database unavailable while authenticating")
+            await send_error(
+                scope, send, DependencyUnavailable("The database is unavailable; try again shortly.")
+            )
+            return
+        state = scope.setdefault("state", {})
+        # The rate limiter's key function, the audit actor and the access log read it from here.
+        state["principal"] = principal
+        tier = self.settings.tiers.get(principal.tier)
+        state["upload_limit"] = min(self.settings.limits.max_upload_bytes, tier.max_file_bytes)
+        await self.app(scope, receive, send)
+
+
+class AdmissionMiddleware:
+    """Work on at most ``limit`` requests at once; answer the rest 503 SERVICE_UNAVAILABLE + Retry-After at
+    once, before anything is read or looked up (health checks are never refused).
+
+    The thread pool that runs blocking work (database, blob store) gets ``limit`` threads and the database
+    pool as many connections (``pagemill.db.pool_capacity``), so an admitted request never waits for a
+    thread or a connection that it cannot get: overload is refused up front instead of piling up until
+    pool timeouts turn it into errors. The counter needs no lock: it is only touched on the event loop.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self._threads_sized = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").startswith("/api/v1/health/"):
+            await self.app(scope, receive, send)
+            return
+        if not self._threads_sized:
+            # Only reachable inside the running event loop, hence here rather than in __init__.
+            anyio.to_thread.current_default_thread_limiter().total_tokens = self.limit
+            self._threads_sized = True
+        if self.in_flight >= self.limit:
+            # Not closing: the server discards the unread body and the connection stays usable; closing
+            # with unread bytes would make the kernel reset it, and the client might never see the 503.
+            busy = DependencyUnavailable(
+                "The server is busy; retry after Retry-After seconds.", retry_after_s=1, limit=self.limit
+            )
+            await send_error(scope, send, busy)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class SecurityHeadersMiddleware:

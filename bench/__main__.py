@@ -20,6 +20,7 @@ BENCHMARKS = {
     "gpu_saturation": "scanned pages through the GPU path vs. the vLLM simulator's known capacity",
     "memory": "worker peak RSS on a 10,000-page PDF; API RSS during a 1 GiB upload",
     "auth_overhead": "requests/s of the API with and without key checks and rate limiting",
+    "concurrent_uploads": "10, 20 and 50 clients posting ~1 MB PDFs at once: latency and every answer",
 }
 
 

@@ -7,17 +7,22 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile, status
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
-from api.deps import SessionDep, SettingsDep, StoreDep
+from api.deps import SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
 from pagemill.engines.registry import ENGINE_NAMES
-from pagemill.jobs import service
+from pagemill.jobs import reading, service
 from pagemill.jobs.options import JobOptions, OcrMode, OutputFormat, validate_page_range
 from pagemill.jobs.schemas import JobOut
 
 router = APIRouter(prefix="/api/v1", tags=["documents"], responses=AUTH_ERRORS)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
+    400: {
+        "model": ErrorResponse,
+        "description": "BAD_REQUEST: the multipart body cannot be parsed, or ends before its closing "
+        "boundary (an upload cut off).",
+    },
     413: {
         "model": ErrorResponse,
         "description": "FILE_TOO_LARGE: the body is over the upload limit or the tier's file size.",
@@ -32,14 +37,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
     422: {
         "model": ErrorResponse,
-        "description": "EMPTY_FILE, VALIDATION_ERROR (a field is invalid) or IDEMPOTENCY_KEY_REUSED.",
+        "description": "EMPTY_FILE, VALIDATION_ERROR (a field is invalid), IDEMPOTENCY_KEY_REUSED, "
+        "ENGINE_NOT_CONFIGURED (the engine, or the default chain, names a model server this deployment has "
+        "not set; the message names the setting) or SECRETS_NOT_CONFIGURED (a password, but no secrets.key "
+        "to keep it sealed).",
     },
     429: {
         "model": ErrorResponse,
         "description": "RATE_LIMITED (requests) or QUOTA_EXCEEDED (documents per day or month); see "
         "Retry-After.",
     },
-    503: {"model": ErrorResponse, "description": "SERVICE_UNAVAILABLE: storage or database down; retry."},
+    503: {
+        "model": ErrorResponse,
+        "description": "SERVICE_UNAVAILABLE: storage or database down, or the server is busy; retry after "
+        "Retry-After.",
+    },
 }
 
 
@@ -53,7 +65,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @rate_limited
 def submit_document(
     request: Request,
-    session: SessionDep,
+    sessions: SessionScopeDep,
     store: StoreDep,
     settings: SettingsDep,
     principal: CurrentPrincipal,
@@ -112,8 +124,9 @@ def submit_document(
         ocr_mode=ocr_mode,
         engine=engine,
     )
+    reading.require_engines_configured(options, settings)
     job, replayed = service.submit_document(
-        session,
+        sessions,
         store,
         settings,
         principal=principal,

@@ -9,26 +9,27 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pagemill import queue
-from pagemill.documents.kinds import SNIFF_BYTES, sniff
+from pagemill.db import SessionScope
+from pagemill.documents.kinds import SNIFF_BYTES, DocumentKind, sniff
 from pagemill.errors import (
     Conflict,
     FileTooLarge,
     IdempotencyKeyReused,
     NotFound,
-    QuotaExceeded,
     ValidationFailed,
 )
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.models import Job, JobState, Page
 from pagemill.models.base import utcnow
+from pagemill.secret_box import seal_secret
 from pagemill.settings import Settings
 from pagemill.storage import BlobStore
 from pagemill.tenancy import audit, usage
@@ -44,6 +45,11 @@ RESULT_MEDIA_TYPES = {
     OutputFormat.TEXT: "text/plain; charset=utf-8",
     OutputFormat.JSON: "application/json",
 }
+
+
+# PDF passwords are at most 127 bytes (AES-256, revision 6) or 32 (older handlers); anything far longer is
+# not a password, and is refused before it is sealed and stored.
+MAX_PASSWORD_CHARS = 1024
 
 
 def source_key(job_id: str) -> str:
@@ -80,7 +86,7 @@ def _hash_and_size(fileobj: IO[bytes], max_bytes: int) -> tuple[str, int]:
 
 
 def submit_document(
-    session: Session,
+    sessions: SessionScope,
     store: BlobStore,
     settings: Settings,
     *,
@@ -94,25 +100,77 @@ def submit_document(
 ) -> tuple[Job, bool]:
     """Check an upload against the tenant's tier and quotas and its type from its content, store it, record
     the job (counted in the usage ledger, audited) and enqueue it after commit; the job, and whether it is
-    an earlier job replayed for the same ``idempotency_key`` (then nothing is stored, counted or sent)."""
+    an earlier job replayed for the same ``idempotency_key`` (then nothing is stored, counted or sent).
+
+    Two short transactions from ``sessions`` (a read-only check, then the write) with the upload stored
+    between them: no connection is held while the bytes are hashed or stored, so concurrent uploads do not
+    exhaust the pool or queue behind each other for SQLite's write lock.
+    """
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
+    if password and len(password) > MAX_PASSWORD_CHARS:
+        # Named, never echoed: details must not carry the password.
+        raise ValidationFailed(f"password is longer than {MAX_PASSWORD_CHARS} characters.", field="password")
+    # Sealed first: without a key the request is refused before anything is stored or counted.
+    sealed_password = seal_secret(password, settings) if password else None
     fileobj.seek(0)
     kind = sniff(fileobj.read(SNIFF_BYTES))
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
-    if idempotency_key is not None:
-        earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
-        if earlier is not None:
-            return _replayed(earlier, digest, options), True
-    usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
+    with sessions() as session:
+        # A short read-only transaction: a replay, or a quota already used up, is answered before storing.
+        if idempotency_key is not None:
+            earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
+            if earlier is not None:
+                return _replayed(earlier, digest, options), True
+        usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
     job_id = str(uuid.uuid4())
+    # Stored while no database connection is held: a slow disk or S3 must not keep connections (or SQLite's
+    # one write lock) from other requests.
     store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
     try:
-        # Counted after the upload is stored, so the ledger row is locked only briefly.
-        usage.take_document(session, principal.tenant_id, principal.tier, tier, now)
-    except QuotaExceeded:
+        with sessions() as session:
+            job = _record_job(
+                session,
+                settings,
+                job_id=job_id,
+                principal=principal,
+                actor=actor,
+                now=now,
+                filename=filename,
+                kind=kind,
+                size=size,
+                digest=digest,
+                options=options,
+                sealed_password=sealed_password,
+                idempotency_key=idempotency_key,
+            )
+    except BaseException:
+        # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database): no orphan blob.
         store.delete_prefix(f"jobs/{job_id}/")
         raise
+    return job, False
+
+
+def _record_job(
+    session: Session,
+    settings: Settings,
+    *,
+    job_id: str,
+    principal: Principal,
+    actor: Actor,
+    now: datetime,
+    filename: str | None,
+    kind: DocumentKind,
+    size: int,
+    digest: str,
+    options: JobOptions,
+    sealed_password: str | None,
+    idempotency_key: str | None,
+) -> Job:
+    """The write transaction of a submission: count it in the ledger, insert and audit the job, enqueue it
+    after commit. Milliseconds: on SQLite the write lock is held only for this."""
+    tier = settings.tiers.get(principal.tier)
+    usage.take_document(session, principal.tenant_id, principal.tier, tier, now)
     job = Job(
         id=job_id,
         tenant_id=principal.tenant_id,
@@ -125,7 +183,7 @@ def submit_document(
         sha256=digest,
         source_key=source_key(job_id),
         options=options.model_dump(mode="json"),
-        document_password=password or None,
+        document_password_sealed=sealed_password,
         idempotency_key=idempotency_key,
     )
     repo.add_job(session, job)
@@ -134,7 +192,6 @@ def submit_document(
     except IntegrityError as exc:
         # Only the unique Idempotency-Key can collide: a concurrent request with the same key got there
         # first. This one rolls back (its quota count too); a retry replays the other's job.
-        store.delete_prefix(f"jobs/{job_id}/")
         raise Conflict(
             "A request with this Idempotency-Key is in progress; retry shortly to get its job.",
             retry_after_s=1,
@@ -148,7 +205,7 @@ def submit_document(
         details={"filename": job.filename, "size_bytes": size, "kind": kind.value, "sha256": digest},
     )
     queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
-    return job, False
+    return job
 
 
 def _replayed(earlier: Job, digest: str, options: JobOptions) -> Job:
@@ -162,19 +219,21 @@ def _replayed(earlier: Job, digest: str, options: JobOptions) -> Job:
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
-    """A tenant's job by id; NotFound if there is none, or it is another tenant's."""
-    job = repo.get_tenant_job(session, tenant_id, job_id) if _is_uuid(job_id) else None
+    """A tenant's job by id in any UUID spelling; NotFound if there is none, or it is another tenant's."""
+    canonical = _canonical_uuid(job_id)
+    job = repo.get_tenant_job(session, tenant_id, canonical) if canonical else None
     if job is None:
         raise NotFound("No job with this id.", job_id=job_id)
     return job
 
 
-def _is_uuid(value: str) -> bool:
+def _canonical_uuid(value: str) -> str | None:
+    """The stored spelling of a UUID (lower case, hyphenated), from any spelling ``uuid.UUID`` accepts
+    (upper case, no hyphens, braces, ``urn:uuid:``); None if ``value`` is not a UUID."""
     try:
-        uuid.UUID(value)
+        return str(uuid.UUID(value))
     except ValueError:
-        return False
-    return True
+        return None
 
 
 def encode_cursor(job: Job) -> str:
@@ -190,8 +249,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created)
         if created_at.tzinfo is None:
             raise ValueError("cursor time without a zone")
-        return created_at, job_id
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        # In UTC, as stored; an offset that takes the time past year 1 or 9999 is no cursor of ours.
+        return created_at.astimezone(UTC), job_id
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise ValidationFailed("The cursor is not valid.", field="cursor") from exc
 
 
@@ -206,13 +266,18 @@ def list_jobs(
 
 
 def cancel_job(session: Session, tenant_id: str, job_id: str, *, actor: Actor) -> Job:
-    """Ask a job to stop at the next page boundary; finished pages are kept."""
+    """Ask a job to stop at the next page boundary; finished pages are kept.
+
+    A queued job ends ``cancelled`` at once. A running job is stopped by its workers between pages; one
+    that no worker is advancing (lost messages, pages waiting for an absent pool) is ended ``cancelled`` by
+    the sweeper once it has made no progress for ``worker.cancel_grace_s`` (pagemill.jobs.sweeper).
+    """
     job = get_job(session, tenant_id, job_id)
     if job.state in (JobState.SUCCEEDED, JobState.FAILED):
         raise Conflict("The job has already finished.", state=job.state)
     if job.state != JobState.CANCELLED:
-        audit.record(session, actor, audit.JOB_CANCELLED, target=job_id, tenant_id=tenant_id)
-    repo.request_cancel(session, job_id)
+        audit.record(session, actor, audit.JOB_CANCELLED, target=job.id, tenant_id=tenant_id)
+    repo.request_cancel(session, job.id)
     session.flush()
     session.refresh(job)
     return job
@@ -221,7 +286,7 @@ def cancel_job(session: Session, tenant_id: str, job_id: str, *, actor: Actor) -
 def get_page(session: Session, tenant_id: str, job_id: str, number: int) -> Page:
     """One page of a tenant's job by its 1-based number."""
     job = get_job(session, tenant_id, job_id)
-    page = repo.get_page(session, job_id, number - 1) if number >= 1 else None
+    page = repo.get_page(session, job.id, number - 1) if number >= 1 else None
     if page is None:
         raise NotFound(
             "This job has no such page: pages are numbered from 1 as in the document, and only pages in the "
@@ -242,11 +307,17 @@ def open_result(
             f"The result is not available: the job is {job.state}.",
             state=job.state,
         )
-    if job.pages_total is None:
-        raise Conflict("The job was cancelled before any page was read; it has no result.", state=job.state)
+    # Cancelled before a worker opened it (no pages planned), or before any page was read (every page
+    # skipped): an empty "result" would read as a document without text, so there is none.
+    if job.pages_total is None or (job.state == JobState.CANCELLED and job.pages_done == 0):
+        raise Conflict(
+            "The job was cancelled before any page was read; it has no result.",
+            state=job.state,
+            pages_done=job.pages_done,
+        )
     if fmt.value not in job.options.get("formats", []):
         raise NotFound("This format was not requested for the job.", format=fmt.value)
     audit.record(
-        session, actor, audit.RESULT_READ, target=job_id, tenant_id=tenant_id, details={"format": fmt.value}
+        session, actor, audit.RESULT_READ, target=job.id, tenant_id=tenant_id, details={"format": fmt.value}
     )
-    return store.iter_chunks(result_key(job_id, fmt)), RESULT_MEDIA_TYPES[fmt]
+    return store.iter_chunks(result_key(job.id, fmt)), RESULT_MEDIA_TYPES[fmt]

@@ -100,6 +100,17 @@ def make_text_pdf(
     return _write_pdf(path, objects)
 
 
+def make_padded_pdf(path: Path, pages: Sequence[str], size: int) -> Path:
+    """A born-digital PDF of ``pages`` grown to about ``size`` bytes by an unreferenced stream of random
+    bytes (incompressible, like the images of a real ~1 MB document); readers ignore the object."""
+    objects, streams = _text_pdf_objects(pages, _LETTER_PT, 0)
+    for number in streams:
+        objects[number - 1] = _stream(objects[number - 1])
+    used = sum(len(body) + 32 for body in objects) + 200
+    filler = hashlib.shake_256(path.name.encode()).digest(max(0, size - used))
+    return _write_pdf(path, [*objects, _stream(filler)])
+
+
 def make_many_pages_pdf(path: Path, n: int) -> Path:
     """A valid PDF with ``n`` small pages reading "Page 1", "Page 2", ..."""
     return make_text_pdf(path, [f"Page {i + 1}" for i in range(n)])
