@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from slowapi.errors import RateLimitExceeded
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pagemill.errors import DependencyUnavailable, PagemillError, RateLimited
 
@@ -96,15 +98,60 @@ def _allowed_methods(request: Request) -> list[str]:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    fields = [
-        {"field": ".".join(str(part) for part in err.get("loc", ())[1:]) or None, "message": err.get("msg")}
-        for err in exc.errors()
-    ]
-    first = fields[0] if fields else {"field": None, "message": "invalid"}
-    message = f"Invalid {first['field']}: {first['message']}" if first["field"] else str(first["message"])
+    uploads = _upload_fields(request)
+    fields = [_field_error(err, uploads) for err in exc.errors()]
+    first = fields[0] if fields else {"field": None, "message": "The request is not valid."}
+    message = first["message"]
+    if first["field"] and not first.get("explained"):
+        message = f"Invalid {first['field']}: {message}"
+    for field in fields:
+        field.pop("explained", None)
     return error_response(
         request, 422, {"code": "VALIDATION_ERROR", "message": message, "details": {"errors": fields}}
     )
+
+
+def _upload_fields(request: Request) -> set[str]:
+    """Names of the route's file-upload parts (``File()`` parameters)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return set()
+    return {field.alias for field in route.dependant.body_params if isinstance(field.field_info, params.File)}
+
+
+_JSON_HINT = "send a JSON object with Content-Type: application/json"
+
+
+def _field_error(err: Any, uploads: set[str]) -> dict[str, Any]:
+    """One pydantic/FastAPI error as ``{"field", "message"}``, worded for someone calling the API with curl.
+
+    FastAPI's own wording leaks its internals for a few common mistakes: a file part sent without a
+    filename is "Expected UploadFile, received: <class 'str'>", a body that is not JSON is located at
+    character 0 ("Invalid 0: JSON decode error"); those get a message that says what to send instead
+    (``explained``: the message stands alone, without "Invalid <field>:").
+    """
+    loc = tuple(err.get("loc", ()))
+    kind = err.get("type")
+    field = ".".join(str(part) for part in loc[1:]) or None
+    if loc[:1] == ("body",) and kind == "json_invalid":
+        reason = err.get("ctx", {}).get("error")
+        detail = f" ({reason})" if isinstance(reason, str) and reason else ""
+        message = f"The request body is not valid JSON{detail}; {_JSON_HINT}."
+        return {"field": "body", "message": message, "explained": True}
+    if loc[:1] == ("body",) and len(loc) == 2 and loc[1] in uploads:
+        message = (
+            f"Send the document as multipart/form-data with a part named '{loc[1]}' that has a filename "
+            f'(curl: -F "{loc[1]}=@document.pdf").'
+        )
+        return {"field": field, "message": message, "explained": True}
+    if loc == ("body",):
+        message = (
+            f"The request body is missing; {_JSON_HINT}."
+            if kind == "missing"
+            else f"The request body is not a JSON object ({err.get('msg')}); {_JSON_HINT}."
+        )
+        return {"field": "body", "message": message, "explained": True}
+    return {"field": field, "message": str(err.get("msg") or "invalid")}
 
 
 async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
@@ -128,26 +175,66 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+    # Logged here, once, with the database's own error; the 503 rendered below is not logged again.
     log.error("database unavailable", exc_info=exc)
-    return await _pagemill_error(
-        request, DependencyUnavailable("The database is unavailable; try again shortly.")
-    )
+    error = DependencyUnavailable("The database is unavailable; try again shortly.")
+    return error_response(request, error.http_status, error.to_dict(), error.headers())
+
+
+_INTERNAL_ERROR = {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}}
+
+
+class UnexpectedErrorMiddleware:
+    """Answer an unhandled exception with the one 500 body and log it once, with the request id.
+
+    Starlette's own last-resort handler runs outside every middleware, after the request-id middleware has
+    reset its context (log lines said ``[-]``), and re-raises afterwards so that uvicorn logs the same
+    traceback a second time. Installed innermost, this catches the exception while the request's context
+    is still set and does not re-raise. When the response has already started (a stream failing half-way)
+    nothing can be sent any more: the error is logged and the connection ends with a truncated body.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await error_response(Request(scope), 500, dict(_INTERNAL_ERROR))(scope, receive, send)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    # Starlette renders unhandled errors outside every middleware: the request-id one cannot add its header.
+    # Reached only for errors raised outside UnexpectedErrorMiddleware (in an outer middleware): the
+    # request-id middleware's context is gone by now, so the id is passed to the log record explicitly.
     request_id = request_id_of(request)
+    log.error("unhandled error", exc_info=exc, extra={"request_id": request_id or "-"})
+    # Starlette renders these outside every middleware: the request-id one cannot add its header.
     return error_response(
-        request,
-        500,
-        {"code": "INTERNAL_ERROR", "message": "An internal error occurred.", "details": {}},
-        {"X-Request-ID": request_id} if request_id else None,
+        request, 500, dict(_INTERNAL_ERROR), {"X-Request-ID": request_id} if request_id else None
     )
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app``, and the middleware for unhandled errors.
+
+    Call before adding any other middleware: the first one added is the innermost, and the unhandled-error
+    middleware must run inside the request-id one.
+    """
+    app.add_middleware(UnexpectedErrorMiddleware)
     app.add_exception_handler(PagemillError, _pagemill_error)
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(StarletteHTTPException, _http_error)

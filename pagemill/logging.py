@@ -15,7 +15,10 @@ request_id_var: ContextVar[str | None] = ContextVar("pagemill_request_id", defau
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get() or "-"
+        # An explicit ``extra={"request_id": ...}`` wins: code that runs after the request's context has
+        # ended (Starlette's last-resort 500 handler, the HTTP server's own refusals) passes the id that way.
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id_var.get() or "-"
         return True
 
 

@@ -11,7 +11,6 @@ from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
-from pagemill.errors import ValidationFailed
 from pagemill.jobs import service
 from pagemill.jobs.options import OutputFormat
 from pagemill.jobs.schemas import JobList, JobOut, PageOut
@@ -19,7 +18,12 @@ from pagemill.models import JobState
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
-JobId = Annotated[str, Path(description="The job's id, as returned on submission.")]
+JobId = Annotated[
+    str, Path(description="The job's id, as returned on submission (any case, with or without hyphens).")
+]
+# Numbers are stored in 32-bit INTEGER columns: a larger one cannot match anything, and passed on to the
+# database it overflows (SQLite raises on integers above 2**63 - 1, Postgres on int4 above 2**31 - 1).
+INT32_MAX = 2**31 - 1
 _NOT_FOUND: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job (or another tenant's)."}
 }
@@ -41,8 +45,12 @@ def list_jobs(
     session: SessionDep,
     settings: SettingsDep,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
-    limit: Annotated[int, Query(ge=1, description="Jobs per page (capped by api.page_size_max).")] = 20,
-    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page.")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=INT32_MAX, description="Jobs per page (capped by api.page_size_max).")
+    ] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
 ) -> JobList:
     """List the tenant's jobs, newest first, with cursor pagination."""
     jobs, next_cursor = service.list_jobs(
@@ -94,7 +102,11 @@ def cancel_job(
             "content": {"text/markdown": {}, "text/plain": {}, "application/json": {}},
         },
         **_NOT_FOUND,
-        409: {"model": ErrorResponse, "description": "CONFLICT: the job has not finished (or failed)."},
+        409: {
+            "model": ErrorResponse,
+            "description": "CONFLICT: the job has not finished, failed, or was cancelled before any page "
+            "was read (details.state).",
+        },
         **_UNAVAILABLE,
     },
     response_class=Response,
@@ -129,9 +141,7 @@ def get_page(
     principal: CurrentPrincipal,
     session: SessionDep,
     job_id: JobId,
-    number: Annotated[int, Path(description="1-based page number.")],
+    number: Annotated[int, Path(ge=1, le=INT32_MAX, description="1-based page number.")],
 ) -> PageOut:
     """One page: its state, text, markdown, lines with boxes, and the engine and settings that produced it."""
-    if number < 1:
-        raise ValidationFailed("Page numbers start at 1.", field="number")
     return PageOut.from_page(service.get_page(session, principal.tenant_id, job_id, number))

@@ -45,7 +45,9 @@ class JobOut(BaseModel):
     sha256: str
     options: JobOptions
     cancel_requested: bool
-    page_count: int | None = Field(description="Pages in the document; null until it is opened.")
+    page_count: int | None = Field(
+        description="Pages in the document; null until it is opened (and when it could not be opened)."
+    )
     pages: PageProgress
     error: ErrorInfo | None = None
     created_at: datetime

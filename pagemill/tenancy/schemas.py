@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field
 
 from pagemill.models import ApiKey, AuditEvent
 from pagemill.settings import TierName
@@ -24,8 +24,17 @@ def _iso_only(value: object) -> object:
     return value
 
 
-IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
-"""A time with a zone, written as ISO 8601 (the schema's date-time), never a bare Unix number."""
+def _in_utc(value: datetime) -> datetime:
+    # Stored and compared in UTC: a time whose offset takes it past year 1 or 9999 cannot be, and would
+    # otherwise overflow where it is converted (an error 500 instead of 422).
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the date-time is out of range once converted to UTC") from None
+
+
+IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
+"""A time with a zone, written as ISO 8601 (the schema's date-time), never a bare Unix number; in UTC."""
 
 
 class KeyCreate(BaseModel):

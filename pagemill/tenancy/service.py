@@ -85,7 +85,10 @@ def list_keys(session: Session, *, tenant_id: str | None, include_revoked: bool 
 
 
 def revoke_key(session: Session, key_id: str, *, actor: Actor) -> ApiKey:
-    """Revoke a key; it is refused from the next request on. Revoking a revoked key changes nothing."""
+    """Revoke a key; it is refused from the next request on. Revoking a revoked key changes nothing.
+
+    Ids are made in lower case (``key_`` and hex digits), so any spelling of one finds it."""
+    key_id = key_id.lower()
     key = repo.get_key(session, key_id)
     if key is None:
         raise NotFound("No API key with this id.", key_id=key_id)

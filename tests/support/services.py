@@ -21,6 +21,7 @@ Service selection, cheapest first:
 from __future__ import annotations
 
 import atexit
+import base64
 import contextlib
 import ctypes
 import functools
@@ -437,17 +438,20 @@ def pagemill_worker(
     env: Mapping[str, str],
     *,
     queues: str = "ingest,cpu",
-    concurrency: int = 2,
+    concurrency: int | None = 2,
     hostname: str | None = None,
     timeout: float = 60.0,
 ) -> Iterator[ManagedProcess]:
     """Run ``pagemill worker`` until Celery logs its ``ready.`` line; stop it at the end.
 
-    Celery prints that line at INFO level, so the worker must not log above INFO.
+    Celery prints that line at INFO level, so the worker must not log above INFO. ``concurrency=None``
+    leaves the worker its own default.
     """
     # A unique node name per worker: Celery warns about duplicate nodenames when several share a broker.
     hostname = hostname or f"test-{secrets.token_hex(3)}@%h"
-    args = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--hostname", hostname]
+    args = ["worker", "--queues", queues, "--hostname", hostname]
+    if concurrency is not None:
+        args += ["--concurrency", str(concurrency)]
     proc = pagemill_process(args, env, name=f"worker {hostname}")
     try:
         wait_for_log(proc, r"\bready\.", timeout)
@@ -944,11 +948,17 @@ def s3_server() -> Iterator[S3Server]:
 # Pagemill configuration
 
 
+# Fernet's key format (32 random bytes, url-safe base64), made once per test run.
+TEST_SECRETS_KEY = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+
+
 def distributed_env(
     pg_url: str, redis_url: str, s3: S3Server, bucket: str = "pagemill-test"
 ) -> dict[str, str]:
-    """Environment for Pagemill processes in distributed mode (Postgres, Redis, S3)."""
+    """Environment for Pagemill processes in distributed mode (Postgres, Redis, S3), with one secrets key
+    for the API and every worker (as a deployment must give them, to accept document passwords)."""
     return {
+        "PAGEMILL_SECRETS__KEY": TEST_SECRETS_KEY,
         "PAGEMILL_DATABASE__URL": pg_url,
         "PAGEMILL_BROKER__URL": redis_url,
         "PAGEMILL_STORAGE__BACKEND": "s3",

@@ -98,8 +98,8 @@ def test_cursor_round_trip(created_at: datetime) -> None:
     cursor = encode_cursor(job)
     decoded_at, decoded_id = service._decode_cursor(cursor)
     assert decoded_id == job.id
-    assert decoded_at == created_at
-    assert decoded_at.utcoffset() == created_at.utcoffset()
+    assert decoded_at == created_at  # the same instant ...
+    assert decoded_at.utcoffset() == timedelta(0)  # ... in UTC, as stored and compared
 
 
 def test_cursor_is_url_safe_and_opaque() -> None:
