@@ -19,17 +19,24 @@ $(VENV)/.stamp-venv:
 	  $(PYTHON) -m venv $(VENV); }
 	@touch $@
 
+# Runtime packages only (requirements.lock): what `make up` needs. Tests and tools come on top (.stamp-dev).
 $(VENV)/.stamp-install: $(VENV)/.stamp-venv requirements.lock pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -r requirements.lock
 	$(PIP) install -q --no-deps -e .
 	@touch $@
 
+$(VENV)/.stamp-dev: $(VENV)/.stamp-install requirements-dev.lock
+	$(PIP) install -q -r requirements-dev.lock
+	@touch $@
+
 system-deps:  ## Install the Debian packages (Tesseract; Postgres and Redis for tests)
 	bash scripts/install-system-deps.sh
 
-install: $(VENV)/.stamp-install  ## Create .venv and install pinned dependencies
+install: $(VENV)/.stamp-install  ## Create .venv with the pinned runtime packages (and .venv/bin/pagemill)
 	@bash scripts/install-system-deps.sh --runtime-only
+
+install-dev: $(VENV)/.stamp-dev  ## Add the pinned test and development tools to .venv
 
 up: install  ## Run API + worker on embedded defaults (SQLite, local folder, embedded broker)
 	$(PY) -m pagemill up
@@ -43,28 +50,28 @@ worker: install  ## Run only a worker (distributed mode)
 migrate: install  ## Apply database migrations
 	$(PY) -m pagemill migrate
 
-test: $(VENV)/.stamp-install system-deps  ## Install everything and run the whole test suite
+test: $(VENV)/.stamp-dev system-deps  ## Install everything and run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-test-unit: install  ## Only the unit tests (no services)
+test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: install  ## ruff lint + format check, mypy strict
+lint: install-dev  ## ruff lint + format check, mypy strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-format: install  ## Format and fix what ruff can
+format: install-dev  ## Format and fix what ruff can
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: install system-deps  ## Run the benchmarks and record them in docs/benchmarks.md
+bench: install-dev system-deps  ## Run the benchmarks and record them in docs/benchmarks.md
 	$(PY) -m bench
 
-lock:  ## Re-pin requirements.lock from the current .venv
-	$(PIP) freeze --exclude-editable | grep -v '^pagemill' > requirements.lock
+lock: $(VENV)/.stamp-venv  ## Re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml (UPGRADE=1: newest)
+	$(PY) scripts/lock_requirements.py $(if $(UPGRADE),--upgrade)
 
 clean:  ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
 
-.PHONY: help system-deps install up api worker migrate test test-unit lint format bench lock clean
+.PHONY: help system-deps install install-dev up api worker migrate test test-unit lint format bench lock clean

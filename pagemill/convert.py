@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pagemill.documents.kinds import SNIFF_BYTES, DocumentKind, sniff
@@ -20,21 +21,42 @@ from pagemill.settings import get_settings
 _SUFFIX = {OutputFormat.MARKDOWN: ".md", OutputFormat.TEXT: ".txt", OutputFormat.JSON: ".json"}
 
 
+def output_stems(files: list[Path], out: Path | None) -> dict[Path, Path]:
+    """Where each file's results go, without the format suffix: ``OUT/report`` for ``report.pdf``.
+
+    Files whose stems meet in one folder (``a.png`` and ``a.jpg``) keep their whole name instead
+    (``a.png``, ``a.jpg``: results ``a.png.md``, ``a.jpg.md``), so no file's results overwrite
+    another's; a name met twice still (the same name from two folders) gets ``-2``, ``-3``.
+    """
+    targets = {path: (out or path.parent).resolve() for path in dict.fromkeys(files)}
+    stems: dict[tuple[Path, str], int] = {}
+    for path, folder in targets.items():
+        stems[(folder, path.stem)] = stems.get((folder, path.stem), 0) + 1
+    chosen: dict[Path, Path] = {}
+    taken: set[Path] = set()
+    for path, folder in targets.items():
+        name = path.stem if stems[(folder, path.stem)] == 1 else path.name
+        candidate, number = folder / name, 1
+        while candidate in taken:
+            number += 1
+            candidate = folder / f"{name}-{number}"
+        taken.add(candidate)
+        chosen[path] = candidate
+    return chosen
+
+
 def convert_files(
     files: list[Path],
     *,
     out: Path | None,
-    formats: str,
-    ocr_mode: str,
+    formats: list[OutputFormat],
+    ocr_mode: OcrMode,
     engine: str | None,
     password: str | None,
 ) -> int:
     """Convert each file, print a line per file; returns how many failed."""
-    options = JobOptions(
-        formats=[OutputFormat(f.strip()) for f in formats.split(",") if f.strip()],
-        ocr_mode=OcrMode(ocr_mode),
-        engine=engine,
-    )
+    options = JobOptions(formats=formats, ocr_mode=ocr_mode, engine=engine)
+    targets = output_stems(files, out)
     console = Console(stderr=True)
     failures = 0
     with Progress(
@@ -44,18 +66,18 @@ def convert_files(
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        for path in files:
+        for path, target in targets.items():
             try:
-                written = _convert_one(path, out, options, password, progress)
-                console.print(f"[green]ok[/] {path} -> {', '.join(str(p) for p in written)}")
+                written = _convert_one(path, target, options, password, progress)
+                console.print(f"[green]ok[/] {escape(str(path))} -> {escape(', '.join(map(str, written)))}")
             except PagemillError as exc:
                 failures += 1
-                console.print(f"[red]{exc.code}[/] {path}: {exc.message}")
+                console.print(f"[red]{exc.code}[/] {escape(str(path))}: {escape(exc.message)}")
     return failures
 
 
 def _convert_one(
-    path: Path, out: Path | None, options: JobOptions, password: str | None, progress: Progress
+    path: Path, target: Path, options: JobOptions, password: str | None, progress: Progress
 ) -> list[Path]:
     settings = get_settings()
     with path.open("rb") as f:
@@ -84,12 +106,11 @@ def _convert_one(
             )
             progress.advance(task)
     job = Job(id="", filename=path.name, kind=kind.value, page_count=info.page_count)
-    target_dir = out or path.parent
-    target_dir.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for fmt, fileobj in write_results(job, pages, options.formats).items():
-        target = target_dir / (path.stem + _SUFFIX[fmt])
-        with fileobj, target.open("wb") as dest:
+        destination = target.with_name(target.name + _SUFFIX[fmt])
+        with fileobj, destination.open("wb") as dest:
             dest.write(fileobj.read())
-        written.append(target)
+        written.append(destination)
     return written

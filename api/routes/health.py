@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from pagemill.db import get_engine
 from pagemill.errors import PagemillError
+from pagemill.migrate import require_migrated
 from pagemill.queue import get_celery
 from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
@@ -27,6 +28,8 @@ def live() -> dict[str, str]:
 def _check_database() -> None:
     with get_engine().connect() as conn:
         conn.execute(text("SELECT 1"))
+    # A database that answers but was never migrated (or is behind this code) would fail every request.
+    require_migrated(get_settings(), get_engine())
 
 
 def _check_broker() -> None:

@@ -51,3 +51,70 @@ def test_convert_reports_bad_files_with_their_code_and_fails(tmp_path: Path) -> 
     assert "CORRUPT_FILE" in done.stderr and "bad.pdf" in done.stderr
     assert (tmp_path / "good.txt").read_text().strip() == "Fine document text"
     assert not (tmp_path / "good.md").exists(), "only the requested formats are written"
+
+
+def test_files_with_the_same_stem_keep_their_own_results(tmp_path: Path) -> None:
+    png = documents.make_text_image(tmp_path / "a.png", "Portable network graphic", fmt="PNG")
+    jpg = documents.make_text_image(tmp_path / "a.jpg", "Joint photographic experts", fmt="JPEG")
+    out = tmp_path / "out"
+    done = _convert(str(png), str(jpg), "--out", str(out), "--formats", "text,json", "--engine", "tesseract")
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in out.iterdir()) == [
+        "a.jpg.json",
+        "a.jpg.txt",
+        "a.png.json",
+        "a.png.txt",
+    ]
+    assert "portable" in (out / "a.png.txt").read_text().lower()
+    assert "photographic" in (out / "a.jpg.txt").read_text().lower()
+    assert json.loads((out / "a.jpg.json").read_text())["filename"] == "a.jpg"
+
+
+def test_the_same_name_from_two_folders_is_numbered(tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    first = documents.make_text_pdf(tmp_path / "one" / "scan.pdf", ["From folder one"])
+    second = documents.make_text_pdf(tmp_path / "two" / "scan.pdf", ["From folder two"])
+    out = tmp_path / "out"
+    done = _convert(str(first), str(second), "--out", str(out), "--formats", "text")
+    assert done.returncode == 0, done.stderr
+    assert (out / "scan.pdf.txt").read_text().strip() == "From folder one"
+    assert (out / "scan.pdf-2.txt").read_text().strip() == "From folder two"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--formats", "yaml", "'--formats'"),
+        ("--formats", "markdown,pdf", "'--formats'"),
+        ("--ocr-mode", "bogus", "'--ocr-mode'"),
+        ("--engine", "abbyy", "'--engine'"),
+    ],
+)
+def test_a_bad_option_value_is_one_line_and_exit_2(
+    tmp_path: Path, option: str, value: str, named: str
+) -> None:
+    pdf = documents.make_text_pdf(tmp_path / "doc.pdf", ["Some text"])
+    done = _convert(str(pdf), option, value)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert (
+        lines[0].startswith("pagemill convert: Invalid value for " + named)
+        and value.split(",")[-1] in lines[0]
+    )
+    assert list(tmp_path.iterdir()) == [pdf], "nothing is written"
+
+
+def test_a_model_engine_without_its_server_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    pdf = documents.make_text_pdf(tmp_path / "doc.pdf", ["Some text"])
+    done = _convert(str(pdf), "--engine", "vllm")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "PAGEMILL_ENGINES__VLLM__BASE_URL" in done.stderr, done.stderr
+
+
+def test_help_lists_every_engine() -> None:
+    done = _convert("--help")
+    assert done.returncode == 0
+    for engine in ("tesseract", "rapidocr", "vllm", "remote-openai"):
+        assert engine in done.stdout, done.stdout

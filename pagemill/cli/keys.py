@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from pagemill.cli.common import fail, print_rows, require_database, when
 from pagemill.db import session_scope
 from pagemill.errors import PagemillError
 from pagemill.tenancy import audit, service
@@ -17,15 +16,6 @@ from pagemill.tenancy.principal import ADMIN_SCOPE, Actor
 from pagemill.tenancy.schemas import AuditEventOut, KeyOut
 
 keys_cli = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
-
-
-def _fail(exc: PagemillError) -> typer.Exit:
-    typer.echo(f"error: {exc.code}: {exc.message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
 
 
 @keys_cli.command("create")
@@ -42,6 +32,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with the secret).")] = False,
 ) -> None:
     """Create a key and print its secret: shown this once, only its SHA-256 is kept."""
+    require_database()
     expires_at = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days is not None else None
     try:
         with session_scope() as session:
@@ -56,7 +47,7 @@ def keys_create(
             )
             out = KeyOut.from_key(key)
     except PagemillError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps({**out.model_dump(mode="json"), "secret": secret}))
         return
@@ -71,6 +62,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """List keys (never their secrets)."""
+    require_database()
     with session_scope() as session:
         rows = [
             KeyOut.from_key(key)
@@ -80,38 +72,38 @@ def keys_list(
         for row in rows:
             typer.echo(row.model_dump_json())
         return
-    table = Table()
-    # Ids and prefixes are copied from here (to revoke a key): never wrapped or cut, even when piped.
-    table.add_column("id", no_wrap=True, min_width=20)
-    table.add_column("tenant", no_wrap=True)
-    table.add_column("prefix", no_wrap=True, min_width=17)
-    for title in ("name", "scopes", "created", "expires", "revoked", "last used"):
-        table.add_column(title)
-    for row in rows:
-        table.add_row(
-            row.id,
-            row.tenant,
-            row.prefix + "…",
-            row.name,
-            ",".join(row.scopes),
-            _when(row.created_at),
-            _when(row.expires_at),
-            _when(row.revoked_at),
-            _when(row.last_used_at),
-        )
-    Console().print(table)
+    # Ids are copied from here (to revoke a key) and prefixes recognise a key: both are never cut.
+    print_rows(
+        ["id", "tenant", "prefix", "name", "scopes", "created", "expires", "revoked", "last used"],
+        [
+            [
+                row.id,
+                row.tenant,
+                row.prefix + "…",
+                row.name or "-",
+                ",".join(row.scopes) or "-",
+                when(row.created_at),
+                when(row.expires_at),
+                when(row.revoked_at),
+                when(row.last_used_at),
+            ]
+            for row in rows
+        ],
+        whole=3,
+    )
 
 
 @keys_cli.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
     """Revoke a key: refused from the next request on, on every replica."""
+    require_database()
     try:
         with session_scope() as session:
             key = service.revoke_key(session, key_id, actor=Actor.cli())
             revoked_at = key.revoked_at
     except PagemillError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"revoked {key_id} at {_when(revoked_at)}")
+        raise fail(exc) from exc
+    typer.echo(f"revoked {key_id} at {when(revoked_at)}")
 
 
 def audit_command(
@@ -122,6 +114,7 @@ def audit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Read the audit log, newest first: key creation and revocation, job creation, cancels, result reads."""
+    require_database()
     since = datetime.now(UTC) - timedelta(hours=since_hours) if since_hours else None
     with session_scope() as session:
         rows = [
@@ -132,29 +125,27 @@ def audit_command(
         for row in rows:
             typer.echo(row.model_dump_json())
         return
-    table = Table()
-    table.add_column("at")
-    table.add_column("tenant", no_wrap=True)
-    table.add_column("actor", no_wrap=True, min_width=24)
-    table.add_column("action", no_wrap=True)
-    table.add_column("target", no_wrap=True, min_width=36)
-    for title in ("from", "request id"):
-        table.add_column(title)
-    for row in rows:
-        table.add_row(
-            _when(row.at),
-            row.tenant or "-",
-            row.actor,
-            row.action,
-            row.target or "-",
-            row.ip or "-",
-            row.request_id or "-",
-        )
-    Console().print(table)
+    print_rows(
+        ["at", "action", "target", "tenant", "actor", "from", "request id"],
+        [
+            [
+                when(row.at),
+                row.action,
+                row.target or "-",
+                row.tenant or "-",
+                row.actor,
+                row.ip or "-",
+                row.request_id or "-",
+            ]
+            for row in rows
+        ],
+        whole=3,
+    )
 
 
-def print_bootstrap_key() -> None:
-    """`pagemill up`: on a fresh install, create an admin key for the default tenant and print it once."""
+def print_bootstrap_key(base_url: str) -> None:
+    """`pagemill up`: on a fresh install, create an admin key for the default tenant and print it once,
+    with a request to try it against the API at ``base_url``."""
     with session_scope() as session:
         secret = service.bootstrap_key(session)
     if secret is None:
@@ -163,6 +154,6 @@ def print_bootstrap_key() -> None:
         "\n"
         "pagemill: created the first API key (default tenant, admin). It is shown only now; store it:\n\n"
         f"    {secret}\n\n"
-        f"    curl -H 'Authorization: Bearer {secret}' http://HOST:PORT/api/v1/usage\n\n"
-        "More keys: `pagemill keys create --tenant NAME`.\n"
+        f"    curl -H 'Authorization: Bearer {secret}' {base_url}/api/v1/usage\n\n"
+        "More keys: `pagemill keys create --tenant NAME` (from this folder; see README).\n"
     )

@@ -1,28 +1,15 @@
-"""The `pagemill` command: up, api, worker, migrate, convert, config, keys, audit."""
+"""`pagemill migrate`, `api`, `worker` and `up`: the long-running processes and the step before them."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from pagemill.cli_tenancy import audit_command, keys_cli, print_bootstrap_key
 from pagemill.settings import Settings, get_settings
 
-cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Pagemill: documents in, text out.")
-config_cli = typer.Typer(no_args_is_help=True, help="Show and check settings.")
-cli.add_typer(config_cli, name="config")
-cli.add_typer(keys_cli, name="keys")
-cli.command("audit")(audit_command)
 
-
-@cli.command()
 def migrate() -> None:
     """Bring the database schema up to date (run once per deploy, before the API and workers)."""
     from pagemill.migrate import upgrade_to_head
@@ -31,13 +18,15 @@ def migrate() -> None:
     typer.echo("database is up to date")
 
 
-@cli.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address (default: api.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port).")] = None,
     workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API (distributed mode: one of N replicas)."""
+    """Run the HTTP API (distributed mode: one of N replicas).
+
+    SIGTERM: uvicorn stops accepting, lets requests in flight finish (up to 30 s), then exits.
+    """
     import uvicorn
 
     settings = get_settings()
@@ -54,17 +43,16 @@ def api(
         # The API writes its own access log, with request ids and tenants (api.middleware).
         access_log=False,
         forwarded_allow_ips=settings.api.forwarded_allow_ips,
+        # Requests the server refuses itself (too long a URL, unparsable) get the one error body too.
+        http="api.http_protocol:ErrorBodyHttpToolsProtocol",
     )
 
 
-@cli.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated queues: ingest, cpu, gpu.")] = "ingest,cpu",
     concurrency: Annotated[
         int | None,
-        typer.Option(
-            help="Processes (prefork) or threads. Default: CPU count; gpu-only: requests_in_flight."
-        ),
+        typer.Option(help="Processes (prefork) or threads. Default: CPU count; gpu-only: see docs/gpu.md."),
     ] = None,
     pool: Annotated[
         str | None, typer.Option(help="prefork or threads. Default: threads for a gpu-only worker.")
@@ -76,28 +64,40 @@ def worker(
     A gpu-only worker calls model servers: it runs page tasks in threads, many in flight (pdfium calls are
     serialised by a lock; the model server does the heavy work), and waits until its engine's server
     answers with the model loaded before it takes any work.
+
+    SIGTERM: a warm shutdown (no new tasks; running ones finish) of at most worker.shutdown_timeout_s,
+    then a cold one (unfinished tasks go back to the queue).
     """
     settings = get_settings()
     names = {name.strip() for name in queues.split(",") if name.strip()}
     gpu_only = names == {"gpu"}
     argv = ["worker", "--queues", queues, "--loglevel", settings.log_level]
     argv += ["--without-gossip", "--without-mingle", "--pool", pool or ("threads" if gpu_only else "prefork")]
-    chosen = concurrency or (
-        settings.engines.vllm.requests_in_flight if gpu_only else settings.worker.concurrency
-    )
-    if chosen:
-        argv += ["--concurrency", str(chosen)]
+    chosen = concurrency or (None if gpu_only else settings.worker.concurrency)
     if settings.worker.metrics_port:
         # Before any process imports prometheus_client: each pool process then writes its own file here.
         import tempfile
 
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pagemill-metrics-"))
-    if "gpu" in names:
+    if gpu_only:
+        # Only a pure GPU pool waits: a worker that also serves ingest and cpu (`pagemill up`) must start
+        # (and run its sweeper) with the model server down, or no job would ever move or end.
         _wait_for_model_servers(settings)
+    if gpu_only:
+        from pagemill.engines.capacity import decide_requests_in_flight
+
+        # After the wait: a busy server's /metrics tells how many requests it runs at once.
+        choice = decide_requests_in_flight(settings.engines.vllm, concurrency=concurrency)
+        typer.echo(f"GPU worker: {choice.describe()}", err=True)
+        chosen = choice.requests
+    if chosen:
+        argv += ["--concurrency", str(chosen)]
+    from pagemill.cli.supervise import bound_warm_shutdown
     from workers.celery_app import app  # after PROMETHEUS_MULTIPROC_DIR is set
 
     if hostname:
         argv += ["--hostname", hostname]
+    bound_warm_shutdown(settings.worker.shutdown_timeout_s)
     app.worker_main(argv)
 
 
@@ -118,75 +118,43 @@ def _wait_for_model_servers(settings: Settings) -> None:
         typer.echo(f"engine {name} is ready", err=True)
 
 
-@cli.command()
+def base_url(host: str, port: int) -> str:
+    """The URL to reach a server bound to ``host``: a wildcard bind is reached on the loopback address."""
+    reach = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
+    return f"http://[{reach}]:{port}" if ":" in reach else f"http://{reach}:{port}"
+
+
 def up(
     host: Annotated[str | None, typer.Option(help="Bind address (default: api.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port).")] = None,
 ) -> None:
-    """Run everything in one command on embedded defaults: migrate, start a worker, serve the API."""
-    settings = get_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Run everything in one command on embedded defaults: migrate, start a worker, serve the API.
+
+    SIGTERM or Ctrl-C stops the API and the worker warmly; whatever is left after
+    worker.shutdown_timeout_s (plus the API's 30 s grace, whichever is longer) and 5 s is killed.
+    """
+    from pagemill.cli.keys import print_bootstrap_key
+    from pagemill.cli.supervise import spawn, supervise
     from pagemill.migrate import upgrade_to_head
 
+    settings = get_settings()
+    host, port = host or settings.api.host, port or settings.api.port
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_to_head()
+    url = base_url(host, port)
     if settings.auth.enabled and settings.auth.bootstrap_key:
-        print_bootstrap_key()
-    worker_proc = subprocess.Popen(
-        [sys.executable, "-m", "pagemill", "worker", "--queues", "ingest,cpu,gpu"],
-        env=os.environ.copy(),
-    )
+        print_bootstrap_key(url)
+    data_dir = settings.data_dir.resolve()
     typer.echo(
-        f"pagemill: data in {settings.data_dir.resolve()}, API on "
-        f"http://{host or settings.api.host}:{port or settings.api.port}/api/v1/docs"
+        f"pagemill: data in {data_dir}, API on {url}/api/v1/docs\n"
+        f"pagemill: other commands (pagemill keys, audit, config check) use this data from this folder, "
+        f"or from anywhere with PAGEMILL_DATA_DIR={data_dir}"
     )
-    try:
-        api(host=host, port=port, workers=1)
-    finally:
-        worker_proc.send_signal(signal.SIGTERM)
-        try:
-            worker_proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker_proc.kill()
-
-
-@cli.command()
-def convert(
-    files: Annotated[list[Path], typer.Argument(help="Documents to convert.", exists=True, dir_okay=False)],
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: beside each file).")] = None,
-    formats: Annotated[
-        str, typer.Option(help="Comma-separated: markdown, text, json.")
-    ] = "markdown,text,json",
-    ocr_mode: Annotated[str, typer.Option(help="auto, text_layer or ocr.")] = "auto",
-    engine: Annotated[str | None, typer.Option(help="tesseract or rapidocr.")] = None,
-    password: Annotated[str | None, typer.Option(help="Password of encrypted PDFs.")] = None,
-) -> None:
-    """Convert documents in this process, without a server; writes .md, .txt and .json files."""
-    from pagemill.convert import convert_files
-
-    failures = convert_files(
-        files, out=out, formats=formats, ocr_mode=ocr_mode, engine=engine, password=password
-    )
-    raise typer.Exit(code=1 if failures else 0)
-
-
-@config_cli.command("show")
-def config_show() -> None:
-    """Print the settings in force (secrets masked)."""
-    typer.echo(json.dumps(get_settings().public_dict(), indent=2))
-
-
-@config_cli.command("check")
-def config_check() -> None:
-    """Validate the settings and test the database, broker and blob store connections."""
-    from api.routes.health import ready
-
-    response = ready()
-    body = json.loads(bytes(response.body))
-    for name, state in body["checks"].items():
-        typer.echo(f"{name:10} {state}")
-    raise typer.Exit(code=0 if response.status_code == 200 else 1)
-
-
-def main() -> None:
-    """Entry point of the `pagemill` script."""
-    cli()
+    # Children get the resolved data dir: what they read cannot depend on a later change of folder.
+    env = {**os.environ, "PAGEMILL_DATA_DIR": str(data_dir)}
+    children = {
+        "worker": spawn(["worker", "--queues", "ingest,cpu,gpu"], env),
+        "api": spawn(["api", "--host", host, "--port", str(port)], env),
+    }
+    stop_timeout_s = max(settings.worker.shutdown_timeout_s, 30) + 5
+    raise typer.Exit(code=supervise(children, stop_timeout_s))

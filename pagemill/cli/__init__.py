@@ -1,0 +1,76 @@
+"""The `pagemill` command: up, api, worker, migrate, convert, config, keys, audit.
+
+Commands live by role: :mod:`.serve` (up, api, worker, migrate), :mod:`.convert`, :mod:`.config`,
+:mod:`.keys` (keys and audit). :func:`main` turns usage mistakes into one line on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from pagemill import __version__
+from pagemill.cli.config import config_cli
+from pagemill.cli.convert import convert
+from pagemill.cli.keys import audit_command, keys_cli
+from pagemill.cli.serve import api, migrate, up, worker
+
+cli = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Pagemill: documents in, text out.",
+    pretty_exceptions_enable=False,
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"pagemill {__version__}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_show_version, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Pagemill: documents in, text out."""
+
+
+cli.command()(migrate)
+cli.command()(api)
+cli.command()(worker)
+cli.command()(up)
+cli.command()(convert)
+cli.add_typer(config_cli, name="config")
+cli.add_typer(keys_cli, name="keys")
+cli.command("audit")(audit_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `pagemill` script.
+
+    Click would print a usage block and rich panels for a bad option value; an operator (or a script)
+    gets one line instead: ``pagemill convert: Invalid value for '--formats': ...``, exit 2.
+    """
+    command = typer.main.get_command(cli)
+    try:
+        code = command.main(args=argv, prog_name="pagemill", standalone_mode=False)
+    except typer.TyperException as exc:  # Click's errors (typer vendors Click): usage, bad values
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `pagemill keys` alone: the help, as asked
+            typer.echo(exc.format_message())
+            sys.exit(0)
+        where = context.command_path if context is not None else "pagemill"
+        hint = f" (see {where} --help)" if context is not None else ""
+        message = " ".join(exc.format_message().replace("Value error, ", "").split())
+        typer.echo(f"{where}: {message}{hint}", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("pagemill: aborted", err=True)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
