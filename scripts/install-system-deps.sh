@@ -5,6 +5,7 @@
 #   tests   (optional):  postgresql redis-server                              (throwaway test services)
 #                        qpdf                                                 (building encrypted/broken PDFs)
 #                        poppler-utils                                        (pdftotext: benchmark baseline)
+#                        chromium                                             (the offline API docs, in a real browser)
 #
 # Idempotent and fast when everything is installed: it only asks dpkg, and runs `apt-get update` (once)
 # only when something is missing. Installs as root, or through `sudo -n` when that needs no password;
@@ -16,7 +17,7 @@
 set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
-test_pkgs=(postgresql redis-server qpdf poppler-utils)
+test_pkgs=(postgresql redis-server qpdf poppler-utils chromium)
 
 runtime_only=0
 check_only=0
@@ -25,7 +26,7 @@ for arg in "$@"; do
         --runtime-only) runtime_only=1 ;;
         --check) check_only=1 ;;
         -h | --help)
-            sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -59,6 +60,7 @@ pkg_present() {
         redis-server) command -v redis-server >/dev/null 2>&1 ;;
         qpdf) command -v qpdf >/dev/null 2>&1 ;;
         poppler-utils) command -v pdftotext >/dev/null 2>&1 ;;
+        chromium) command -v chromium >/dev/null 2>&1 ;;
         *) return 1 ;;
     esac
 }
