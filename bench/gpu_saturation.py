@@ -10,15 +10,18 @@ through the whole service with ``ocr_mode=ocr`` and ``engine=vllm`` against the 
     capacity_pages_per_s = max_num_seqs * 1000 / (prefill_ms + tokens * ms_per_token)
 
 Stack: distributed mode (Postgres, Redis, moto S3) unless ``--embedded``; ``pagemill api``, a CPU worker
-(queues ``ingest,cpu``, concurrency 1) and a GPU worker (queues ``gpu``, a thread pool of
-``requests_in_flight = 2 x max_num_seqs``). One small warm-up job, then the simulator's statistics are reset
-and each round submits the document once. A sampler reads ``/sim/stats`` and ``/metrics`` every 100 ms.
+(queues ``ingest,cpu``, concurrency 1) and a GPU worker (queues ``gpu``, threads) started without
+``--concurrency`` for each configuration compared (``--in-flight``, default ``32 auto``): a number is set as
+``engines.vllm.requests_in_flight`` (32 was the old default), ``auto`` leaves the worker its own choice
+(:mod:`pagemill.engines.capacity`). Rounds alternate between the configurations (a fresh GPU worker and a
+4-page warm-up each time), so a change in the machine's load hits both alike. The simulator's statistics
+are reset before each measured job; a sampler reads ``/sim/stats`` and ``/metrics`` every 100 ms.
 
 Reported per round, medians over rounds:
 
 * steady-state pages/s: least-squares slope of the simulator's completed count over time, on the samples
-  between the first ``max(max_num_seqs, 10%)`` and 90% of the completions (start-up and drain excluded),
-  divided by the capacity (target >= 0.95); also end to end (POST to ``succeeded``) pages/s;
+  between the first ``max(max_num_seqs, 10%)`` and ``min(90%, all - max_num_seqs)`` completions (start-up
+  and drain excluded), divided by the capacity (target >= 0.95); also end to end (POST to ``succeeded``);
 * the share of the simulator's busy time with requests waiting (``waiting_seconds / busy_seconds``), over
   the whole job and over the steady window, and the mean ``vllm:num_requests_running``;
 * per-page latency: median and p95 of the pages' ``duration_ms`` (the job's JSON result).
@@ -29,11 +32,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
-import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,23 +57,23 @@ from bench.common import (
     tree_cpu_seconds,
     verdict,
 )
+from bench.sim_sampling import RoundResult, SimSampler, analyse, percentile
 from tests.support.documents import SCAN_DPI, render_text_page
 from tests.support.services import ManagedProcess, pagemill_api, pagemill_worker
 from tests.support.simulator import SimulatorHandle, vllm_simulator
 
 PAGES = 300
-ROUNDS = 2
+ROUNDS = 3
+IN_FLIGHT = ("32", "auto")
+"""Compared by default: the old default (32 in flight) and the worker's own choice."""
 TARGET_RATIO = 0.95
 JOB_TIMEOUT_S = 600.0
-SAMPLE_INTERVAL_S = 0.1
 LETTER_PX = (2550, 3300)  # US Letter at 300 DPI
 CHARS_PER_PAGE = 1500
 
 # The simulated GPU server: 32 sequences, each holding its slot 200 + 800 x 6 = 5,000 ms, so
 # capacity = 32 x 1000 / 5000 = 6.4 pages/s (see the module docstring and ``capacity_note``).
 SIM_OPTIONS: dict[str, Any] = {"max_num_seqs": 32, "prefill_ms": 200, "ms_per_token": 6, "tokens": 800}
-
-_RUNNING = re.compile(r"^vllm:num_requests_running(?:\{[^}]*\})?\s+(\S+)", re.M)
 
 
 def make_document(path: Path, pages: int) -> Path:
@@ -89,140 +90,18 @@ def capacity_of(options: Mapping[str, Any]) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# Sampling the simulator
-
-
-@dataclass
-class Sample:
-    """One reading of the simulator."""
-
-    t: float
-    completed: int
-    busy_s: float
-    waiting_s: float
-    running: float
-
-
-@dataclass
-class SimSampler:
-    """Reads ``/sim/stats`` and ``/metrics`` every ``interval`` seconds in a thread."""
-
-    base_url: str
-    interval: float = SAMPLE_INTERVAL_S
-    samples: list[Sample] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=5.0) as client:
-            while not self._stop.is_set():
-                started = time.monotonic()
-                with contextlib.suppress(httpx.HTTPError):
-                    stats = client.get("/sim/stats").json()
-                    match = _RUNNING.search(client.get("/metrics").text)
-                    self.samples.append(
-                        Sample(
-                            t=started,
-                            completed=int(stats["completed"]),
-                            busy_s=float(stats["busy_seconds"]),
-                            waiting_s=float(stats["waiting_seconds"]),
-                            running=float(match.group(1)) if match else float(stats["running"]),
-                        )
-                    )
-                self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
-
-    def __enter__(self) -> SimSampler:
-        self._thread = threading.Thread(target=self._run, name="sim-sampler", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-
-
-def _slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of y over x (nan for fewer than 2 points)."""
-    if len(points) < 2:
-        return float("nan")
-    mean_x = statistics.fmean(x for x, _ in points)
-    mean_y = statistics.fmean(y for _, y in points)
-    den = sum((x - mean_x) ** 2 for x, _ in points)
-    return sum((x - mean_x) * (y - mean_y) for x, y in points) / den if den else float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0..1) by linear interpolation (nan for no values)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    pos = q * (len(ordered) - 1)
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-@dataclass
-class RoundResult:
-    """What one measured job showed."""
-
-    pages: int
-    seconds: float
-    steady_pages_per_s: float
-    steady_window_s: float
-    waiting_share_all: float
-    waiting_share_steady: float
-    mean_running_steady: float
-    mean_running_busy: float
-    latency_median_ms: float
-    latency_p95_ms: float
-    gpu_worker_cpu_ms_per_page: float
-    sim_errors: int
-    engines: dict[str, int]
-
-    @property
-    def e2e_pages_per_s(self) -> float:
-        """Pages / (POST to succeeded)."""
-        return self.pages / self.seconds
-
-
-def analyse(samples: list[Sample], max_num_seqs: int) -> dict[str, float]:
-    """Steady-state slope, waiting share and mean running from the sampler's readings."""
-    if not samples:
-        return {}
-    total = samples[-1].completed
-    low, high = max(max_num_seqs, 0.1 * total), 0.9 * total
-    window = [s for s in samples if low <= s.completed <= high]
-    busy = [s for s in samples if s.running > 0 or 0 < s.completed < total]
-    last = samples[-1]
-    out = {
-        "slope": _slope([(s.t, float(s.completed)) for s in window]),
-        "window_s": window[-1].t - window[0].t if len(window) > 1 else float("nan"),
-        "waiting_share_all": last.waiting_s / last.busy_s if last.busy_s else float("nan"),
-        "mean_running_busy": statistics.fmean(s.running for s in busy) if busy else float("nan"),
-        "mean_running_steady": statistics.fmean(s.running for s in window) if window else float("nan"),
-        "waiting_share_steady": float("nan"),
-    }
-    if len(window) > 1:
-        d_busy = window[-1].busy_s - window[0].busy_s
-        if d_busy > 0:
-            out["waiting_share_steady"] = (window[-1].waiting_s - window[0].waiting_s) / d_busy
-    return out
-
-
-# --------------------------------------------------------------------------------------------------
 # The stack
 
 
 @dataclass
 class GpuStack:
-    """API, CPU worker and GPU worker, with a client bound to the API."""
+    """API and CPU worker, with a client bound to the API; GPU workers come and go per round."""
 
     client: httpx.Client
     cpu_worker: ManagedProcess
-    gpu_worker: ManagedProcess
     api: ManagedProcess
+    env: dict[str, str]
+    gpu_worker: ManagedProcess | None = None
 
     def submit(self, path: Path) -> str:
         """POST the document for OCR by vllm; return the job id."""
@@ -258,42 +137,63 @@ class GpuStack:
 
     def logs(self) -> str:
         """The ends of both workers' logs."""
-        return f"gpu worker:\n{self.gpu_worker.log_tail(30)}\ncpu worker:\n{self.cpu_worker.log_tail(15)}"
+        gpu = self.gpu_worker.log_tail(30) if self.gpu_worker else "(none)"
+        return f"gpu worker:\n{gpu}\ncpu worker:\n{self.cpu_worker.log_tail(15)}"
+
+    @contextlib.contextmanager
+    def gpu(self, in_flight: str) -> Iterator[tuple[ManagedProcess, int, str]]:
+        """A GPU worker for the configuration ``in_flight`` (a number or ``auto``); yields it with the pages
+        in flight it chose and why (from its start-up line)."""
+        env = dict(self.env)
+        if in_flight != "auto":
+            env["PAGEMILL_ENGINES__VLLM__REQUESTS_IN_FLIGHT"] = in_flight
+        with pagemill_worker(env, queues="gpu", concurrency=None, timeout=90) as worker:
+            found = _CHOSEN.search(worker.log_text())
+            if found is None:
+                raise RuntimeError(f"the GPU worker did not say what it chose:\n{worker.log_tail(30)}")
+            self.gpu_worker = worker
+            try:
+                yield worker, int(found.group(1)), found.group(2)
+            finally:
+                self.gpu_worker = None
+
+
+_CHOSEN = re.compile(r"GPU worker: (\d+) pages in flight \((.*)\)")
 
 
 @contextlib.contextmanager
-def gpu_stack(env: Mapping[str, str], requests_in_flight: int) -> Iterator[GpuStack]:
-    """Migrate and make a key (tenant ``bench``, enterprise); run the API, a CPU worker (ingest,cpu; 1) and a
-    GPU worker (gpu; ``requests_in_flight``)."""
+def gpu_stack(env: Mapping[str, str]) -> Iterator[GpuStack]:
+    """Migrate and make a key (tenant ``bench``, enterprise); run the API and a CPU worker (ingest,cpu; 1)."""
     full_env = {"PAGEMILL_LOG_LEVEL": "INFO", **env}
     _migrate(full_env)
     key = create_key(full_env)
     with (
         pagemill_worker(full_env, queues="ingest,cpu", concurrency=1, timeout=90) as cpu_worker,
-        pagemill_worker(full_env, queues="gpu", concurrency=requests_in_flight, timeout=90) as gpu_worker,
         pagemill_api(full_env, timeout=60) as (api, base_url),
         httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
     ):
-        yield GpuStack(client=client, cpu_worker=cpu_worker, gpu_worker=gpu_worker, api=api)
+        yield GpuStack(client=client, cpu_worker=cpu_worker, api=api, env=full_env)
 
 
-def measure(stack: GpuStack, sim: SimulatorHandle, path: Path, pages: int, max_num_seqs: int) -> RoundResult:
+def measure(
+    stack: GpuStack, gpu_worker: ManagedProcess, sim: SimulatorHandle, path: Path, pages: int, slots: int
+) -> RoundResult:
     """One measured job with the simulator's statistics reset first."""
     sim.reset()
-    cpu_before = tree_cpu_seconds(stack.gpu_worker.pid)
+    cpu_before = tree_cpu_seconds(gpu_worker.pid)
     with SimSampler(sim.base_url) as sampler:
         started = time.perf_counter()
         job_id = stack.submit(path)
         stack.wait(job_id, JOB_TIMEOUT_S)
         seconds = time.perf_counter() - started
-    gpu_cpu = tree_cpu_seconds(stack.gpu_worker.pid) - cpu_before
+    gpu_cpu = tree_cpu_seconds(gpu_worker.pid) - cpu_before
     stats = sim.stats()
     records = stack.pages(job_id)
     durations = [float(p["duration_ms"]) for p in records if p.get("duration_ms") is not None]
     engines: dict[str, int] = {}
     for record in records:
         engines[str(record.get("engine"))] = engines.get(str(record.get("engine")), 0) + 1
-    found = analyse(sampler.samples, max_num_seqs)
+    found = analyse(sampler.samples, slots)
     result = RoundResult(
         pages=len(records),
         seconds=seconds,
@@ -318,12 +218,26 @@ def measure(stack: GpuStack, sim: SimulatorHandle, path: Path, pages: int, max_n
 # The benchmark
 
 
-def run(pages: int = PAGES, rounds: int = ROUNDS, distributed: bool = True) -> str:
+@dataclass
+class Config:
+    """One configuration compared: what was asked, what the worker chose, and the rounds measured."""
+
+    asked: str
+    chosen: int = 0
+    why: str = ""
+    rounds: list[RoundResult] = field(default_factory=list)
+
+
+def run(
+    pages: int = PAGES,
+    rounds: int = ROUNDS,
+    distributed: bool = True,
+    in_flight: tuple[str, ...] = IN_FLIGHT,
+    sim_options: Mapping[str, Any] = SIM_OPTIONS,
+) -> str:
     """Run the benchmark; return the Markdown block for docs/benchmarks.md."""
-    max_num_seqs = int(SIM_OPTIONS["max_num_seqs"])
-    in_flight = 2 * max_num_seqs
-    capacity = capacity_of(SIM_OPTIONS)
-    results: list[RoundResult] = []
+    capacity = capacity_of(sim_options)
+    configs = [Config(asked) for asked in in_flight]
     mode = "embedded (SQLite, local blobs)"
     with contextlib.ExitStack() as outer:
         tmp = Path(outer.enter_context(tempfile.TemporaryDirectory(prefix="pagemill-bench-gpu-")))
@@ -342,7 +256,7 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, distributed: bool = True) -> s
                 outer.enter_context(services)
                 env.update(dist_env)
                 mode = "distributed (Postgres, Redis, moto S3)"
-        sim = outer.enter_context(vllm_simulator(**SIM_OPTIONS))
+        sim = outer.enter_context(vllm_simulator(**sim_options))
         reported = sim.stats()["capacity_pages_per_s"]
         if abs(float(reported) - capacity) > 1e-6:
             raise RuntimeError(f"simulator reports capacity {reported}, formula {capacity}")
@@ -351,35 +265,66 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, distributed: bool = True) -> s
                 "PAGEMILL_ENGINES__DEFAULT": "vllm",
                 "PAGEMILL_ENGINES__FALLBACK": "[]",
                 "PAGEMILL_ENGINES__VLLM__BASE_URL": sim.base_url,
-                "PAGEMILL_ENGINES__VLLM__REQUESTS_IN_FLIGHT": str(in_flight),
             }
         )
-        stack = outer.enter_context(gpu_stack(env, in_flight))
-        log(f"  stack up ({mode}); simulator capacity {capacity:.2f} pages/s; warm-up")
-        stack.wait(stack.submit(warmup), JOB_TIMEOUT_S)
+        stack = outer.enter_context(gpu_stack(env))
+        log(f"  stack up ({mode}); simulator capacity {capacity:.2f} pages/s")
         for number in range(rounds):
-            result = measure(stack, sim, path, pages, max_num_seqs)
-            results.append(result)
-            log(
-                f"  round {number + 1}: steady {result.steady_pages_per_s:.2f} pages/s "
-                f"(ratio {result.steady_pages_per_s / capacity:.3f}), e2e {result.e2e_pages_per_s:.2f} "
-                f"pages/s in {result.seconds:.1f}s; waiting share {result.waiting_share_all:.2f} "
-                f"(steady {result.waiting_share_steady:.2f}); running {result.mean_running_steady:.1f}; "
-                f"latency p50 {result.latency_median_ms:.0f} ms p95 {result.latency_p95_ms:.0f} ms; "
-                f"GPU worker {result.gpu_worker_cpu_ms_per_page:.0f} CPU ms/page"
-            )
-    return report(results, pages, capacity, in_flight, mode)
+            for config in configs:
+                with stack.gpu(config.asked) as (gpu_worker, config.chosen, config.why):
+                    stack.wait(stack.submit(warmup), JOB_TIMEOUT_S)
+                    result = measure(stack, gpu_worker, sim, path, pages, int(sim_options["max_num_seqs"]))
+                config.rounds.append(result)
+                log(
+                    f"  round {number + 1}, in flight {config.asked} -> {config.chosen} ({config.why}): "
+                    f"steady {result.steady_pages_per_s:.2f} pages/s (ratio "
+                    f"{result.steady_pages_per_s / capacity:.3f}), e2e {result.e2e_pages_per_s:.2f} pages/s "
+                    f"in {result.seconds:.1f}s; waiting share {result.waiting_share_all:.2f} (steady "
+                    f"{result.waiting_share_steady:.2f}); running {result.mean_running_steady:.1f}; latency "
+                    f"p50 {result.latency_median_ms:.0f} ms p95 {result.latency_p95_ms:.0f} ms; GPU worker "
+                    f"{result.gpu_worker_cpu_ms_per_page:.0f} CPU ms/page"
+                )
+    return report(configs, pages, capacity, mode, sim_options)
 
 
-def _row(label: str, values: list[float], digits: int, target: str = "") -> list[str]:
-    return [label, fmt(median(values), digits), ", ".join(fmt(v, digits) for v in values), target]
+def _cell(values: list[float], digits: int) -> str:
+    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
 
 
-def report(results: list[RoundResult], pages: int, capacity: float, in_flight: int, mode: str) -> str:
-    """The Markdown block."""
-    ratios = [r.steady_pages_per_s / capacity for r in results]
-    ratio = median(ratios)
-    o = SIM_OPTIONS
+def report(
+    configs: list[Config], pages: int, capacity: float, mode: str, sim_options: Mapping[str, Any]
+) -> str:
+    """The Markdown block: one column per configuration, medians with the rounds in brackets."""
+    o = sim_options
+    measures: list[tuple[str, Callable[[RoundResult], float], int]] = [
+        ("steady-state pages/s (simulator completions)", lambda r: r.steady_pages_per_s, 2),
+        ("**steady-state pages/s / capacity**", lambda r: r.steady_pages_per_s / capacity, 3),
+        (
+            "end-to-end pages/s / capacity (start-up and drain included)",
+            lambda r: r.e2e_pages_per_s / capacity,
+            3,
+        ),
+        ("job seconds (POST to succeeded)", lambda r: r.seconds, 1),
+        ("share of busy time with work waiting, steady window", lambda r: r.waiting_share_steady, 3),
+        ("same, whole job", lambda r: r.waiting_share_all, 3),
+        (
+            f"mean vllm:num_requests_running, steady window (of {o['max_num_seqs']})",
+            lambda r: r.mean_running_steady,
+            1,
+        ),
+        ("page latency median, ms", lambda r: r.latency_median_ms, 0),
+        ("page latency p95, ms", lambda r: r.latency_p95_ms, 0),
+        ("GPU worker CPU ms/page", lambda r: r.gpu_worker_cpu_ms_per_page, 0),
+        ("simulator errors", lambda r: float(r.sim_errors), 0),
+    ]
+    header = ["measure"] + [f"in flight: {c.chosen} ({c.why})" for c in configs]
+    rows = [
+        [label] + [_cell([get(r) for r in c.rounds], digits) for c in configs]
+        for label, get, digits in measures
+    ]
+    ratios = {c.asked: median([r.steady_pages_per_s / capacity for r in c.rounds]) for c in configs}
+    verdicts = ", ".join(f"{asked}: {verdict(ratio >= TARGET_RATIO)}" for asked, ratio in ratios.items())
+    rounds = len(configs[0].rounds) if configs else 0
     lines = [
         "### GPU path: service vs. the model server's capacity (`python -m bench gpu_saturation`)",
         "",
@@ -387,66 +332,25 @@ def report(results: list[RoundResult], pages: int, capacity: float, in_flight: i
         f"Document: {pages} image-only pages (one 300-DPI US Letter scan of ~{CHARS_PER_PAGE:,} characters "
         "repeated), `ocr_mode=ocr`, `engine=vllm` (preset generic: 300-DPI render, scaled to 1,600 px, "
         f"JPEG). Stack: {mode}; `pagemill api`, a CPU worker (ingest,cpu; concurrency 1) and a GPU worker "
-        f"(gpu; {in_flight} threads = requests_in_flight = 2 x max_num_seqs). Simulator: max_num_seqs "
+        "(gpu; threads, started without `--concurrency`: `requests_in_flight` set to the number shown, or "
+        "`auto`, the worker's own choice). Simulator: max_num_seqs "
         f"{o['max_num_seqs']}, prefill {o['prefill_ms']} ms, {o['ms_per_token']} ms/token, {o['tokens']} "
         f"tokens/page: capacity = {o['max_num_seqs']} x 1000 / ({o['prefill_ms']} + {o['tokens']} x "
-        f"{o['ms_per_token']}) = **{capacity:.2f} pages/s**. Why so low: the GPU worker pays ~55 ms of "
-        "pdfium render (serialised by the pdfium lock, so at most ~18 pages/s per worker) and ~65 ms of "
-        "scale + JPEG per page, i.e. ~120 CPU ms/page, so 2 cores could feed at most ~15 pages/s before the "
-        "API, the CPU worker, the database and the simulator take their share; at 6.4 pages/s the server, "
-        "not the CPU, must be the bottleneck (and it is in the range of the published one-GPU anchors, "
-        f"1.4-4.5 pages/s). {len(results)} rounds after a 4-page warm-up, simulator statistics reset "
-        "before each; medians. Steady state: least-squares slope of `/sim/stats` `completed` sampled "
-        "every 100 ms, between the first max(max_num_seqs, 10%) and 90% of the completions. Waiting share: "
-        "`waiting_seconds / busy_seconds` (time with a request queued in the server / time with one "
-        "running). Latency: the pages' `duration_ms` from the JSON result (render + encode + the request, "
-        "queueing in the server included).",
+        f"{o['ms_per_token']}) = **{capacity:.2f} pages/s**. The GPU worker pays ~120 CPU ms/page (pdfium "
+        "render under a process-wide lock, scale, JPEG), so 2 cores could feed ~15 pages/s on their own: at "
+        f"{capacity:.2f} pages/s the server, not the CPU, must be the bottleneck (on a machine shared with "
+        "other work, `--ms-per-token` slows the server to keep it so). "
+        f"{rounds} rounds per configuration, alternating, "
+        "each on a fresh GPU worker after a 4-page warm-up, simulator statistics reset before each; "
+        "medians, the rounds in brackets. Steady state: least-squares slope of `/sim/stats` `completed` "
+        "sampled every 100 ms, between the first max(max_num_seqs, 10%) and min(90%, all - max_num_seqs) "
+        "completions. "
+        "Waiting share: `waiting_seconds / busy_seconds`. Latency: the pages' `duration_ms` (render + "
+        "encode + the request, queueing in the server included).",
         "",
-        table(
-            ["measure", "median", "per round", "target"],
-            [
-                _row(
-                    "steady-state pages/s (simulator completions)", [r.steady_pages_per_s for r in results], 2
-                ),
-                [
-                    "**steady-state pages/s / capacity**",
-                    f"**{fmt(ratio, 3)}**",
-                    ", ".join(fmt(v, 3) for v in ratios),
-                    f">= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}",
-                ],
-                _row("end-to-end pages/s (POST to succeeded)", [r.e2e_pages_per_s for r in results], 2),
-                _row(
-                    "end-to-end pages/s / capacity",
-                    [r.e2e_pages_per_s / capacity for r in results],
-                    3,
-                    "(start-up and drain included)",
-                ),
-                _row("job seconds (POST to succeeded)", [r.seconds for r in results], 1),
-                _row("steady window, s", [r.steady_window_s for r in results], 1),
-                _row(
-                    "share of busy time with work waiting, whole job",
-                    [r.waiting_share_all for r in results],
-                    3,
-                ),
-                _row("same, steady window", [r.waiting_share_steady for r in results], 3),
-                _row(
-                    "mean vllm:num_requests_running, steady window",
-                    [r.mean_running_steady for r in results],
-                    1,
-                    f"(max_num_seqs {o['max_num_seqs']})",
-                ),
-                _row("same, whole busy time", [r.mean_running_busy for r in results], 1),
-                _row("page latency median, ms", [r.latency_median_ms for r in results], 0),
-                _row("page latency p95, ms", [r.latency_p95_ms for r in results], 0),
-                _row(
-                    "p95 / median",
-                    [r.latency_p95_ms / r.latency_median_ms for r in results],
-                    2,
-                ),
-                _row("GPU worker CPU ms/page", [r.gpu_worker_cpu_ms_per_page for r in results], 0),
-                _row("simulator errors", [float(r.sim_errors) for r in results], 0),
-            ],
-        ),
+        table(header, rows),
+        "",
+        f"Steady-state ratio >= {TARGET_RATIO}: {verdicts}.",
     ]
     return "\n".join(lines)
 
@@ -457,9 +361,30 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--pages", type=int, default=PAGES)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--embedded", action="store_true", help="Skip Postgres/Redis/S3; embedded stack.")
+    parser.add_argument(
+        "--in-flight",
+        nargs="+",
+        default=list(IN_FLIGHT),
+        help="Configurations to compare: numbers (requests_in_flight) or auto (the worker's own choice).",
+    )
+    parser.add_argument(
+        "--ms-per-token",
+        type=float,
+        default=SIM_OPTIONS["ms_per_token"],
+        help="The simulated server's time per output token: a slower server keeps a loaded machine's CPU "
+        "from being the bottleneck.",
+    )
     args = parser.parse_args(argv)
+    sim_options = {**SIM_OPTIONS, "ms_per_token": args.ms_per_token}
     return run_and_record(
-        "gpu_saturation", lambda: run(pages=args.pages, rounds=args.rounds, distributed=not args.embedded)
+        "gpu_saturation",
+        lambda: run(
+            pages=args.pages,
+            rounds=args.rounds,
+            distributed=not args.embedded,
+            in_flight=tuple(args.in_flight),
+            sim_options=sim_options,
+        ),
     )
 
 

@@ -13,6 +13,7 @@ import csv
 import importlib.util
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -190,13 +191,28 @@ def main(argv: list[str] | None = None) -> None:
     text = table(rows)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    old = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    kept = [match.group(0) for match in _SECTION.finditer(old)]
     args.output.write_text(
         "# OCR and text-layer quality\n\n"
         "Written by `python -m bench.ocr_quality`; scores from the corpus' `tools/score.py` "
         "(see its README for the metrics and the peer tools' rows).\n\n"
-        f"{_environment()}\n\n{text}\n\n(n) is the number of files with that kind of reference.\n",
+        f"{_environment()}\n\n{text}\n\n(n) is the number of files with that kind of reference.\n"
+        + "".join(f"\n{section}\n" for section in kept),
         encoding="utf-8",
     )
+
+
+_SECTION = re.compile(r"<!-- section:(?P<name>[\w-]+) -->.*?<!-- /section:(?P=name) -->", re.S)
+
+
+def write_doc_section(path: Path, name: str, body: str) -> None:
+    """Replace (or append) section ``name`` of the quality document; this benchmark's runs keep it."""
+    block = f"<!-- section:{name} -->\n{body.strip()}\n<!-- /section:{name} -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else "# OCR and text-layer quality\n"
+    pattern = re.compile(rf"<!-- section:{re.escape(name)} -->.*?<!-- /section:{re.escape(name)} -->", re.S)
+    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

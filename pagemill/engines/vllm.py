@@ -1,8 +1,8 @@
 """OCR through a vision-language model behind an OpenAI-compatible chat completions API (vLLM, or hosted).
 
 One page is one ``POST {base_url}/v1/chat/completions`` with the page as a base64 JPEG data URL. The engine
-is called from many worker threads at once (``requests_in_flight``), so it shares one ``httpx.Client``
-(thread-safe, keep-alive pool sized to the threads), created on first use rather than at import.
+is called from many worker threads at once (as many as :mod:`pagemill.engines.capacity` chose), so it shares
+one ``httpx.Client`` (thread-safe, keep-alive pool sized to the threads), created on first use, not at import.
 
 What the server answers is mapped onto Pagemill's errors so the fallback chain can act on it:
 
@@ -43,6 +43,7 @@ import httpx
 from PIL import Image
 
 from pagemill.engines.base import PageResult, TextLine
+from pagemill.engines.capacity import requests_in_flight
 from pagemill.engines.vllm_presets import ModelPreset, get_preset
 from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.settings import OpenAiEngineSettings
@@ -325,7 +326,7 @@ class OpenAiCompatibleEngine:
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    in_flight = self.settings.requests_in_flight
+                    in_flight = requests_in_flight(self.settings)
                     headers = (
                         {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
                     )

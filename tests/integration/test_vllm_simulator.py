@@ -64,8 +64,9 @@ def post_chat(sim: SimulatorHandle, body: dict[str, Any], timeout: float = 30.0)
 
 
 def gauge(metrics: str, name: str) -> float:
-    """The value of ``name{model_name=...}`` in Prometheus text."""
-    match = re.search(rf'^{re.escape(name)}\{{model_name="{re.escape(MODEL)}"\}} (\S+)$', metrics, re.M)
+    """The value of ``name{engine="0",model_name=...}`` in Prometheus text (vLLM V1's labels)."""
+    pattern = rf'^{re.escape(name)}\{{engine="0",model_name="{re.escape(MODEL)}"\}} (\S+)$'
+    match = re.search(pattern, metrics, re.M)
     assert match, f"{name} missing from /metrics:\n{metrics}"
     return float(match.group(1))
 

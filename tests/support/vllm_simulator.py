@@ -499,7 +499,8 @@ class Simulator:
 
     async def metrics(self, request: Request) -> Response:
         """Prometheus text: vLLM's queue gauges and token counters plus the simulator's own counters."""
-        label = f'model_name="{_escape_label(self.config.model)}"'
+        # vLLM's V1 engine labels its series with the engine index and the served model name.
+        label = f'engine="0",model_name="{_escape_label(self.config.model)}"'
         lines = [
             "# HELP vllm:num_requests_running Number of requests in model execution batches.",
             "# TYPE vllm:num_requests_running gauge",

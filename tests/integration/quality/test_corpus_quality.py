@@ -35,9 +35,13 @@ THRESHOLDS: dict[tuple[str, str], tuple[float, float, float | None]] = {
     ("scan-pdf", "rapidocr"): (0.95, 0.95, 0.40),  # 1.000 1.000 0.444; best peer 0.575 0.938 0.333
     ("scan-pdf", "tesseract"): (0.95, 0.95, 0.40),  # 1.000 1.000 0.444
     ("scan-image", "rapidocr"): (0.85, 0.79, None),  # 0.869 0.804; best peer 0.717 0.776
-    ("scan-image", "tesseract"): (0.80, 0.785, None),  # 0.823 0.801
+    # Colour pages go to Tesseract in colour (grey ones as grey): 0.843 0.810; converted to grey 0.823 0.801.
+    ("scan-image", "tesseract"): (0.835, 0.805, None),
 }
 ROTATED = ("rotated", "phototest-rotated")
+# The colour receipts (sroie__*) alone, by engine: minimum mean char_sim. Tesseract 0.822 on the colour
+# image, 0.773 on a grayscale copy; RapidOCR reads colour too.
+RECEIPTS: dict[str, float] = {"tesseract": 0.81}
 
 
 def _score_module(corpus: Path) -> ModuleType:
@@ -97,3 +101,12 @@ def test_quality_per_class(corpus_dir: Path, kind: str, engine: str) -> None:
     for name, result in results.items():
         if any(marker in name for marker in ROTATED):
             assert result["char_sim"] >= 0.95, (name, result)
+
+
+@pytest.mark.parametrize("engine", list(RECEIPTS))
+def test_colour_receipts(corpus_dir: Path, engine: str) -> None:
+    score = _score_module(corpus_dir)
+    cases = [(path, ref) for path, ref in _cases(corpus_dir, "scan-image") if path.name.startswith("sroie__")]
+    assert cases, "no receipts in the corpus"
+    results = {path.name: score.score(str(ref), _read(path, engine))["char_sim"] for path, ref in cases}
+    assert statistics.mean(results.values()) >= RECEIPTS[engine], results

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from pagemill.engines.tesseract import TesseractEngine, parse_tsv, run_tesseract
+from pagemill.engines.tesseract import TesseractEngine, as_tesseract_input, parse_tsv, run_tesseract
 from pagemill.errors import ProcessingError, ProcessingTimeout
 from pagemill.settings import OcrSettings
 
@@ -94,3 +94,34 @@ def test_environment_limits_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen["env"]["OMP_THREAD_LIMIT"] == "1"
     assert seen["cmd"][:3] == ["tesseract", "stdin", "stdout"]
     assert seen["input"].startswith(b"P5")  # grayscale PGM on stdin
+
+
+def test_colour_text_a_grey_conversion_would_erase_is_read() -> None:
+    # Blue text on a grey of the same brightness: a grayscale copy is blank (luma 29 everywhere), while
+    # Tesseract, thresholding the colour image itself, still sees the text.
+    page = Image.new("RGB", (1100, 300), (29, 29, 29))
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(FONT, 48)
+    draw.text((60, 60), LINES[0], fill=(0, 0, 255), font=font)
+    draw.text((60, 170), LINES[1], fill=(0, 0, 255), font=font)
+    low, high = cast(tuple[int, int], page.convert("L").getextrema())
+    assert high - low <= 1
+    result = TesseractEngine(OcrSettings(detect_orientation=False)).recognize(page)
+    assert "quick brown fox" in result.text and "lazy dog" in result.text
+
+
+def test_grey_pages_go_to_tesseract_as_grey_and_colour_pages_in_colour() -> None:
+    grey_rgb = render_page()  # black on white, drawn in RGB as PDF renders are
+    sent = as_tesseract_input(grey_rgb)
+    assert sent.mode == "L" and sent.tobytes() == grey_rgb.convert("L").tobytes()
+    colour = render_page()
+    ImageDraw.Draw(colour).rectangle((0, 0, 40, 40), fill=(200, 30, 30))
+    assert as_tesseract_input(colour) is colour
+    transparent = Image.new("RGBA", (50, 50), (255, 0, 0, 0))  # fully transparent red: white paper
+    flattened = as_tesseract_input(transparent)
+    assert flattened.mode == "L" and flattened.getextrema() == (255, 255)
+    palette = colour.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    assert as_tesseract_input(palette).mode == "RGB"
+    for mode in ("1", "L"):
+        image = grey_rgb.convert(mode)
+        assert as_tesseract_input(image) is image
