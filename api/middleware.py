@@ -17,10 +17,12 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import credentials_of, resolve_principal
+from api.rate_limits import seconds_until_allowed
 from pagemill.errors import (
     DependencyUnavailable,
     FileTooLarge,
     PagemillError,
+    RateLimited,
     RequestTimeout,
     Unauthorized,
 )
@@ -207,13 +209,17 @@ class CredentialGateMiddleware:
         return None if self.oidc_enabled else malformed
 
 
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 class PrincipalMiddleware:
     """Resolve the caller of a protected path before its body is read, and narrow the body cap to its tier.
 
     The key lookup (or token check) is one short transaction in a worker thread, committed at once: no
     database connection is held while the body arrives or is stored. A caller that is not valid is
     answered 401 here, and a free-tier key sending 100 MiB is answered 413 from Content-Length (or as soon
-    as the stream passes its cap, in ``BodyLimitMiddleware``) instead of after the upload.
+    as the stream passes its cap, in ``BodyLimitMiddleware``) instead of after the upload. So is a caller
+    whose rate budget is spent (429) on a request with a body.
     """
 
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
@@ -236,6 +242,12 @@ class PrincipalMiddleware:
                 scope, send, DependencyUnavailable("The database is unavailable; try again shortly.")
             )
             return
+        if scope.get("method") in _BODY_METHODS:
+            wait_s = await anyio.to_thread.run_sync(seconds_until_allowed, principal)
+            if wait_s is not None:
+                # Refused now rather than after an upload the route would refuse anyway.
+                await send_error(scope, send, RateLimited(retry_after_s=wait_s), close=True)
+                return
         state = scope.setdefault("state", {})
         # The rate limiter's key function, the audit actor and the access log read it from here.
         state["principal"] = principal

@@ -10,22 +10,33 @@ outage of reads that need no broker at all.
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from limits import parse
 from slowapi import Limiter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from pagemill.settings import get_settings
+from pagemill.tenancy.principal import Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+log = logging.getLogger(__name__)
+
+_SCOPE = "api"
+
 
 def _rate_key(request: Request) -> str:
+    return _key_of(request.state.principal)
+
+
+def _key_of(principal: Principal) -> str:
     # The tier rides in the key so the limit provider (which only sees the key) can resolve its limit.
-    principal = request.state.principal
     return f"{principal.tier}:{principal.rate_key}"
 
 
@@ -64,5 +75,27 @@ def rate_limited(func: F) -> F:
 
     The route must take ``request: Request`` and, unless it returns a Response, ``response: Response``.
     """
-    decorated: F = limiter.shared_limit(_tier_limit, scope="api")(func)
+    decorated: F = limiter.shared_limit(_tier_limit, scope=_SCOPE)(func)
     return decorated
+
+
+def seconds_until_allowed(principal: Principal) -> int | None:
+    """If the caller's budget is spent already, the seconds until it has room again; else None.
+
+    Lets the API answer 429 before it reads a request body that the route's own check would refuse after
+    the whole upload. Only looks (no hit): the request is counted by the route, as any other. Blocking
+    (Redis in distributed mode): call from a worker thread.
+    """
+    key = _key_of(principal)
+    item = parse(_tier_limit(key))
+    # slowapi's layout of a shared limit's counter: prefix, key, scope.
+    identifiers = [limiter._key_prefix, key, _SCOPE]
+    try:
+        if limiter.limiter.test(item, *identifiers):
+            return None
+        reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
+    except Exception:
+        # The store is unreachable: the route's check (with its in-memory fallback) decides.
+        log.warning("rate limit pre-check skipped: the limiter's store did not answer", exc_info=True)
+        return None
+    return max(1, math.ceil(reset_at - time.time()))

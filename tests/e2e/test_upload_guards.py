@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.e2e.stack import Stack, running_stack
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 FREE_CAP = 10 * MIB  # the free tier's default max_file_bytes
+FREE_RATE = 3  # requests a minute per free key, for the rate-limit guard
 READ_TIMEOUT_S = 2
 
 
@@ -35,6 +37,7 @@ def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         **embedded_env(tmp_path_factory.mktemp("guards")),
         "PAGEMILL_LIMITS__MAX_UPLOAD_BYTES": str(512 * MIB),
         "PAGEMILL_API__BODY_READ_TIMEOUT_S": str(READ_TIMEOUT_S),
+        "PAGEMILL_TIERS__FREE__RATE_LIMIT": f"{FREE_RATE}/minute",
     }
     with running_stack(env) as stack:
         yield stack
@@ -134,6 +137,33 @@ def test_tier_cap_stops_a_chunked_body_as_soon_as_it_passes(guarded: Stack) -> N
     assert status == 413, body
     assert body["error"]["details"]["max_bytes"] == FREE_CAP
     assert sent < 20 * MIB, f"the 413 came only after {sent / MIB:.0f} MiB"
+
+
+def test_a_spent_rate_budget_answers_429_before_the_body_is_sent(guarded: Stack) -> None:
+    free_key = guarded.create_key("guards-free-rate", "free")["secret"]
+    headers = {"Authorization": f"Bearer {free_key}"}
+    with httpx.Client(base_url=guarded.base_url, headers=headers, timeout=30) as client:
+        for _ in range(FREE_RATE):
+            assert client.get("/api/v1/jobs").status_code == 200  # one budget across routes
+    boundary = "b0undary"
+    with _connect(guarded) as sock:
+        # 5 MiB announced (under the tier's size cap), a few bytes sent: the budget is spent, so the
+        # answer must come now rather than after the upload.
+        sock.sendall(
+            _head(
+                free_key,
+                {
+                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                    "Content-Length": str(5 * MIB),
+                },
+            )
+            + _multipart_head(boundary)
+        )
+        status, response_headers, body = _read_response(sock, timeout=15)
+    assert status == 429, body
+    assert body["error"]["code"] == "RATE_LIMITED"
+    assert 1 <= int(response_headers["retry-after"]) <= 60
+    assert response_headers.get("connection") == "close"
 
 
 def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(guarded: Stack) -> None:
