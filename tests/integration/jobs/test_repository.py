@@ -24,6 +24,7 @@ from pagemill.migrate import upgrade_to_head
 from pagemill.models import DEFAULT_TENANT, Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.tenancy.repository import ensure_tenant
+from tests.support.factories import make_job
 
 pytestmark = pytest.mark.integration
 
@@ -52,17 +53,11 @@ def add_job(
     with db.session_scope() as session:
         repo.add_job(
             session,
-            Job(
-                id=job_id,
+            make_job(
+                job_id,
                 tenant_id=tenant_id,
                 priority=priority,
                 state=state,
-                filename="doc.pdf",
-                kind="pdf",
-                size_bytes=1024,
-                sha256="0" * 64,
-                source_key=f"jobs/{job_id}/source",
-                options={"formats": ["markdown", "text", "json"]},
                 document_password_sealed=sealed_password,
                 created_at=created_at or now,
                 updated_at=updated_at or created_at or now,

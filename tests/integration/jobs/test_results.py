@@ -22,6 +22,7 @@ from pagemill.models import DEFAULT_TENANT, Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.storage import get_blob_store
 from pagemill.tenancy.principal import Actor
+from tests.support.factories import make_job
 
 pytestmark = pytest.mark.integration
 
@@ -44,19 +45,7 @@ def cancelled_job(pages_read_before_cancel: int, pages: int = 3) -> str:
     with db.session_scope() as session:
         repo.add_job(
             session,
-            Job(
-                id=job_id,
-                tenant_id=DEFAULT_TENANT,
-                state=JobState.QUEUED,
-                filename="doc.pdf",
-                kind="pdf",
-                size_bytes=1024,
-                sha256="0" * 64,
-                source_key=f"jobs/{job_id}/source",
-                options={"formats": ["markdown", "text", "json"]},
-                created_at=now,
-                updated_at=now,
-            ),
+            make_job(job_id, created_at=now, updated_at=now),
         )
     with db.session_scope() as session:
         repo.start_job(session, job_id)

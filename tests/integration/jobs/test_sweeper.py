@@ -20,10 +20,11 @@ from pagemill.jobs import repository as repo
 from pagemill.jobs.options import OutputFormat
 from pagemill.jobs.service import result_key
 from pagemill.jobs.sweeper import sweep_stalled_jobs
-from pagemill.models import DEFAULT_TENANT, Job, JobState, Page, PageState
+from pagemill.models import Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.settings import Settings, WorkerSettings, get_settings
 from pagemill.storage import get_blob_store
+from tests.support.factories import make_job
 
 pytestmark = [
     pytest.mark.integration,
@@ -67,16 +68,9 @@ def add_job(*, state: JobState = JobState.RUNNING, pages: dict[int, PageState] |
     with db.session_scope() as session:
         repo.add_job(
             session,
-            Job(
-                id=job_id,
-                tenant_id=DEFAULT_TENANT,
+            make_job(
+                job_id,
                 state=state,
-                filename="doc.pdf",
-                kind="pdf",
-                size_bytes=1024,
-                sha256="0" * 64,
-                source_key=f"jobs/{job_id}/source",
-                options={"formats": ["markdown", "text", "json"]},
                 created_at=long_ago,
                 updated_at=long_ago,
                 started_at=long_ago,

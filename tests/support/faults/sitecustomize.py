@@ -1,6 +1,7 @@
 """Test-only fault injection for an API process, loaded by Python at start-up when this folder is on
-PYTHONPATH and ``PAGEMILL_TEST_FAULT=usage`` is set: ``GET /api/v1/usage`` raises an exception no handler expects (a stand-in for a bug), so the
-tests can see how a real server answers and logs an unhandled error. Nothing in the product knows about it.
+PYTHONPATH and ``PAGEMILL_TEST_FAULT=usage`` is set: ``GET /api/v1/usage`` raises an exception no handler
+expects (a stand-in for a bug), so the tests can see how a real server answers and logs an unhandled error.
+Nothing in the product knows about it.
 """
 
 import os

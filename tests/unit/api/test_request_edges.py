@@ -17,9 +17,10 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from pagemill import db
 from pagemill.jobs import repository as repo
-from pagemill.models import DEFAULT_TENANT, Job, JobState
+from pagemill.models import DEFAULT_TENANT
 from pagemill.tenancy import service as tenancy
 from pagemill.tenancy.principal import ADMIN_SCOPE, Actor
+from tests.support.factories import make_job
 from tests.unit.api.test_error_shape import assert_error_shape, auth_headers
 
 with warnings.catch_warnings():
@@ -57,17 +58,7 @@ def job_id(api_key: str) -> str:
     with db.session_scope() as session:
         repo.add_job(
             session,
-            Job(
-                id=job_id,
-                tenant_id=DEFAULT_TENANT,
-                state=JobState.QUEUED,
-                filename="doc.pdf",
-                kind="pdf",
-                size_bytes=1,
-                sha256="0" * 64,
-                source_key=f"jobs/{job_id}/source",
-                options={"formats": ["markdown"]},
-            ),
+            make_job(job_id, size_bytes=1, options={"formats": ["markdown"]}),
         )
         session.flush()
         repo.set_planned(session, job_id, 1, [0])
