@@ -83,20 +83,18 @@ def _multipart_head(boundary: str) -> bytes:
     ).encode()
 
 
+def _announced_upload(key: str, length: int) -> bytes:
+    """The start of a multipart upload announcing ``length`` bytes: headers and the file part's head only."""
+    boundary = "b0undary"
+    content_type = f"multipart/form-data; boundary={boundary}"
+    head = _head(key, {"Content-Type": content_type, "Content-Length": str(length)})
+    return head + _multipart_head(boundary)
+
+
 def test_tier_cap_answers_from_content_length_before_the_body_is_sent(guarded: Stack) -> None:
     free_key = guarded.create_key("guards-free", "free")["secret"]
-    boundary = "b0undary"
     with _connect(guarded) as sock:
-        sock.sendall(
-            _head(
-                free_key,
-                {
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
-                    "Content-Length": str(100 * MIB),
-                },
-            )
-            + _multipart_head(boundary)
-        )
+        sock.sendall(_announced_upload(free_key, 100 * MIB))
         # 100 MiB announced, a few bytes sent: the answer must come now, not after the upload.
         status, headers, body = _read_response(sock, timeout=15)
     assert status == 413, body
@@ -145,20 +143,10 @@ def test_a_spent_rate_budget_answers_429_before_the_body_is_sent(guarded: Stack)
     with httpx.Client(base_url=guarded.base_url, headers=headers, timeout=30) as client:
         for _ in range(FREE_RATE):
             assert client.get("/api/v1/jobs").status_code == 200  # one budget across routes
-    boundary = "b0undary"
     with _connect(guarded) as sock:
         # 5 MiB announced (under the tier's size cap), a few bytes sent: the budget is spent, so the
         # answer must come now rather than after the upload.
-        sock.sendall(
-            _head(
-                free_key,
-                {
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
-                    "Content-Length": str(5 * MIB),
-                },
-            )
-            + _multipart_head(boundary)
-        )
+        sock.sendall(_announced_upload(free_key, 5 * MIB))
         status, response_headers, body = _read_response(sock, timeout=15)
     assert status == 429, body
     assert body["error"]["code"] == "RATE_LIMITED"
@@ -167,20 +155,9 @@ def test_a_spent_rate_budget_answers_429_before_the_body_is_sent(guarded: Stack)
 
 
 def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(guarded: Stack) -> None:
-    boundary = "b0undary"
     # The enterprise cap (512 MiB) lets 100 MiB through: the upload is stopped by the timeout, not a cap.
     with _connect(guarded) as sock:
-        sock.sendall(
-            _head(
-                guarded.key,
-                {
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
-                    "Content-Length": str(100 * MIB),
-                },
-            )
-            + _multipart_head(boundary)
-            + b"\0" * 65536
-        )
+        sock.sendall(_announced_upload(guarded.key, 100 * MIB) + b"\0" * 65536)
         started = time.monotonic()
         status, headers, body = _read_response(sock, timeout=READ_TIMEOUT_S + 20)
         waited = time.monotonic() - started
