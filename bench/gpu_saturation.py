@@ -141,10 +141,12 @@ class GpuStack:
         return f"gpu worker:\n{gpu}\ncpu worker:\n{self.cpu_worker.log_tail(15)}"
 
     @contextlib.contextmanager
-    def gpu(self, in_flight: str) -> Iterator[tuple[ManagedProcess, int, str]]:
-        """A GPU worker for the configuration ``in_flight`` (a number or ``auto``); yields it with the pages
-        in flight it chose and why (from its start-up line)."""
-        env = dict(self.env)
+    def gpu(
+        self, in_flight: str, extra_env: Mapping[str, str] | None = None
+    ) -> Iterator[tuple[ManagedProcess, int, str]]:
+        """A GPU worker for the configuration ``in_flight`` (a number or ``auto``) and ``extra_env``; yields
+        it with the pages in flight it chose and why (from its start-up line)."""
+        env = {**self.env, **(extra_env or {})}
         if in_flight != "auto":
             env["PAGEMILL_ENGINES__VLLM__REQUESTS_IN_FLIGHT"] = in_flight
         with pagemill_worker(env, queues="gpu", concurrency=None, timeout=90) as worker:
@@ -330,14 +332,16 @@ def report(
         "",
         run_stamp(),
         f"Document: {pages} image-only pages (one 300-DPI US Letter scan of ~{CHARS_PER_PAGE:,} characters "
-        "repeated), `ocr_mode=ocr`, `engine=vllm` (preset generic: 300-DPI render, scaled to 1,600 px, "
-        f"JPEG). Stack: {mode}; `pagemill api`, a CPU worker (ingest,cpu; concurrency 1) and a GPU worker "
+        "repeated), `ocr_mode=ocr`, `engine=vllm` (preset generic: rendered straight at 1,600 px, "
+        f"JPEG, in the GPU worker's render processes). Stack: {mode}; `pagemill api`, a CPU worker "
+        "(ingest,cpu; concurrency 1) and a GPU worker "
         "(gpu; threads, started without `--concurrency`: `requests_in_flight` set to the number shown, or "
         "`auto`, the worker's own choice). Simulator: max_num_seqs "
         f"{o['max_num_seqs']}, prefill {o['prefill_ms']} ms, {o['ms_per_token']} ms/token, {o['tokens']} "
         f"tokens/page: capacity = {o['max_num_seqs']} x 1000 / ({o['prefill_ms']} + {o['tokens']} x "
-        f"{o['ms_per_token']}) = **{capacity:.2f} pages/s**. The GPU worker pays ~120 CPU ms/page (pdfium "
-        "render under a process-wide lock, scale, JPEG), so 2 cores could feed ~15 pages/s on their own: at "
+        f"{o['ms_per_token']}) = **{capacity:.2f} pages/s**. The GPU worker pays ~55 CPU ms/page (~20 in its "
+        "own process, ~35 in its render processes: render, JPEG, base64; see `gpu_ceiling`) and the rest of "
+        "the stack ~20 more, so 2 cores feed ~25 pages/s at most: at "
         f"{capacity:.2f} pages/s the server, not the CPU, must be the bottleneck (on a machine shared with "
         "other work, `--ms-per-token` slows the server to keep it so). "
         f"{rounds} rounds per configuration, alternating, "

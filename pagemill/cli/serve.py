@@ -61,9 +61,9 @@ def worker(
 ) -> None:
     """Run a Celery worker consuming the given queues.
 
-    A gpu-only worker calls model servers: it runs page tasks in threads, many in flight (pdfium calls are
-    serialised by a lock; the model server does the heavy work), and waits until its engine's server
-    answers with the model loaded before it takes any work.
+    A gpu-only worker calls model servers: it runs page tasks in threads, many in flight (pages are
+    rendered and encoded by its render processes, worker.render_processes), and waits until its engine's
+    server answers with the model loaded before it takes any work.
 
     SIGTERM: a warm shutdown (no new tasks; running ones finish) of at most worker.shutdown_timeout_s,
     then a cold one (unfinished tasks go back to the queue).
@@ -72,7 +72,8 @@ def worker(
     names = {name.strip() for name in queues.split(",") if name.strip()}
     gpu_only = names == {"gpu"}
     argv = ["worker", "--queues", queues, "--loglevel", settings.log_level]
-    argv += ["--without-gossip", "--without-mingle", "--pool", pool or ("threads" if gpu_only else "prefork")]
+    pool = pool or ("threads" if gpu_only else "prefork")
+    argv += ["--without-gossip", "--without-mingle", "--pool", pool]
     chosen = concurrency or (None if gpu_only else settings.worker.concurrency)
     if settings.worker.metrics_port:
         # Before any process imports prometheus_client: each pool process then writes its own file here.
@@ -92,6 +93,11 @@ def worker(
         chosen = choice.requests
     if chosen:
         argv += ["--concurrency", str(chosen)]
+    if pool == "threads":
+        from pagemill.documents.render_pool import start_render_pool
+
+        # Threads share one pdfium lock and one GIL: pages for model engines are rendered in processes.
+        start_render_pool(settings.worker.render_processes, settings.limits)
     from pagemill.cli.supervise import bound_warm_shutdown
     from workers.celery_app import app  # after PROMETHEUS_MULTIPROC_DIR is set
 

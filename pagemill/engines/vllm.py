@@ -26,10 +26,8 @@ other 5xx (500 ...)                            no                EngineFailed {r
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import html
-import io
 import logging
 import random
 import re
@@ -44,6 +42,7 @@ from PIL import Image
 
 from pagemill.engines.base import PageResult, TextLine
 from pagemill.engines.capacity import requests_in_flight
+from pagemill.engines.page_image import EncodedImage, ImageSpec, encode_image
 from pagemill.engines.vllm_presets import ModelPreset, get_preset
 from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.settings import OpenAiEngineSettings
@@ -199,45 +198,6 @@ def markdown_to_text(markdown: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def _scaled(image: Image.Image, max_side: int, multiple: int) -> Image.Image:
-    width, height = image.size
-    scale = min(1.0, max_side / max(width, height))
-    new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-    if multiple > 1:
-        new_w = max(multiple, round(new_w / multiple) * multiple)
-        new_h = max(multiple, round(new_h / multiple) * multiple)
-    if (new_w, new_h) == (width, height):
-        return image
-    # reducing_gap: a cheap box reduce first, then bilinear — near-Lanczos quality at a fraction of the CPU.
-    return image.resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
-
-
-def _as_encodable(image: Image.Image) -> Image.Image:
-    if image.mode in ("RGB", "L"):
-        return image
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        # Transparent areas are paper: flatten onto white rather than the black PIL would give.
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, "white")
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("L" if image.mode in ("1", "I", "I;16", "F") else "RGB")
-
-
-def encode_image(image: Image.Image, preset: ModelPreset, max_side: int) -> tuple[str, tuple[int, int]]:
-    """The page as a ``data:`` URL for the model, and the size actually sent."""
-    prepared = _scaled(_as_encodable(image), max_side, preset.size_multiple)
-    buffer = io.BytesIO()
-    if preset.image_format == "png":
-        # compress_level 1: PNG's default level costs several times the CPU for a few percent of bytes.
-        prepared.save(buffer, format="PNG", compress_level=1)
-        mime = "image/png"
-    else:
-        prepared.save(buffer, format="JPEG", quality=preset.jpeg_quality)
-        mime = "image/jpeg"
-    return f"data:{mime};base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}", prepared.size
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
     if not value:
@@ -316,6 +276,16 @@ class OpenAiCompatibleEngine:
     def image_max_side(self) -> int:
         """Longest image side sent, px."""
         return self.settings.image_max_side or self.preset.image_max_side
+
+    @property
+    def image_spec(self) -> ImageSpec:
+        """How pages are scaled and encoded for this model (a render process is asked for exactly this)."""
+        return ImageSpec(
+            max_side=self.image_max_side,
+            multiple=self.preset.size_multiple,
+            format=self.preset.image_format,
+            jpeg_quality=self.preset.jpeg_quality,
+        )
 
     @property
     def model(self) -> str:
@@ -413,13 +383,20 @@ class OpenAiCompatibleEngine:
 
     def recognize(self, image: Image.Image) -> PageResult:
         """Read one page image; raises EngineFailed or EngineUnavailable as the module docstring tabulates."""
-        url = self._url("/v1/chat/completions")
+        self._url("/v1/chat/completions")  # not configured: fail before spending CPU on the image
         started = time.perf_counter()
-        data_url, (width, height) = encode_image(image, self.preset, self.image_max_side)
-        encoded = time.perf_counter()
-        body = self.build_request(data_url)
-        del data_url  # a page is megabytes of base64; do not keep two copies alive across the request
+        encoded = encode_image(image, self.image_spec)
+        return self.recognize_encoded(encoded, encode_ms=(time.perf_counter() - started) * 1000.0)
+
+    def recognize_encoded(self, image: EncodedImage, *, encode_ms: float | None = None) -> PageResult:
+        """Read one page already scaled and encoded as :attr:`image_spec` says (by a render process);
+        raises as :meth:`recognize` does. ``encode_ms`` is recorded in the timings when given."""
+        url = self._url("/v1/chat/completions")
+        width, height = image.size
+        sent = time.perf_counter()
+        body = self.build_request(image.data_url())
         response, attempts = self._post_with_retries(url, body)
+        del body  # a page is megabytes of base64: let it go before the answer is parsed
         finished = time.perf_counter()
         raw, finish_reason = self._parse(response)
         settings: dict[str, Any] = {
@@ -451,8 +428,8 @@ class OpenAiCompatibleEngine:
             model=self.model,
             settings=settings,
             timings_ms={
-                "encode": (encoded - started) * 1000.0,
-                "request": (finished - encoded) * 1000.0,
+                **({"encode": encode_ms} if encode_ms is not None else {}),
+                "request": (finished - sent) * 1000.0,
             },
         )
 

@@ -9,8 +9,10 @@ from typing import Any
 
 from PIL import Image
 
-from pagemill.documents.source import PDFIUM_LOCK, DocumentSource
-from pagemill.engines.base import PageResult
+from pagemill.documents.render_pool import RenderedPage, SourceMissing, active_render_pool
+from pagemill.documents.source import PDFIUM_LOCK, DocumentSource, SourceOrigin
+from pagemill.engines.base import OcrEngine, PageResult
+from pagemill.engines.page_image import EncodedImageReader, ImageSpec, encode_image
 from pagemill.engines.registry import engine_healthy, get_engine, require_configured
 from pagemill.engines.text_layer import read_text_layer
 from pagemill.errors import EngineFailed, EngineUnavailable
@@ -70,27 +72,24 @@ def routed_start(chain: list[str], settings: Settings) -> int:
 def ocr_page(
     source: DocumentSource, index: int, chain: list[str], settings: Settings, start: int = 0
 ) -> PageResult:
-    """Render the page (once per image size the engines want) and read it with the first engine of
+    """Render the page (once per image the engines want) and read it with the first engine of
     ``chain[start:]`` that succeeds.
+
+    Model engines (their ``image_spec`` says how they want the page) get it rendered and encoded by this
+    process's render pool when it has one (a GPU worker: :mod:`pagemill.documents.render_pool`); CPU
+    engines, and every engine in a process without a pool, get a PIL image rendered here.
 
     An engine that answers unusably (EngineFailed) or stays unavailable after its own retries
     (EngineUnavailable) hands the page to the next one; each such fallback is logged and recorded in the
     page's settings. The last engine's error is raised.
     """
     fallbacks: list[dict[str, Any]] = []
-    renders: dict[int | None, tuple[Image.Image, float]] = {}
+    pages = _PageImages(source, index, settings)
     candidates = chain[start:] or chain[-1:]
     for position, name in enumerate(candidates):
         engine = get_engine(name, settings)
-        # Model engines read pages of a fixed size: render at it. CPU OCR wants the full ocr.dpi.
-        max_side = getattr(engine, "image_max_side", None)
-        if max_side not in renders:
-            started = time.perf_counter()
-            page_image = source.render(index, dpi=settings.ocr.dpi, max_side=max_side)
-            renders[max_side] = (page_image, (time.perf_counter() - started) * 1000)
-        image, render_ms = renders[max_side]
         try:
-            result = engine.recognize(image)
+            result, size, render_ms = pages.read_with(engine)
         except (EngineFailed, EngineUnavailable) as exc:
             if position == len(candidates) - 1:
                 raise
@@ -107,11 +106,65 @@ def ocr_page(
             continue
         result.timings_ms["render"] = render_ms
         result.settings.setdefault("dpi", settings.ocr.dpi)
-        result.settings.setdefault("image_size", list(image.size))
+        result.settings.setdefault("image_size", list(size))
         if fallbacks:
             result.settings["fallbacks"] = fallbacks
         return result
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+class _PageImages:
+    """One page's images, each made once however many engines of the chain read it: PIL images by
+    longest side (rendered here), encoded images by spec (from the render pool)."""
+
+    def __init__(self, source: DocumentSource, index: int, settings: Settings) -> None:
+        self._source = source
+        self._index = index
+        self._settings = settings
+        # Any source may go through the pool that knows where it came from (open_source sets that).
+        self._origin: SourceOrigin | None = getattr(source, "origin", None)
+        self._pool = active_render_pool() if self._origin is not None else None
+        self._images: dict[int | None, tuple[Image.Image, float]] = {}
+        self._encoded: dict[ImageSpec, tuple[RenderedPage, float]] = {}
+
+    def read_with(self, engine: OcrEngine) -> tuple[PageResult, tuple[int, int], float]:
+        """Engine ``engine``'s reading of the page, the size of the image it read and the render time."""
+        origin = self._origin
+        if self._pool is not None and origin is not None and isinstance(engine, EncodedImageReader):
+            spec = engine.image_spec
+            if spec not in self._encoded:
+                started = time.perf_counter()
+                try:
+                    rendered = self._pool.render(
+                        origin,
+                        self._index,
+                        dpi=self._settings.ocr.dpi,
+                        spec=spec,
+                        limits=self._settings.limits,
+                    )
+                except SourceMissing:
+                    rendered = self._render_here(spec)
+                # What the page waited for its image: a free render process, the render and the encode.
+                self._encoded[spec] = (rendered, (time.perf_counter() - started) * 1000)
+            rendered, wait_ms = self._encoded[spec]
+            result = engine.recognize_encoded(rendered.image, encode_ms=rendered.encode_ms)
+            return result, rendered.image.size, wait_ms
+        # Model engines read pages of a fixed size: render at it. CPU OCR wants the full ocr.dpi.
+        max_side = getattr(engine, "image_max_side", None)
+        if max_side not in self._images:
+            started = time.perf_counter()
+            image = self._source.render(self._index, dpi=self._settings.ocr.dpi, max_side=max_side)
+            self._images[max_side] = (image, (time.perf_counter() - started) * 1000)
+        image, render_ms = self._images[max_side]
+        return engine.recognize(image), image.size, render_ms
+
+    def _render_here(self, spec: ImageSpec) -> RenderedPage:
+        """The page rendered and encoded in this thread, as a render process would have."""
+        started = time.perf_counter()
+        image = self._source.render(self._index, dpi=self._settings.ocr.dpi, max_side=spec.max_side)
+        rendered = time.perf_counter()
+        encoded = encode_image(image, spec)
+        return RenderedPage(encoded, (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000)
 
 
 def text_pass(

@@ -45,7 +45,6 @@ class GpuStack(Stack):
 
     gpu_worker: ManagedProcess | None = None
     gpu_metrics_url: str | None = None
-    gpu_metrics_url: str | None = None
 
 
 @contextlib.contextmanager
