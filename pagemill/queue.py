@@ -25,17 +25,24 @@ GPU_QUEUE = "gpu"
 ALL_QUEUES = (INGEST_QUEUE, CPU_QUEUE, GPU_QUEUE)
 
 INGEST_JOB = "pagemill.ingest_job"
+# One unit of page work on a queue: the worker asks the database which pages to read (pagemill.jobs.claims).
+READ_PAGES = "pagemill.read_pages"
+# The page task of earlier versions (its message named the job and pages); still consumed after an upgrade.
 PROCESS_PAGES = "pagemill.process_pages"
 SWEEP_STALLED = "pagemill.sweep_stalled_jobs"
 
-TASK_ROUTES = {INGEST_JOB: {"queue": INGEST_QUEUE}, PROCESS_PAGES: {"queue": CPU_QUEUE}}
+TASK_ROUTES = {
+    INGEST_JOB: {"queue": INGEST_QUEUE},
+    READ_PAGES: {"queue": CPU_QUEUE},
+    PROCESS_PAGES: {"queue": CPU_QUEUE},
+}
 
 
 class QueueKeepingTask(Task):  # type: ignore[misc]  # Celery ships without type hints
     """A task whose retries go back to the queue its message came from, on every broker.
 
     Celery re-publishes a retry with the delivery's exchange and routing key but the task's own route
-    (TASK_ROUTES sends process_pages to ``cpu``). The SQLAlchemy transport keeps exchange bindings in the
+    (TASK_ROUTES sends read_pages to ``cpu``). The SQLAlchemy transport keeps exchange bindings in the
     memory of the process that declared them, so a prefork child, forked before its parent declared the
     ``gpu`` queue, published a ``gpu`` retry to an exchange it did not know and kombu dropped it (Redis
     only found the binding because a gpu worker had stored it there). Naming the queue makes the publisher
@@ -98,7 +105,11 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options=transport_options,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # A task running when the broker connection drops keeps running: its pages are claimed in the
+        # database and its writes fenced on the claim, so finishing them is safe (and a redelivered copy
+        # finds them taken). Cancelling would throw the work away (a page read to its end 50 ms before a
+        # Redis restart was read again).
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         worker_send_task_events=False,
@@ -133,6 +144,23 @@ def send_task(name: str, args: list[Any], queue_name: str | None = None, priorit
         routing_key=queue_name,
         priority=broker_priority(priority),
     )
+
+
+def waiting_messages(queue_name: str) -> int | None:
+    """Messages waiting on ``queue_name`` in the broker (not those taken by a worker); 0 for a queue the
+    broker does not know (a Redis restarted empty forgets its queues too); None if the broker cannot be
+    asked now."""
+    from amqp.exceptions import ChannelError
+
+    try:
+        with get_celery().connection_for_write() as connection:
+            channel = connection.default_channel
+            return int(channel.queue_declare(queue=queue_name, passive=True).message_count)
+    except ChannelError:
+        return 0
+    except Exception:  # the broker is down: ask again at the next sweep
+        log.warning("could not count the messages on %s", queue_name, exc_info=True)
+        return None
 
 
 def enqueue_after_commit(

@@ -53,9 +53,19 @@ def _start_sweeper(**_: Any) -> None:
     threading.Thread(target=_sweep_forever, name="pagemill-sweeper", daemon=True).start()
 
 
+@worker_ready.connect
+def _start_pool_watchdog(sender: Any = None, **_: Any) -> None:
+    from workers import pool_watchdog
+
+    pool_watchdog.start(sender)
+
+
 @worker_shutdown.connect
 def _stop(**_: Any) -> None:
+    from workers import pool_watchdog
+
     _stop_sweeper.set()
+    pool_watchdog.stop()
 
 
 def _sweep_forever() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -148,23 +149,41 @@ _FAILED_COLUMNS = ("error_code", "error_message")
 _DEFAULTS: dict[str, Any] = {"rotation": 0}
 
 
-def finish_pages(session: Session, job_id: str, state: PageState, rows: Sequence[dict[str, Any]]) -> None:
+def finish_pages(
+    session: Session,
+    job_id: str,
+    state: PageState,
+    rows: Sequence[dict[str, Any]],
+    *,
+    claim_id: str | None = None,
+) -> None:
     """Move many pending pages to ``state`` in one statement (``rows``: ``index`` plus the page's values).
 
-    Fenced on the page still being pending: a page another attempt already finished is left as it is.
+    Fenced on the page still being pending (a page another attempt already finished is left as it is) and,
+    given ``claim_id``, on the page still being held by that claim (a worker whose claim lapsed and was
+    taken by another commits nothing). The claim ends with the page.
     """
     if not rows:
         return
     columns = _DONE_COLUMNS if state == PageState.DONE else _FAILED_COLUMNS
     table = cast(Table, Page.__table__)
+    fences = [
+        table.c.job_id == job_id,
+        table.c.index == bindparam("b_index"),
+        table.c.state == PageState.PENDING,
+    ]
+    if claim_id is not None:
+        fences.append(table.c.claim_id == claim_id)
     statement = (
         table.update()
-        .where(
-            table.c.job_id == job_id,
-            table.c.index == bindparam("b_index"),
-            table.c.state == PageState.PENDING,
+        .where(*fences)
+        .values(
+            state=state,
+            finished_at=utcnow(),
+            claim_id=None,
+            claim_expires_at=None,
+            **{name: bindparam(f"b_{name}") for name in columns},
         )
-        .values(state=state, finished_at=utcnow(), **{name: bindparam(f"b_{name}") for name in columns})
     )
     params = [
         {"b_index": row["index"], **{f"b_{name}": row.get(name, _DEFAULTS.get(name)) for name in columns}}
@@ -247,6 +266,46 @@ def iter_pages(session: Session, job_id: str, batch: int = 200) -> Iterator[Page
         yield from rows
         last = rows[-1].index
         session.expunge_all()
+
+
+@dataclass(slots=True)
+class PageRecord:
+    """A page's columns for result assembly, read without the ORM's per-object bookkeeping."""
+
+    index: int
+    state: str
+    text: str | None
+    markdown: str | None
+    engine: str | None
+    model: str | None
+    rotation: int
+    data: dict[str, Any] | None
+    attempts: int
+    duration_ms: float | None
+    error_code: str | None
+    error_message: str | None
+
+
+_RECORD_COLUMNS = [field.name for field in fields(PageRecord)]
+
+
+def iter_page_records(session: Session, job_id: str, batch: int = 500) -> Iterator[PageRecord]:
+    """The job's pages in order as plain records, fetched in batches (never all at once)."""
+    table = cast(Table, Page.__table__)
+    columns = [table.c[name] for name in _RECORD_COLUMNS]
+    last = -1
+    while True:
+        rows = session.execute(
+            select(*columns)
+            .where(table.c.job_id == job_id, table.c.index > last)
+            .order_by(table.c.index)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield PageRecord(*row)
+        last = rows[-1][0]
 
 
 def first_page_error(session: Session, job_id: str) -> tuple[str | None, str | None]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from pagemill.jobs.options import OutputFormat
-from pagemill.jobs.schemas import PageOut
-from pagemill.models import Job, Page, PageState
+from pagemill.models import Job, PageState
 
 PAGE_SEPARATOR_TEXT = "\f"
 """Form feed between pages in plain text, as pdftotext does."""
@@ -19,8 +18,60 @@ def _page_marker(number: int) -> str:
     return f"<!-- page {number} -->"
 
 
+class PageLike(Protocol):
+    """What result assembly reads of a page: a ``Page`` row, or a lighter record of the same columns."""
+
+    index: int
+    state: str
+    text: str | None
+    markdown: str | None
+    engine: str | None
+    model: str | None
+    rotation: int
+    data: dict[str, Any] | None
+    attempts: int
+    duration_ms: float | None
+    error_code: str | None
+    error_message: str | None
+
+
+def _floats(values: list[Any] | None) -> list[float] | None:
+    return None if values is None else [float(v) for v in values]
+
+
+def page_body(page: PageLike) -> dict[str, Any]:
+    """A page's public JSON shape, exactly ``PageOut.from_page(page).model_dump(mode="json")``, built
+    without a model per page and per line: a 1,000-page document has tens of thousands of lines, and
+    validating them made up most of the time of writing its results."""
+    data = page.data or {}
+    error = None
+    if page.error_code:
+        error = {"code": page.error_code, "message": page.error_message or "", "details": {}}
+    return {
+        "page": page.index + 1,
+        "state": page.state,
+        "text": page.text,
+        "markdown": page.markdown,
+        "engine": page.engine,
+        "model": page.model,
+        "rotation": page.rotation,
+        "settings": data.get("settings", {}),
+        "lines": [
+            {
+                "text": line["text"],
+                "bbox": _floats(line.get("bbox")),
+                "confidence": None if (confidence := line.get("confidence")) is None else float(confidence),
+            }
+            for line in data.get("lines", [])
+        ],
+        "attempts": page.attempts,
+        "duration_ms": page.duration_ms,
+        "error": error,
+    }
+
+
 def write_results(
-    job: Job, pages: Iterable[Page], formats: list[OutputFormat]
+    job: Job, pages: Iterable[PageLike], formats: list[OutputFormat]
 ) -> dict[OutputFormat, IO[bytes]]:
     """Write the requested formats to temp files (rewound) in one pass over the pages."""
     files: dict[OutputFormat, IO[bytes]] = {
@@ -48,7 +99,7 @@ def write_results(
             prefix = "" if first else PAGE_SEPARATOR_TEXT
             files[OutputFormat.TEXT].write(f"{prefix}{text}".encode())
         if json_out is not None:
-            body = PageOut.from_page(page).model_dump(mode="json")
+            body = page_body(page)
             json_out.write((b"" if first else b", ") + json.dumps(body, ensure_ascii=False).encode())
         first = False
     if json_out is not None:

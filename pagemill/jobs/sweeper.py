@@ -1,6 +1,10 @@
 """The sweeper: no job stays active without bound. Run by every worker every ``worker.sweep_interval_s``.
 
-Each sweep, for active (queued or running) jobs:
+Each sweep, first: page claims that were not renewed in time (their worker was killed, or hangs) are
+released and one page task is sent per page, so a killed worker's pages are read again within
+``worker.claim_ttl_s + worker.sweep_interval_s`` on every broker (see pagemill.jobs.claims).
+
+Then, for active (queued or running) jobs:
 
 * cancelled, and no progress for ``worker.cancel_grace_s``: nothing is stopping it (its messages are lost,
   or its pages wait for a pool that is not there), so it is ended ``cancelled`` here: pages not yet read
@@ -18,11 +22,14 @@ worker finishing at the same moment wins or loses cleanly (its page writes are f
 from __future__ import annotations
 
 import logging
+import socket
 from datetime import timedelta
 
 from pagemill import queue
 from pagemill.db import session_scope
 from pagemill.errors import JobStalled, ProcessingError, ProcessingTimeout
+from pagemill.jobs import claim_repository as claims_repo
+from pagemill.jobs import claims
 from pagemill.jobs import repository as repo
 from pagemill.jobs.processing import finalize_job
 from pagemill.models import JobState
@@ -37,6 +44,8 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
     settings = settings or get_settings()
     worker = settings.worker
     now = utcnow()
+    release_lapsed_claims()
+    resend_orphaned_pages(settings)
     with session_scope() as session:
         overdue = repo.claim_overdue_jobs(
             session,
@@ -63,6 +72,52 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
     for job in stalled:
         give_up(job.id, JobStalled(requeues=job.requeues - 1, lease_s=worker.lease_s))
     return requeued
+
+
+def release_lapsed_claims() -> int:
+    """Offer again the pages of claims whose holder died on this host (seen at once: its pid is gone) and
+    of claims that lapsed (a holder elsewhere stopped renewing), one page task each; how many pages."""
+    with session_scope() as session:
+        released = []
+        for holder in claims_repo.claim_holders(session, f"{socket.gethostname()}:"):
+            if not claims.holder_alive(holder):
+                released += claims_repo.release_claims_of(session, holder)
+        released += claims_repo.release_lapsed_claims(session, utcnow())
+        for _job_id, queue_name, priority in released:
+            queue.enqueue_after_commit(session, queue.READ_PAGES, [queue_name], queue_name, priority=priority)
+    if released:
+        jobs = sorted({job_id for job_id, _, _ in released})
+        log.warning("released %d page(s) of dead or lapsed claims (jobs %s)", len(released), ", ".join(jobs))
+    return len(released)
+
+
+_MAX_RESENT = 1000
+
+
+def resend_orphaned_pages(settings: Settings) -> int:
+    """Send page tasks for pages that wait on a queue the broker holds no message for (the broker lost
+    them: a Redis restarted empty, a publish that failed after commit); how many tasks.
+
+    Every claimable unit of work normally has a message waiting; an empty queue beside claimable pages
+    means messages were lost. Extra messages are harmless (a task that finds nothing to claim returns).
+    """
+    sent = 0
+    now = utcnow()
+    for queue_name in (queue.CPU_QUEUE, queue.GPU_QUEUE):
+        with session_scope() as session:
+            work = claims_repo.claimable_work(session, queue_name, now)
+        if not work or queue.waiting_messages(queue_name) != 0:
+            continue
+        with session_scope() as session:
+            for _job_id, priority, ocr, pages in work:
+                tasks = pages if ocr else -(-pages // settings.worker.pages_per_task)
+                for _ in range(min(tasks, _MAX_RESENT - sent)):
+                    queue.enqueue_after_commit(
+                        session, queue.READ_PAGES, [queue_name], queue_name, priority=priority
+                    )
+                    sent += 1
+        log.info("queue %s held no message for %d waiting job(s): sent page tasks", queue_name, len(work))
+    return sent
 
 
 def give_up(job_id: str, error: ProcessingError) -> bool:

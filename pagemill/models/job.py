@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pagemill.models.base import Base, UtcDateTime, utcnow
@@ -81,6 +81,9 @@ class Job(Base):
     error_details: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When a worker last claimed pages of this job: the fair scheduler serves the tenant whose jobs were
+    # served longest ago first (round robin between tenants of one priority).
+    last_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
@@ -89,6 +92,12 @@ class Page(Base):
     """One page of a job: its state, its text and how it was produced."""
 
     __tablename__ = "pages"
+    __table_args__ = (
+        # The scheduler's question: which jobs have pages waiting, unclaimed, on this queue?
+        Index("ix_pages_queue_state_claim", "queue", "state", "claim_id", "job_id"),
+        # The sweeper's question: which claims were not renewed in time?
+        Index("ix_pages_claim_expires_at", "claim_expires_at"),
+    )
 
     job_id: Mapped[str] = mapped_column(
         String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
@@ -96,6 +105,21 @@ class Page(Base):
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default=PageState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # What reading the page takes: the queue of the pool that reads it, whether it needs OCR (else the
+    # text-layer pass first), and where in the job's engine chain OCR starts. Set when it is planned.
+    queue: Mapped[str | None] = mapped_column(String(16), default=None)
+    ocr: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    chain_start: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The claim of the worker reading it now: an id that fences the worker's writes (a page whose claim
+    # lapsed and was taken again cannot be committed by its old holder), renewed by the holder's heartbeat
+    # until claim_expires_at; a lapsed claim is released by the sweeper and the page offered again.
+    claim_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # A page whose engines were all unavailable waits until not_before; after worker.max_deferrals such
+    # waits it fails with the engine's error.
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     engine: Mapped[str | None] = mapped_column(String(32), default=None)
     model: Mapped[str | None] = mapped_column(String(128), default=None)
     rotation: Mapped[int] = mapped_column(Integer, default=0)

@@ -20,9 +20,17 @@ class LimitSettings(BaseModel):
         ge=1_000_000,
         description="Pixel budget for one rendered PDF page; larger pages are rendered at a lower DPI.",
     )
-    probe_timeout_s: int = Field(default=60, ge=1, description="Time allowed to open and inspect a document.")
+    probe_timeout_s: int = Field(
+        default=60,
+        ge=1,
+        description="Time allowed to open and inspect a document (and to render one page in a render "
+        "process).",
+    )
     probe_memory_mb: int = Field(
-        default=1024, ge=64, description="Address-space cap for inspecting a document."
+        default=1024,
+        ge=64,
+        description="Address-space cap for inspecting a document (and of a render process, beyond its "
+        "start-up).",
     )
 
 
@@ -124,7 +132,8 @@ class WorkerSettings(BaseModel):
     lease_s: int = Field(
         default=900,
         ge=2,
-        description="An active job with no progress for this long is re-enqueued by the sweeper.",
+        description="An active job with no progress for this long is re-enqueued by the sweeper (lost "
+        "messages; a killed worker's pages come back sooner, after claim_ttl_s).",
     )
     max_requeues: int = Field(
         # 12 leases (3 h by default) with none of the job's pages taken: a job waiting behind a long backlog
@@ -146,10 +155,33 @@ class WorkerSettings(BaseModel):
         description="A cancelled job that no worker has ended this long after its last progress is ended "
         "`cancelled` by the sweeper (its pages not yet read are skipped).",
     )
+    claim_ttl_s: int = Field(
+        default=30,
+        ge=3,
+        description="A worker's claim on the pages it reads lasts this long unless renewed (it renews every "
+        "third of it while it works); the sweeper offers pages of a lapsed claim (a killed worker) again.",
+    )
+    claim_more_for_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="A page task that finished its pages claims more on its queue for up to this long "
+        "(fairly, like any claim) before it returns to the broker: short text-layer chunks then cost no "
+        "broker round trip each. 0: one claim per task.",
+    )
+    max_deferrals: int = Field(
+        default=5,
+        ge=0,
+        description="Times a page waits (with backoff up to 2 min) for its engines to come back before it "
+        "fails with the engine's error.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port a worker serves Prometheus metrics on (0: off)."
     )
-    sweep_interval_s: int = Field(default=60, ge=1, description="How often a worker looks for stalled jobs.")
+    sweep_interval_s: int = Field(
+        default=10,
+        ge=1,
+        description="How often a worker looks for lapsed page claims and stalled jobs.",
+    )
     shutdown_timeout_s: int = Field(
         default=20,
         ge=1,
@@ -158,3 +190,10 @@ class WorkerSettings(BaseModel):
     )
     task_soft_time_limit_s: int = Field(default=1500, ge=1, description="Soft time limit of one task.")
     task_time_limit_s: int = Field(default=1800, ge=1, description="Hard time limit of one task.")
+    render_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Render processes of a worker that reads pages in threads (a GPU worker): pages for "
+        "model engines are rendered and encoded there, off the worker's lock and GIL. Default: one per "
+        "core; 0: render in the worker's threads.",
+    )

@@ -38,9 +38,11 @@ class BrokerSettings(BaseModel):
         description="Celery broker URL, e.g. redis://host:6379/0. Default: an SQLite broker in the data dir.",
     )
     visibility_timeout_s: int = Field(
-        default=3600,
+        default=300,
         ge=60,
-        description="Redis: seconds before an unacked task is redelivered; keep above the task time limit.",
+        description="Redis: seconds before a task taken by a worker that vanished is delivered again. A "
+        "task still running then is delivered twice, which is harmless: page tasks claim their pages in "
+        "the database (a duplicate finds them taken), and planning a job is fenced on its state.",
     )
 
 

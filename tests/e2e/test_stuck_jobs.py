@@ -116,16 +116,16 @@ def test_a_retried_gpu_task_comes_back_on_the_gpu_queue(cpu_only_stack: Stack, s
         job_id = cpu_only_stack.submit_ok(scan, engine="remote-openai", ocr_mode="ocr")
         # The first task to retry is this job's: messages left on `gpu` by earlier tests are for jobs
         # that have ended, and those tasks return at once.
-        retried = wait_for_log(gpu, r"process_pages\[([0-9a-f-]+)\] retry: Retry in", 30)
+        retried = wait_for_log(gpu, r"read_pages\[([0-9a-f-]+)\] retry: Retry in", 30)
         task_id = retried.group(1)
         try:
-            wait_for_log(gpu, rf"(?s)\[{task_id}\] retry: Retry in.*process_pages\[{task_id}\] received", 30)
+            wait_for_log(gpu, rf"(?s)\[{task_id}\] retry: Retry in.*read_pages\[{task_id}\] received", 30)
         except TimeoutError:
             pytest.fail(
                 f"the retry of {task_id} never reached the gpu pool\ngpu worker:\n{gpu.log_tail(30)}\n"
                 f"ingest/cpu worker:\n{cpu_only_stack.worker.log_tail(30)}"
             )
-        assert not re.search(rf"process_pages\[{task_id}\] received", cpu_only_stack.worker.log_text())
+        assert not re.search(rf"read_pages\[{task_id}\] received", cpu_only_stack.worker.log_text())
         cpu_only_stack.client.delete(f"/api/v1/jobs/{job_id}")
 
 

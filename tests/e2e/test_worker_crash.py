@@ -14,7 +14,14 @@ import pytest
 from tests.e2e.stack import Stack, running_stack
 from tests.support import documents
 from tests.support.poison.sitecustomize import POISON_MARK
-from tests.support.services import REPO_ROOT, RedisServer, S3Server, distributed_env, pagemill_worker
+from tests.support.services import (
+    REPO_ROOT,
+    RedisServer,
+    S3Server,
+    distributed_env,
+    embedded_env,
+    pagemill_worker,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -102,3 +109,20 @@ def test_a_poison_page_that_kills_its_worker_every_time_is_given_up(
             stack.submit_ok(documents.make_text_pdf(docs / "next.pdf", ["Still serving pages"]))
         )
         assert after["state"] == "succeeded"
+
+
+def test_embedded_worker_takes_work_again_after_its_idle_pool_is_killed(tmp_path: Path, docs: Path) -> None:
+    """On the embedded broker Celery's pool processes share one input lock, held by an idle process while
+    it waits for a task. SIGKILL of the idle pool (an OOM kill, say) left the lock taken forever: the new
+    pool processes blocked on it and the worker never took work again. The pool watchdog gives it back."""
+    with running_stack(embedded_env(tmp_path / "data")) as stack:
+        warm = stack.wait(stack.submit_ok(documents.make_text_pdf(docs / "warm.pdf", ["Warm up"])))
+        assert warm["state"] == "succeeded", warm
+        time.sleep(1.0)  # idle: one pool process waits for a task holding the lock
+        pool = stack.worker.child_pids(recursive=False)
+        assert len(pool) == 2, pool
+        for pid in pool:
+            os.kill(pid, signal.SIGKILL)
+        job = stack.wait(stack.submit_ok(documents.make_text_pdf(docs / "after.pdf", TEXTS[:2])), timeout=90)
+        assert job["state"] == "succeeded", (job, stack.worker.log_tail())
+        assert "the lock was given back" in stack.worker.log_text()

@@ -6,8 +6,8 @@ from celery import Task
 from sqlalchemy.exc import OperationalError
 
 from pagemill import queue
-from pagemill.errors import EngineUnavailable, TransientError
-from pagemill.jobs import processing
+from pagemill.errors import TransientError
+from pagemill.jobs import page_work, processing
 from pagemill.queue import get_celery
 
 app = get_celery()
@@ -29,15 +29,20 @@ def ingest_job(self: Task, job_id: str) -> None:
     processing.ingest_job(job_id)
 
 
-@app.task(name=queue.PROCESS_PAGES, bind=True, **_RETRY)
-def process_pages(self: Task, job_id: str, indices: list[int], ocr: bool, chain_start: int = 0) -> None:
-    """Read some pages of a job (``chain_start``: where OCR pages start in the engine chain)."""
+@app.task(name=queue.READ_PAGES, bind=True, **_RETRY)
+def read_pages(self: Task, queue_name: str) -> None:
+    """Read the next pages waiting on ``queue_name`` (claimed fairly between tenants, see
+    pagemill.jobs.claims). Pages whose engines are all unavailable wait in the database; the task comes
+    back when they may be tried again (each page's waits are bounded by worker.max_deferrals)."""
     try:
-        processing.process_pages(job_id, indices, ocr, chain_start)
-    except EngineUnavailable as exc:
-        if self.request.retries >= _RETRY["max_retries"]:
-            # Every engine of the chain stayed unavailable through all retries: the pages fail with that
-            # code instead of waiting for the sweeper forever.
-            processing.fail_pending_pages(job_id, indices, exc)
-            return
-        raise
+        page_work.read_next(queue_name)
+    except page_work.PagesDeferred as exc:
+        raise self.retry(exc=exc, countdown=exc.delay_s, max_retries=None) from exc
+
+
+@app.task(name=queue.PROCESS_PAGES, bind=True, **_RETRY)
+def process_pages(self: Task, *_args: object) -> None:
+    """A page task of an earlier version (its message named the pages): now one unit of work on the queue
+    it came from."""
+    origin = (self.request.delivery_info or {}).get("routing_key") or queue.CPU_QUEUE
+    read_pages(origin)

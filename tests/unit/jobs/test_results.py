@@ -10,7 +10,8 @@ from typing import IO, Any
 import pytest
 
 from pagemill.jobs.options import OutputFormat
-from pagemill.jobs.results import PAGE_SEPARATOR_TEXT, job_outcome, write_results
+from pagemill.jobs.results import PAGE_SEPARATOR_TEXT, job_outcome, page_body, write_results
+from pagemill.jobs.schemas import PageOut
 from pagemill.models import Job, JobState, Page, PageState
 
 JOB_ID = "0b0f4f64-3f0a-4b7f-9a59-8c2b7f1b2c11"
@@ -220,3 +221,20 @@ def test_job_outcome_counts() -> None:
     assert job_outcome({}) == (True, 0, 0)
     assert job_outcome({PageState.DONE: 3, PageState.FAILED: 1, PageState.SKIPPED: 2}) == (True, 3, 1)
     assert job_outcome({PageState.DONE: 3, PageState.PENDING: 1}) == (False, 3, 0)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        *three_pages(),
+        make_page(3, None, state=PageState.FAILED, error_code="CORRUPT_FILE"),
+        make_page(4, "ints", lines=[{"text": "ints", "bbox": [0, 0, 1, 1], "confidence": 1}]),
+        make_page(5, "bare line", lines=[{"text": "bare line"}]),
+        make_page(6, None, state=PageState.SKIPPED),
+    ],
+)
+def test_the_fast_page_body_is_exactly_the_public_page_shape(page: Page) -> None:
+    """Result JSON is built without pydantic for speed; it must stay what GET .../pages/{n} answers."""
+    expected = PageOut.from_page(page).model_dump(mode="json")
+    assert page_body(page) == expected
+    assert json.dumps(page_body(page)) == json.dumps(expected), "same keys, same order, same types"

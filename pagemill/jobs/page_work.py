@@ -1,0 +1,228 @@
+"""The worker side of a page task: claim the next pages on a queue (fairly), read them, save them fenced.
+
+Every step is idempotent and re-entrant: a task's message names a queue only, pages are claimed in the
+database with an attempt counted before work starts (so a worker killed mid-page is remembered), writes are
+fenced on the claim, and a page that keeps killing its worker is failed after ``worker.max_attempts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from pagemill import queue
+from pagemill.db import session_scope
+from pagemill.documents.kinds import DocumentKind
+from pagemill.documents.source import open_source
+from pagemill.engines.base import PageResult
+from pagemill.errors import PagemillError, ProcessingError, ProcessingTimeout, TransientError, WorkerCrashed
+from pagemill.jobs import claim_repository as claims_repo
+from pagemill.jobs import claims, reading
+from pagemill.jobs import repository as repo
+from pagemill.jobs.claim_repository import ClaimedPages
+from pagemill.jobs.local_files import local_copy
+from pagemill.jobs.options import JobOptions
+from pagemill.jobs.processing import finalize_job, ocr_route
+from pagemill.metrics import PAGES
+from pagemill.models import Job, JobState, PageState
+from pagemill.models.base import utcnow
+from pagemill.secret_box import open_secret
+from pagemill.settings import Settings, get_settings
+from pagemill.storage import get_blob_store
+
+log = logging.getLogger(__name__)
+
+_FLUSH_EVERY_PAGES = 32
+_FLUSH_EVERY_S = 0.5
+_DEFER_BASE_S = 2.0
+_DEFER_MAX_S = 120.0
+
+Outcome = tuple[int, PageResult | None, PagemillError | None]
+
+
+class PagesDeferred(TransientError):
+    """The claimed pages' engines were all unavailable: the pages wait (``not_before``) and the task should
+    come back after ``delay_s`` to read them (or other work)."""
+
+    code = "ENGINE_UNAVAILABLE"
+
+    def __init__(self, delay_s: float, cause: PagemillError) -> None:
+        super().__init__(cause.message, **cause.details)
+        self.delay_s = delay_s
+
+
+def read_next(queue_name: str) -> bool:
+    """Claim the next pages waiting on ``queue_name`` and read them, then claim and read more for up to
+    ``worker.claim_more_for_s`` (each claim still chosen fairly): a chunk of text-layer pages takes well
+    under a second, and going back to the broker between chunks would cost more than reading them. False
+    when nothing was waiting.
+
+    PagesDeferred when their engines were unavailable (the caller retries after its ``delay_s``).
+    """
+    settings = get_settings()
+    deadline = time.monotonic() + settings.worker.claim_more_for_s
+    read_any = False
+    while True:
+        claim = claims.claim_next(queue_name, settings)
+        if claim is None:
+            return read_any
+        read_any = True
+        with claims.holding(claim, settings):
+            read_claim(claim, settings)
+        finalize_job(claim.job_id)
+        if time.monotonic() >= deadline:
+            return True
+
+
+def read_claim(claim: ClaimedPages, settings: Settings) -> None:
+    """Read a claim's pages, unless its job ended or was cancelled meanwhile."""
+    with session_scope() as session:
+        job = repo.get_job(session, claim.job_id)
+        if job is None or JobState(job.state).is_final:
+            return
+        if job.cancel_requested:
+            repo.skip_pending_pages(session, claim.job_id)
+            return
+    _read_pages(job, claim, settings)
+
+
+def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
+    options = JobOptions.model_validate(job.options)
+    max_attempts = settings.worker.max_attempts
+    fence = claim.claim_id
+    poisoned = [index for index, attempts in claim.pages if attempts >= max_attempts]
+    if poisoned:
+        _save(job.id, fence, [(index, None, WorkerCrashed(attempts=max_attempts)) for index in poisoned])
+    indices = [index for index, attempts in claim.pages if attempts < max_attempts]
+    if not indices:
+        return
+    ocr = claim.ocr
+    path = local_copy(get_blob_store(), job.source_key)
+    needs_ocr: list[int] = []
+    batch: list[Outcome] = []
+    last_flush = time.monotonic()
+    # OCR pages are claimed one at a time (the claim looked at the cancel flag); text-layer pages take a
+    # millisecond or two, so a chunk looks for a cancel at each flush (every 32 pages or half a second).
+    chain = reading.engine_chain(options, settings)
+    password = open_secret(job.document_password_sealed, settings)
+    with open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source:
+        for position, index in enumerate(indices):
+            started = time.perf_counter()
+            try:
+                if ocr:
+                    result = reading.ocr_page(source, index, chain, settings, claim.chain_start)
+                else:
+                    text = reading.text_pass(source, index, options, settings)
+                    if text is None:
+                        needs_ocr.append(index)
+                        continue
+                    result = text
+                result.timings_ms["total"] = (time.perf_counter() - started) * 1000
+                batch.append((index, result, None))
+            except TransientError as exc:
+                # Not the page's fault: what was read so far is kept, the rest waits for the engines.
+                _save(job.id, fence, batch)
+                _defer(job.id, claim, [*indices[position:], *needs_ocr], exc, settings)
+                raise AssertionError("unreachable: _defer raises") from exc
+            except SoftTimeLimitExceeded:
+                # The task is out of time: record this page as timed out, keep what is done, and end the
+                # task; the pages not reached are given back with the claim.
+                batch.append((index, None, ProcessingTimeout(page=index + 1)))
+                _save(job.id, fence, batch)
+                raise
+            except PagemillError as exc:
+                batch.append((index, None, exc))
+            except Exception:  # a bug or a parser failure on this page must not sink the whole job
+                log.exception("page %s of job %s failed", index + 1, job.id)
+                batch.append((index, None, ProcessingError("This page could not be read.", page=index + 1)))
+            if ocr or len(batch) >= _FLUSH_EVERY_PAGES or time.monotonic() - last_flush > _FLUSH_EVERY_S:
+                _save(job.id, fence, batch)
+                batch, last_flush = [], time.monotonic()
+                if claims.HEARTBEAT.lost(fence):
+                    log.warning("claim %s on job %s lapsed; leaving its pages to others", fence, job.id)
+                    return
+                if not ocr and _cancelled(job.id):
+                    return
+    _save(job.id, fence, batch)
+    if needs_ocr:
+        _hand_to_ocr(job, claim, needs_ocr, options, settings)
+
+
+def _hand_to_ocr(
+    job: Job, claim: ClaimedPages, indices: list[int], options: JobOptions, settings: Settings
+) -> None:
+    """Send pages without a usable text layer to the pool of the job's OCR engine, one task per page."""
+    target, chain_start = ocr_route(options, settings)
+    with session_scope() as session:
+        handed = claims_repo.hand_to_ocr(session, claim.claim_id, indices, target, chain_start)
+        for _ in range(handed):
+            queue.enqueue_after_commit(session, queue.READ_PAGES, [target], target, priority=job.priority)
+        repo.refresh_progress(session, job.id)
+
+
+def _defer(
+    job_id: str, claim: ClaimedPages, indices: list[int], error: TransientError, settings: Settings
+) -> None:
+    """Give pages back to wait for their engines, with backoff; fail those that waited too often."""
+    with session_scope() as session:
+        previous = max((d for _, d in claims_repo.deferrals(session, job_id, indices)), default=0)
+        delay = min(_DEFER_MAX_S, _DEFER_BASE_S * 2**previous) * random.uniform(0.5, 1.0)
+        deferred = claims_repo.defer_pages(
+            session, claim.claim_id, indices, utcnow() + timedelta(seconds=delay)
+        )
+    spent = [index for index, deferrals in deferred if deferrals > settings.worker.max_deferrals]
+    if spent:
+        log.warning("job %s: %d page(s) failed after waiting for their engines", job_id, len(spent))
+        _save(job_id, None, [(index, None, error) for index in spent])
+        finalize_job(job_id)
+    raise PagesDeferred(delay, error)
+
+
+def _cancelled(job_id: str) -> bool:
+    with session_scope() as session:
+        if not repo.cancel_requested(session, job_id):
+            return False
+        repo.skip_pending_pages(session, job_id)
+        return True
+
+
+def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
+    """Write a batch of page outcomes in one transaction (two statements, fenced on the claim ``fence``),
+    then recount the job."""
+    if not batch:
+        return
+    done: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    for index, result, error in batch:
+        if result is not None:
+            done.append(
+                {
+                    "index": index,
+                    "engine": result.engine,
+                    "model": result.model,
+                    "rotation": result.rotation,
+                    "text": result.text,
+                    "markdown": result.markdown,
+                    "data": {
+                        "settings": result.settings,
+                        "timings_ms": result.timings_ms,
+                        "lines": result.to_dict()["lines"],
+                    },
+                    "duration_ms": result.timings_ms.get("total"),
+                }
+            )
+        elif error is not None:
+            failed.append({"index": index, "error_code": error.code, "error_message": error.message})
+    with session_scope() as session:
+        repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence)
+        repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence)
+        repo.refresh_progress(session, job_id)
+    for row in done:
+        PAGES.labels(engine=row["engine"], outcome="done").inc()
+    for row in failed:
+        PAGES.labels(engine="-", outcome=row["error_code"]).inc()
