@@ -23,6 +23,7 @@ MARKERS = {
     "integration": "uses real services (Postgres, Redis, S3 server, worker processes)",
     "e2e": "whole flows over HTTP against running API and worker processes",
     "corpus": "needs the document corpus (PAGEMILL_CORPUS)",
+    "chaos": "processes killed and dependencies restarted under load (tests/e2e/test_chaos.py)",
 }
 
 

@@ -818,6 +818,20 @@ class RedisServer:
             self.proc.stop()
             self.proc = None
 
+    def restart_empty(self, down_seconds: float = 0.0) -> None:
+        """Crash (SIGKILL), delete any dump or append-only file, stay down ``down_seconds``, start on the
+        same port: every queued and unacknowledged message is gone, as after losing a Redis node."""
+        self.kill9()
+        if self.root is not None:
+            for pattern in ("*.rdb", "*.aof", "appendonlydir"):
+                for path in self.root.glob(pattern):
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+        time.sleep(down_seconds)
+        self.start()
+
 
 def _redis_ping(port: int, host: str = "127.0.0.1") -> bool:
     """PING over a raw socket: no client library involved in deciding readiness."""
