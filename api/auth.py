@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SettingsDep
 from api.errors import ErrorResponse, request_id_of
-from pagemill.db import session_scope
+from pagemill.db import autocommit_scope, session_scope
 from pagemill.errors import Forbidden, Unauthorized
 from pagemill.settings import Settings
 from pagemill.tenancy import service
@@ -38,15 +38,15 @@ def credentials_of(headers: Mapping[str, str]) -> tuple[str | None, str | None]:
 
 
 def resolve_principal(settings: Settings, api_key: str | None, bearer: str | None) -> Principal:
-    """The caller's principal; Unauthorized without a valid key or token. Blocking: one short transaction
-    of its own (the key lookup and, at most once a minute, its last-used time), committed at once, so no
-    connection is held while the request's body is read or stored."""
+    """The caller's principal; Unauthorized without a valid key or token. Blocking: the key lookup and, at
+    most once a minute, its last-used time, each committed by itself (no BEGIN/COMMIT round trips on
+    Postgres), so no connection is held while the request's body is read or stored."""
     if not settings.auth.enabled:
         return service.anonymous_principal()
     if api_key is None and bearer is not None and bearer.startswith(KEY_PREFIX):
         api_key = bearer
     if api_key:
-        with session_scope() as session:
+        with autocommit_scope() as session:
             return service.authenticate_key(session, settings, api_key)
     if bearer is not None and (verifier := get_verifier(settings.auth.oidc)) is not None:
         principal = verifier.verify(bearer)

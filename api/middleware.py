@@ -29,6 +29,7 @@ from pagemill.errors import (
 from pagemill.logging import request_id_var
 from pagemill.settings import Settings
 from pagemill.tenancy.keys import KEY_PREFIX, looks_like_key
+from pagemill.tenancy.principal import Principal
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 
@@ -231,8 +232,12 @@ class PrincipalMiddleware:
             await self.app(scope, receive, send)
             return
         api_key, bearer = credentials_of(Headers(scope=scope))
+        with_body = scope.get("method") in _BODY_METHODS
         try:
-            principal = await anyio.to_thread.run_sync(resolve_principal, self.settings, api_key, bearer)
+            # One thread hop for both lookups: under load each hop waits for a thread and for the GIL.
+            principal, wait_s = await anyio.to_thread.run_sync(
+                _resolve_and_look_at_limit, self.settings, api_key, bearer, with_body
+            )
         except PagemillError as error:
             await send_error(scope, send, error)
             return
@@ -242,18 +247,25 @@ class PrincipalMiddleware:
                 scope, send, DependencyUnavailable("The database is unavailable; try again shortly.")
             )
             return
-        if scope.get("method") in _BODY_METHODS:
-            wait_s = await anyio.to_thread.run_sync(seconds_until_allowed, principal)
-            if wait_s is not None:
-                # Refused now rather than after an upload the route would refuse anyway.
-                await send_error(scope, send, RateLimited(retry_after_s=wait_s), close=True)
-                return
+        if wait_s is not None:
+            # Refused now rather than after an upload the route would refuse anyway.
+            await send_error(scope, send, RateLimited(retry_after_s=wait_s), close=True)
+            return
         state = scope.setdefault("state", {})
         # The rate limiter's key function, the audit actor and the access log read it from here.
         state["principal"] = principal
         tier = self.settings.tiers.get(principal.tier)
         state["upload_limit"] = min(self.settings.limits.max_upload_bytes, tier.max_file_bytes)
         await self.app(scope, receive, send)
+
+
+def _resolve_and_look_at_limit(
+    settings: Settings, api_key: str | None, bearer: str | None, with_body: bool
+) -> tuple[Principal, int | None]:
+    """The caller's principal and, for a request with a body, the seconds until its rate budget has room
+    (None: it has room now). Blocking: the key lookup and, with a body, the limiter's store."""
+    principal = resolve_principal(settings, api_key, bearer)
+    return principal, seconds_until_allowed(principal) if with_body else None
 
 
 class AdmissionMiddleware:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Request, Response, UploadFile, status
+from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Request, Response, UploadFile, status
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionScopeDep, SettingsDep, StoreDep
@@ -71,6 +71,7 @@ def submit_document(
     principal: CurrentPrincipal,
     actor: ActorDep,
     response: Response,
+    background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")],
     formats: Annotated[
         str, Form(description="Comma-separated result formats: markdown, text, json.")
@@ -136,6 +137,8 @@ def submit_document(
         options=options,
         password=password,
         idempotency_key=idempotency_key,
+        # The broker publish waits until the 202 is sent: the answer does not depend on it.
+        after_response=background.add_task,
     )
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if replayed:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
-from api.deps import SessionDep, SettingsDep, StoreDep
+from api.deps import ReadScopeDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
 from pagemill.jobs import service
@@ -42,7 +42,7 @@ def list_jobs(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    session: SessionDep,
+    sessions: ReadScopeDep,
     settings: SettingsDep,
     state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
     limit: Annotated[
@@ -53,19 +53,31 @@ def list_jobs(
     ] = None,
 ) -> JobList:
     """List the tenant's jobs, newest first, with cursor pagination."""
-    jobs, next_cursor = service.list_jobs(
-        session, principal.tenant_id, state=state, limit=min(limit, settings.api.page_size_max), cursor=cursor
-    )
-    return JobList(items=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)
+    # Read routes open their session here, in the route's thread: a session dependency would close it in a
+    # thread hop of its own after the route, and under load each hop waits for a thread and the GIL.
+    with sessions() as session:
+        jobs, next_cursor = service.list_jobs(
+            session,
+            principal.tenant_id,
+            state=state,
+            limit=min(limit, settings.api.page_size_max),
+            cursor=cursor,
+        )
+        return JobList(items=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={**_NOT_FOUND, **_UNAVAILABLE})
 @rate_limited
 def get_job(
-    request: Request, response: Response, principal: CurrentPrincipal, session: SessionDep, job_id: JobId
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    sessions: ReadScopeDep,
+    job_id: JobId,
 ) -> JobOut:
     """A job's state, page progress, timings and, when it failed, `error: {code, message}`."""
-    return JobOut.from_job(service.get_job(session, principal.tenant_id, job_id))
+    with sessions() as session:  # in the route's thread, as in list_jobs
+        return JobOut.from_job(service.get_job(session, principal.tenant_id, job_id))
 
 
 @router.delete(
@@ -139,9 +151,10 @@ def get_page(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    session: SessionDep,
+    sessions: ReadScopeDep,
     job_id: JobId,
     number: Annotated[int, Path(ge=1, le=INT32_MAX, description="1-based page number.")],
 ) -> PageOut:
     """One page: its state, text, markdown, lines with boxes, and the engine and settings that produced it."""
-    return PageOut.from_page(service.get_page(session, principal.tenant_id, job_id, number))
+    with sessions() as session:  # in the route's thread, as in list_jobs
+        return PageOut.from_page(service.get_page(session, principal.tenant_id, job_id, number))

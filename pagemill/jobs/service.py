@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO
 
@@ -34,6 +35,11 @@ from pagemill.settings import Settings
 from pagemill.storage import BlobStore
 from pagemill.tenancy import audit, usage
 from pagemill.tenancy.principal import Actor, Principal
+
+log = logging.getLogger(__name__)
+
+AfterResponse = Callable[..., None]
+"""Schedules ``func(*args)`` to run once the response has been sent (``BackgroundTasks.add_task``)."""
 
 RESULT_FILES = {
     OutputFormat.MARKDOWN: "result.md",
@@ -97,6 +103,7 @@ def submit_document(
     options: JobOptions,
     password: str | None,
     idempotency_key: str | None = None,
+    after_response: AfterResponse | None = None,
 ) -> tuple[Job, bool]:
     """Check an upload against the tenant's tier and quotas and its type from its content, store it, record
     the job (counted in the usage ledger, audited) and enqueue it after commit; the job, and whether it is
@@ -105,6 +112,11 @@ def submit_document(
     Two short transactions from ``sessions`` (a read-only check, then the write) with the upload stored
     between them: no connection is held while the bytes are hashed or stored, so concurrent uploads do not
     exhaust the pool or queue behind each other for SQLite's write lock.
+
+    With ``after_response`` the ingest task is published through it, after the 202 has gone out, instead of
+    inside the request: the answer does not wait for the broker (a SQLite broker's commit, a Redis round
+    trip, or a Redis outage's connection timeout). Nothing is lost either way: the job row is committed
+    first, and a job whose message never arrives is re-enqueued by the sweeper.
     """
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
@@ -143,12 +155,24 @@ def submit_document(
                 options=options,
                 sealed_password=sealed_password,
                 idempotency_key=idempotency_key,
+                publish_after_commit=after_response is None,
             )
     except BaseException:
         # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database): no orphan blob.
         store.delete_prefix(f"jobs/{job_id}/")
         raise
+    if after_response is not None:
+        after_response(publish_ingest, job_id, tier.priority)
     return job, False
+
+
+def publish_ingest(job_id: str, priority: int) -> None:
+    """Publish a committed job's ingest task. A failure is logged, not raised: the job row is stored, and
+    the stalled job sweeper re-enqueues it (as ``queue.enqueue_after_commit`` does)."""
+    try:
+        queue.send_task(queue.INGEST_JOB, [job_id], priority=priority)
+    except Exception:
+        log.exception("publish of %s[%r] failed; the sweeper will re-enqueue it", queue.INGEST_JOB, job_id)
 
 
 def _record_job(
@@ -166,9 +190,11 @@ def _record_job(
     options: JobOptions,
     sealed_password: str | None,
     idempotency_key: str | None,
+    publish_after_commit: bool = True,
 ) -> Job:
-    """The write transaction of a submission: count it in the ledger, insert and audit the job, enqueue it
-    after commit. Milliseconds: on SQLite the write lock is held only for this."""
+    """The write transaction of a submission: count it in the ledger, insert and audit the job, and (with
+    ``publish_after_commit``) enqueue it after commit. Milliseconds: on SQLite the write lock is held only
+    for this."""
     tier = settings.tiers.get(principal.tier)
     usage.take_document(session, principal.tenant_id, principal.tier, tier, now)
     job = Job(
@@ -204,7 +230,8 @@ def _record_job(
         tenant_id=principal.tenant_id,
         details={"filename": job.filename, "size_bytes": size, "kind": kind.value, "sha256": digest},
     )
-    queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
+    if publish_after_commit:
+        queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
     return job
 
 
