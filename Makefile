@@ -51,7 +51,7 @@ migrate: install  ## Apply database migrations
 	$(PY) -m pagemill migrate
 
 test: $(VENV)/.stamp-dev system-deps  ## Install everything and run the whole test suite
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -158,9 +158,13 @@ def up(
     )
     # Children get the resolved data dir: what they read cannot depend on a later change of folder.
     env = {**os.environ, "PAGEMILL_DATA_DIR": str(data_dir)}
-    children = {
-        "worker": spawn(["worker", "--queues", "ingest,cpu,gpu"], env),
-        "api": spawn(["api", "--host", host, "--port", str(port)], env),
+    commands = {
+        "worker": ["worker", "--queues", "ingest,cpu,gpu"],
+        "api": ["api", "--host", host, "--port", str(port)],
     }
+    children = {name: spawn(args, env) for name, args in commands.items()}
     stop_timeout_s = max(settings.worker.shutdown_timeout_s, 30) + 5
-    raise typer.Exit(code=supervise(children, stop_timeout_s))
+    # A worker that exits on its own (its pool wedged, the OOM killer) is started again; pages it held
+    # are claimed in the database and offered again, so nothing is lost.
+    restart = {"worker": lambda: spawn(commands["worker"], env)}
+    raise typer.Exit(code=supervise(children, stop_timeout_s, restart))

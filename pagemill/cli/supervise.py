@@ -59,8 +59,20 @@ def spawn(args: Sequence[str], env: Mapping[str, str] | None = None) -> subproce
     )
 
 
-def supervise(children: Mapping[str, subprocess.Popen[bytes]], stop_timeout_s: float) -> int:
+RESTARTS_PER_WINDOW = 5
+RESTART_WINDOW_S = 300.0
+
+
+def supervise(
+    children: dict[str, subprocess.Popen[bytes]],
+    stop_timeout_s: float,
+    restart: Mapping[str, Callable[[], subprocess.Popen[bytes]]] | None = None,
+) -> int:
     """Wait until a stop signal arrives or a child exits, then stop every child and return the exit code.
+
+    A child named in ``restart`` that exits on its own is started again (as Docker's restart policy or
+    Kubernetes would: a worker that killed itself to get a fresh pool, a process the OOM killer took), up
+    to RESTARTS_PER_WINDOW times in RESTART_WINDOW_S; past that everything stops.
 
     Stopping: SIGTERM to each child's main process (uvicorn and Celery then shut down warmly), up to
     ``stop_timeout_s`` seconds, then SIGKILL to each child's whole process group (its pool included). A
@@ -74,8 +86,21 @@ def supervise(children: Mapping[str, subprocess.Popen[bytes]], stop_timeout_s: f
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    restarts: dict[str, list[float]] = {}
     try:
-        exited = _wait_for_stop(children, stop)
+        while True:
+            exited = _wait_for_stop(children, stop)
+            if not exited or exited not in (restart or {}):
+                break
+            recent = [t for t in restarts.get(exited, []) if time.monotonic() - t < RESTART_WINDOW_S]
+            if len(recent) >= RESTARTS_PER_WINDOW:
+                typer.echo(f"pagemill: {exited} keeps exiting; giving up", err=True)
+                break
+            code = children[exited].returncode
+            typer.echo(f"pagemill: {exited} exited with {code}; starting it again", err=True)
+            _kill_group(children[exited])
+            restarts[exited] = [*recent, time.monotonic()]
+            children[exited] = (restart or {})[exited]()
         if exited:
             typer.echo(f"pagemill: {exited} exited with {children[exited].returncode}; stopping", err=True)
         else:

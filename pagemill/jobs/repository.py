@@ -358,6 +358,17 @@ def request_cancel(session: Session, job_id: str) -> None:
     )
 
 
+def queued_jobs(session: Session, *, created_before: datetime, limit: int = 100) -> list[tuple[str, int]]:
+    """(id, priority) of jobs still queued (not yet opened by a worker) since before ``created_before``."""
+    rows = session.execute(
+        select(Job.id, Job.priority)
+        .where(Job.state == JobState.QUEUED, Job.created_at < created_before, Job.cancel_requested.is_(False))
+        .order_by(Job.created_at)
+        .limit(limit)
+    ).all()
+    return [(str(job_id), int(priority)) for job_id, priority in rows]
+
+
 class StalledJob(NamedTuple):
     """An active job the sweeper claimed: its id, priority and re-enqueues in a row without progress
     (this claim included)."""

@@ -92,17 +92,29 @@ def release_lapsed_claims() -> int:
 
 
 _MAX_RESENT = 1000
+# A queued job's ingest message is taken within seconds by any worker on `ingest`; one that waited this
+# long while the queue holds no message was lost.
+_QUEUED_LOST_AFTER_S = 60
 
 
 def resend_orphaned_pages(settings: Settings) -> int:
     """Send page tasks for pages that wait on a queue the broker holds no message for (the broker lost
-    them: a Redis restarted empty, a publish that failed after commit); how many tasks.
+    them: a Redis restarted empty, a publish that failed after commit), and ingest tasks for jobs queued
+    over a minute while ``ingest`` holds no message; how many tasks.
 
     Every claimable unit of work normally has a message waiting; an empty queue beside claimable pages
     means messages were lost. Extra messages are harmless (a task that finds nothing to claim returns).
     """
     sent = 0
     now = utcnow()
+    with session_scope() as session:
+        queued = repo.queued_jobs(session, created_before=now - timedelta(seconds=_QUEUED_LOST_AFTER_S))
+    if queued and queue.waiting_messages(queue.INGEST_QUEUE) == 0:
+        with session_scope() as session:
+            for job_id, priority in queued:
+                queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=priority)
+        sent += len(queued)
+        log.warning("queue ingest held no message for %d queued job(s): sent them again", len(queued))
     for queue_name in (queue.CPU_QUEUE, queue.GPU_QUEUE):
         with session_scope() as session:
             work = claims_repo.claimable_work(session, queue_name, now)

@@ -123,3 +123,31 @@ def test_sigterm_during_a_long_page_stops_within_the_shutdown_timeout(tmp_path: 
             # 3 s of warm shutdown, then Celery's cold shutdown; well before up's own SIGKILL at 35 s.
             assert took < 25, f"took {took:.1f}s\n{proc.log_tail()}"
             assert "cold shutdown" in proc.log_text(), proc.log_tail()
+
+
+def test_up_starts_its_worker_again_when_it_dies(tmp_path: Path) -> None:
+    """A worker that exits on its own (the OOM killer; a wedged pool exiting for a fresh one) is started
+    again by `pagemill up`, which keeps serving, and work goes on."""
+    with running_up(tmp_path) as (proc, base_url):
+        key = KEY_PATTERN.search(proc.log_text())
+        assert key is not None
+        workers = [
+            pid
+            for pid in descendant_pids(proc.pid, recursive=False)
+            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(workers) == 1, workers
+        os.kill(workers[0], signal.SIGKILL)
+        wait_for_log(proc, r"worker exited with -9; starting it again", timeout=30)
+        wait_until(lambda: len(re.findall(r"\bready\.", proc.log_text())) >= 2, 120, "the new worker")
+        headers = {"Authorization": f"Bearer {key.group(0)}"}
+        pdf = documents.make_text_pdf(tmp_path / "after.pdf", ["Read after a restart"])
+        with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
+            job = client.post("/api/v1/documents", files={"file": ("after.pdf", pdf.read_bytes())}).json()
+            deadline = time.monotonic() + 60
+            while job["state"] not in ("succeeded", "failed", "cancelled"):
+                assert time.monotonic() < deadline, (job, proc.log_tail())
+                time.sleep(0.2)
+                job = client.get(f"/api/v1/jobs/{job['id']}").json()
+        assert job["state"] == "succeeded", job
+        assert proc.poll() is None, "up keeps running"

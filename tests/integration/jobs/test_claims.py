@@ -216,3 +216,16 @@ def test_pages_whose_messages_were_lost_get_new_ones_once(settings: Settings) ->
     assert queue.waiting_messages(CPU) == 5
     assert resend_orphaned_pages(settings) == 0, "messages are waiting: nothing more is sent"
     _purge(CPU)
+
+
+def test_a_job_queued_for_a_minute_with_no_ingest_message_is_sent_again(settings: Settings) -> None:
+    old, new = str(uuid.uuid4()), str(uuid.uuid4())
+    with db.session_scope() as session:
+        repo.add_job(session, make_job(old, created_at=utcnow() - timedelta(minutes=2)))
+        repo.add_job(session, make_job(new))
+    _purge(queue.INGEST_QUEUE)
+    _purge(CPU)
+    assert resend_orphaned_pages(settings) == 1, "only the job queued for over a minute"
+    assert queue.waiting_messages(queue.INGEST_QUEUE) == 1
+    assert resend_orphaned_pages(settings) == 0, "its message waits: nothing more is sent"
+    _purge(queue.INGEST_QUEUE)
