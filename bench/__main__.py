@@ -17,10 +17,15 @@ BENCHMARKS = {
     "born_digital": "1,000-page born-digital PDF end to end vs. pdftotext and pypdfium2 (+ distributed mode)",
     "cpu_ocr": "scanned pages through the service vs. Tesseract run directly, same cores",
     "cpu_ocr_rapidocr": "the same with RapidOCR (the default engine), fewer pages: it is slower",
+    "gpu_ceiling": "48 pages/s of simulated GPU capacity: rendering in GPU worker threads vs. processes",
     "gpu_saturation": "scanned pages through the GPU path vs. the vLLM simulator's known capacity",
     "memory": "worker peak RSS on a 10,000-page PDF; API RSS during a 1 GiB upload",
     "auth_overhead": "requests/s of the API with and without key checks and rate limiting",
     "concurrent_uploads": "10, 20 and 50 clients posting ~1 MB PDFs at once: latency and every answer",
+    "load": "10, 50 and 200 polling clients (1 MB PDFs and images): submit/status p95, errors, API CPU",
+    "recovery": "a scanned job whose worker is SIGKILLed after 3 pages: seconds until it moves again",
+    "fair_share": "a one-page job of one tenant behind another tenant's 5,000-page OCR job: time vs. idle",
+    "chaos": "hundreds of jobs while workers, Redis, Postgres and an API are killed: nothing lost, recovery",
 }
 
 
