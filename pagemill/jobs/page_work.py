@@ -57,10 +57,10 @@ class PagesDeferred(TransientError):
 
 
 def read_next(queue_name: str) -> bool:
-    """Claim the next pages waiting on ``queue_name`` and read them, then claim and read more for up to
-    ``worker.claim_more_for_s`` (each claim still chosen fairly): a chunk of text-layer pages takes well
-    under a second, and going back to the broker between chunks would cost more than reading them. False
-    when nothing was waiting.
+    """Claim the next pages waiting on ``queue_name`` and read them; after text-layer pages, claim and read
+    more for up to ``worker.claim_more_for_s`` (each claim still chosen fairly): a chunk of text-layer
+    pages takes well under a second, and going back to the broker between chunks would cost more than
+    reading them. False when nothing was waiting.
 
     PagesDeferred when their engines were unavailable (the caller retries after its ``delay_s``).
     """
@@ -75,7 +75,9 @@ def read_next(queue_name: str) -> bool:
         with claims.holding(claim, settings):
             read_claim(claim, settings)
         finalize_job(claim.job_id)
-        if time.monotonic() >= deadline:
+        # An OCR page takes seconds: a broker round trip is nothing beside it, and going back lets an
+        # ingest task (a new job's first step) in instead of making it wait behind this loop.
+        if claim.ocr or time.monotonic() >= deadline:
             return True
 
 

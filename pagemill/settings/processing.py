@@ -164,9 +164,9 @@ class WorkerSettings(BaseModel):
     claim_more_for_s: float = Field(
         default=1.0,
         ge=0,
-        description="A page task that finished its pages claims more on its queue for up to this long "
-        "(fairly, like any claim) before it returns to the broker: short text-layer chunks then cost no "
-        "broker round trip each. 0: one claim per task.",
+        description="A page task that finished text-layer pages claims more on its queue for up to this "
+        "long (fairly, like any claim) before it returns to the broker: short text-layer chunks then cost "
+        "no broker round trip each. OCR pages return after each page. 0: one claim per task.",
     )
     max_deferrals: int = Field(
         default=5,
