@@ -10,6 +10,7 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from pagemill import __version__
 from pagemill.cli.config import config_cli
@@ -73,4 +74,12 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         typer.echo("pagemill: aborted", err=True)
         sys.exit(130)
+    except (
+        ValidationError
+    ) as exc:  # the settings (environment, TOML file) are invalid: say which, no traceback
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"])
+            variable = "PAGEMILL_" + "__".join(str(part) for part in error["loc"]).upper()
+            typer.echo(f"pagemill: invalid setting {name} ({variable}): {error['msg']}", err=True)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

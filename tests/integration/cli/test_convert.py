@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,23 @@ def test_help_lists_every_engine() -> None:
     assert done.returncode == 0
     for engine in ("tesseract", "rapidocr", "vllm", "remote-openai"):
         assert engine in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize("command", [["config", "check"], ["config", "show"], ["worker"], ["up"]])
+def test_an_invalid_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    env = {**os.environ, "PAGEMILL_DATA_DIR": str(tmp_path / "data"), "PAGEMILL_WORKER__CLAIM_TTL_S": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pagemill", *command],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == (
+        "pagemill: invalid setting worker.claim_ttl_s (PAGEMILL_WORKER__CLAIM_TTL_S): "
+        "Input should be greater than or equal to 3"
+    )
