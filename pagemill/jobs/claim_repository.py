@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, case, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -114,28 +114,32 @@ def claim_pages(
     way. Counts an attempt on each (not past ``max_attempts``: such a page is given up, not read). None if
     another worker took them first."""
     job_id = job.id
-    candidates = session.execute(
-        select(Page.index.label("page"), Page.attempts, Page.ocr, Page.chain_start)
-        .where(Page.job_id == job_id, *_claimable(queue_name, now))
-        .order_by(Page.index)
-        .limit(max_pages)
+
+    def lock_claimable(limit: int) -> list[Any]:
         # Postgres: workers choosing the same job at once take different pages instead of queueing on the
-        # first one's row locks. SQLite has one writer at a time anyway (and ignores this).
-        .with_for_update(skip_locked=True)
-    ).all()
+        # first one's row locks; each locks only what it may take, so a GPU worker's 128 threads claiming
+        # one page each do not lock each other out. SQLite has one writer at a time (and ignores this).
+        return list(
+            session.execute(
+                select(Page.index.label("page"), Page.attempts, Page.ocr, Page.chain_start)
+                .where(Page.job_id == job_id, *_claimable(queue_name, now))
+                .order_by(Page.index)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+        )
+
+    candidates = lock_claimable(1)
     if not candidates:
         return None
     first = candidates[0]
-    if first.attempts > 0:
+    if first.attempts > 0 or first.ocr or max_pages == 1:
         chosen = [first]
     else:
-        chosen = [
-            row
-            for row in candidates
-            if row.attempts == 0 and row.ocr == first.ocr and row.chain_start == first.chain_start
+        more = [row for row in lock_claimable(max_pages) if row.page != first.page]
+        chosen = [first] + [
+            row for row in more if row.attempts == 0 and not row.ocr and row.chain_start == first.chain_start
         ]
-        if first.ocr:
-            chosen = chosen[:1]
     taken = session.execute(
         update(Page)
         .where(
