@@ -224,7 +224,14 @@ def session_scope() -> Iterator[Session]:
     DependencyUnavailable (503 + Retry-After) when no pooled connection is free within
     ``database.pool_timeout_s``.
     """
-    session = _session_factory()()
+    with _scope(_session_factory()) as session:
+        yield session
+
+
+@contextmanager
+def _scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session of ``factory``: committed at the end, rolled back on error, a full pool a 503."""
+    session = factory()
     try:
         yield session
         session.commit()
@@ -259,20 +266,8 @@ def autocommit_scope() -> Iterator[Session]:
         with session_scope() as session:
             yield session
         return
-    session = _autocommit_factory()()
-    try:
+    with _scope(_autocommit_factory()) as session:
         yield session
-        session.commit()
-    except PoolTimeout as exc:
-        session.rollback()
-        raise DependencyUnavailable(
-            "No database connection is free; retry after Retry-After seconds.", retry_after_s=1
-        ) from exc
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionScope = Callable[[], AbstractContextManager[Session]]
