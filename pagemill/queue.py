@@ -200,6 +200,13 @@ def enqueue_after_commit(
     session.info.setdefault("pagemill_pending_tasks", []).append((name, args, queue_name, priority))
 
 
+def enqueue_page_tasks(session: Session, queue_name: str, count: int, *, priority: int = 0) -> None:
+    """Publish ``count`` page tasks for ``queue_name`` once ``session`` commits: each is one unit of work
+    there, whose pages the worker claims in the database (pagemill.jobs.claims)."""
+    for _ in range(count):
+        enqueue_after_commit(session, READ_PAGES, [queue_name], queue_name, priority=priority)
+
+
 def _publish_pending(session: Session) -> None:
     pending: list[tuple[str, list[Any], str | None, int]] = session.info.pop("pagemill_pending_tasks", [])
     for name, args, queue_name, priority in pending:

@@ -45,6 +45,12 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def tasks_for(pages: int, ocr: bool, settings: Settings) -> int:
+    """Page tasks that ``pages`` waiting pages need: one per OCR page, one per chunk of
+    ``worker.pages_per_task`` text-layer pages."""
+    return pages if ocr else -(-pages // settings.worker.pages_per_task)
+
+
 def fair_order(jobs: list[WaitingJob], held: dict[str, int]) -> list[WaitingJob]:
     """``jobs`` in the order the scheduler offers them (see the module docstring)."""
     served: dict[str, datetime] = {}
@@ -96,12 +102,19 @@ def claim_next(queue_name: str, settings: Settings, *, max_pages: int | None = N
 def holder_alive(holder: str) -> bool:
     """Whether the process named by ``holder`` (``host:pid``, on this host) still runs."""
     try:
-        os.kill(int(holder.rsplit(":", 1)[1]), 0)
+        pid = int(holder.rsplit(":", 1)[1])
     except (ValueError, IndexError):
         return True  # not a name this version writes: leave it to its claim's expiry
+    return process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a zombie not yet reaped still does)."""
+    try:
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # someone else's process
         return True
     return True
 
@@ -206,4 +219,4 @@ def give_back(claim_id: str, priority: int) -> None:
     is spent), so they are read again now rather than after the claim lapses."""
     with session_scope() as session:
         for queue_name in claims_repo.release_claim(session, claim_id):
-            queue.enqueue_after_commit(session, queue.READ_PAGES, [queue_name], queue_name, priority=priority)
+            queue.enqueue_page_tasks(session, queue_name, 1, priority=priority)

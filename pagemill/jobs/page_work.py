@@ -162,8 +162,7 @@ def _hand_to_ocr(
     target, chain_start = ocr_route(options, settings)
     with session_scope() as session:
         handed = claims_repo.hand_to_ocr(session, claim.claim_id, indices, target, chain_start)
-        for _ in range(handed):
-            queue.enqueue_after_commit(session, queue.READ_PAGES, [target], target, priority=job.priority)
+        queue.enqueue_page_tasks(session, target, handed, priority=job.priority)
         repo.refresh_progress(session, job.id)
 
 

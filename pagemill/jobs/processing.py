@@ -20,7 +20,7 @@ from pagemill.errors import (
     WorkerCrashed,
 )
 from pagemill.jobs import claim_repository as claims_repo
-from pagemill.jobs import reading
+from pagemill.jobs import claims, reading
 from pagemill.jobs import repository as repo
 from pagemill.jobs.local_files import local_copy
 from pagemill.jobs.options import JobOptions, OcrMode, select_pages
@@ -121,13 +121,10 @@ def _enqueue_pending(job_id: str, settings: Settings) -> None:
         claims_repo.route_pending_pages(
             session, job_id, text_first=text_first, ocr_queue=ocr_queue, chain_start=chain_start
         )
-        work = claims_repo.unclaimed_work(session, job_id)
-        for queue_name, ocr, pages in work:
-            tasks = pages if ocr else -(-pages // settings.worker.pages_per_task)
-            for _ in range(tasks):
-                queue.enqueue_after_commit(
-                    session, queue.READ_PAGES, [queue_name], queue_name, priority=job.priority
-                )
+        for queue_name, ocr, pages in claims_repo.unclaimed_work(session, job_id):
+            queue.enqueue_page_tasks(
+                session, queue_name, claims.tasks_for(pages, ocr, settings), priority=job.priority
+            )
         pending = repo.page_state_counts(session, job_id).get(PageState.PENDING, 0)
     if not pending:
         finalize_job(job_id)

@@ -84,7 +84,7 @@ def release_lapsed_claims() -> int:
                 released += claims_repo.release_claims_of(session, holder)
         released += claims_repo.release_lapsed_claims(session, utcnow())
         for _job_id, queue_name, priority in released:
-            queue.enqueue_after_commit(session, queue.READ_PAGES, [queue_name], queue_name, priority=priority)
+            queue.enqueue_page_tasks(session, queue_name, 1, priority=priority)
     if released:
         jobs = sorted({job_id for job_id, _, _ in released})
         log.warning("released %d page(s) of dead or lapsed claims (jobs %s)", len(released), ", ".join(jobs))
@@ -122,12 +122,9 @@ def resend_orphaned_pages(settings: Settings) -> int:
             continue
         with session_scope() as session:
             for _job_id, priority, ocr, pages in work:
-                tasks = pages if ocr else -(-pages // settings.worker.pages_per_task)
-                for _ in range(min(tasks, _MAX_RESENT - sent)):
-                    queue.enqueue_after_commit(
-                        session, queue.READ_PAGES, [queue_name], queue_name, priority=priority
-                    )
-                    sent += 1
+                tasks = min(claims.tasks_for(pages, ocr, settings), _MAX_RESENT - sent)
+                queue.enqueue_page_tasks(session, queue_name, tasks, priority=priority)
+                sent += tasks
         log.info("queue %s held no message for %d waiting job(s): sent page tasks", queue_name, len(work))
     return sent
 
