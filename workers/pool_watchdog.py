@@ -34,6 +34,8 @@ from typing import Any
 
 from celery.worker import state
 
+from pagemill.jobs.claims import process_alive
+
 log = logging.getLogger(__name__)
 
 STUCK_AFTER_S = 15.0
@@ -76,21 +78,10 @@ def _starts() -> int:
     return sum(state.total_count.values())
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _running_somewhere() -> bool:
     """Whether an active task runs in a live pool process (a long page, not a ghost of a killed one)."""
-    return any(_alive(getattr(request, "worker_pid", None)) for request in list(state.active_requests))
+    pids = [getattr(request, "worker_pid", None) for request in list(state.active_requests)]
+    return any(pid and process_alive(pid) for pid in pids)
 
 
 def _handed_waiting() -> bool:

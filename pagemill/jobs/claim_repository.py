@@ -47,6 +47,10 @@ class ClaimedPages:
         return [index for index, _ in self.pages]
 
 
+# The columns that say a page is held: cleared when its claim ends without the page being finished.
+_UNCLAIMED: dict[str, Any] = {"claim_id": None, "claimed_by": None, "claim_expires_at": None}
+
+
 def _claimable(queue_name: str, now: datetime) -> list[ColumnElement[bool]]:
     return [
         Page.queue == queue_name,
@@ -190,7 +194,7 @@ def release_claim(session: Session, claim_id: str) -> list[str]:
     rows = session.execute(
         update(Page)
         .where(Page.claim_id == claim_id, Page.state == PageState.PENDING)
-        .values(claim_id=None, claimed_by=None, claim_expires_at=None)
+        .values(**_UNCLAIMED)
         .returning(Page.queue)
     ).all()
     return [str(row[0] or "cpu") for row in rows]
@@ -205,9 +209,7 @@ def defer_pages(
         update(Page)
         .where(Page.claim_id == claim_id, Page.index.in_(list(indices)), Page.state == PageState.PENDING)
         .values(
-            claim_id=None,
-            claimed_by=None,
-            claim_expires_at=None,
+            **_UNCLAIMED,
             not_before=not_before,
             deferrals=Page.deferrals + 1,
             attempts=Page.attempts - 1,
@@ -234,9 +236,7 @@ def hand_to_ocr(
         update(Page)
         .where(Page.claim_id == claim_id, Page.index.in_(list(indices)), Page.state == PageState.PENDING)
         .values(
-            claim_id=None,
-            claimed_by=None,
-            claim_expires_at=None,
+            **_UNCLAIMED,
             ocr=True,
             queue=queue_name,
             chain_start=chain_start,
@@ -290,10 +290,15 @@ def claim_holders(session: Session, host_prefix: str) -> list[str]:
 
 def release_claims_of(session: Session, holder: str) -> list[tuple[str, str, int]]:
     """Release every claim of ``holder`` (a process known to be dead): (job id, queue, priority) per page."""
+    return _release(session, Page.claimed_by == holder, Page.claim_id.is_not(None))
+
+
+def _release(session: Session, *held: ColumnElement[bool]) -> list[tuple[str, str, int]]:
+    """Release the pending pages matching ``held`` in one fenced update: (job id, queue, priority) each."""
     rows = session.execute(
         update(Page)
-        .where(Page.claimed_by == holder, Page.claim_id.is_not(None), Page.state == PageState.PENDING)
-        .values(claim_id=None, claimed_by=None, claim_expires_at=None)
+        .where(*held, Page.state == PageState.PENDING)
+        .values(**_UNCLAIMED)
         .returning(Page.job_id, Page.queue)
     ).all()
     return _with_priorities(session, [(str(job_id), str(queue_name or "cpu")) for job_id, queue_name in rows])
@@ -306,28 +311,8 @@ def _with_priorities(session: Session, pages: list[tuple[str, str]]) -> list[tup
     return [(job_id, queue_name, int(priorities.get(job_id, 0))) for job_id, queue_name in pages]
 
 
-def release_lapsed_claims(session: Session, now: datetime, limit: int = 1000) -> list[tuple[str, str, int]]:
+def release_lapsed_claims(session: Session, now: datetime) -> list[tuple[str, str, int]]:
     """Release claims that were not renewed before ``now`` (their worker died or hangs): (job id, queue,
-    priority) per released page, so that a task can be sent for each."""
-    lapsed = session.execute(
-        select(Page.job_id, Page.index)
-        .where(Page.claim_expires_at < now, Page.state == PageState.PENDING)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    released: list[tuple[str, str]] = []
-    for job_id, index in lapsed:
-        row = session.execute(
-            update(Page)
-            .where(
-                Page.job_id == job_id,
-                Page.index == index,
-                Page.state == PageState.PENDING,
-                Page.claim_expires_at < now,
-            )
-            .values(claim_id=None, claimed_by=None, claim_expires_at=None)
-            .returning(Page.queue)
-        ).first()
-        if row is not None:
-            released.append((str(job_id), str(row[0] or "cpu")))
-    return _with_priorities(session, released)
+    priority) per released page, so that a task can be sent for each. One update fenced on the expiry:
+    of several sweepers, one releases each page."""
+    return _release(session, Page.claim_expires_at < now)
