@@ -16,9 +16,12 @@ from pagemill.tenancy import repository as tenancy_repo
 pytestmark = pytest.mark.integration
 
 
+# Pinging is a Postgres matter: SQLite connections are files, and its engine installs no ping at all.
+POSTGRES_ONLY = pytest.mark.parametrize("database", ["postgres"], indirect=True)
+
+
+@POSTGRES_ONLY
 def test_a_connection_that_died_while_idle_is_replaced_without_an_error(database: str) -> None:
-    if database != "postgres":
-        pytest.skip("SQLite connections are files: nothing to ping")
     with db.get_engine().connect() as other:
         with db.session_scope() as session:
             victim = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
@@ -31,9 +34,8 @@ def test_a_connection_that_died_while_idle_is_replaced_without_an_error(database
         assert session.execute(text("SELECT pg_backend_pid()")).scalar_one() != victim
 
 
+@POSTGRES_ONLY
 def test_a_connection_used_a_moment_ago_is_not_pinged(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    if database != "postgres":
-        pytest.skip("SQLite connections are files: nothing to ping")
     pings: list[object] = []
 
     def ping(connection: object) -> bool:
