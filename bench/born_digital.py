@@ -19,7 +19,7 @@ import random
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -201,6 +201,25 @@ def distributed_env_stack() -> tuple[contextlib.ExitStack, dict[str, str]]:
         stack.close()
         raise
     return stack, distributed_env(pg, redis.url, s3, bucket="pagemill-bench")
+
+
+EMBEDDED_LABEL = "embedded (SQLite, SQLite broker)"
+DISTRIBUTED_LABEL = "distributed (Postgres, Redis, moto S3)"
+
+
+def stack_envs(
+    name: str, distributed: bool, extra: Mapping[str, str]
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """(label, environment) of the embedded stack, then of the distributed one unless ``distributed`` is
+    False, each with its own data dir, and ``extra`` on top; the services stay up while the caller runs."""
+    with temp_data_dir() as data_dir:
+        log(f"{name}: embedded")
+        yield EMBEDDED_LABEL, {"PAGEMILL_DATA_DIR": str(data_dir), **extra}
+    if distributed:
+        log(f"{name}: distributed")
+        services, env = distributed_env_stack()
+        with services, temp_data_dir() as data_dir:
+            yield DISTRIBUTED_LABEL, {**env, "PAGEMILL_DATA_DIR": str(data_dir), **extra}
 
 
 def run(distributed: bool = True, runs: int = RUNS, pages: int = PAGES) -> str:

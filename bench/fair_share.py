@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.born_digital import distributed_env_stack, page_texts
+from bench.born_digital import page_texts, stack_envs
 from bench.common import (
     BenchStack,
     auth_headers,
@@ -28,7 +28,6 @@ from bench.common import (
     run_stamp,
     running_stack,
     table,
-    temp_data_dir,
 )
 from tests.support.documents import make_text_pdf
 
@@ -86,16 +85,8 @@ def run(rounds: int = ROUNDS, distributed: bool = True, big_pages: int = BIG_PAG
         big = make_text_pdf(Path(tmp) / "big.pdf", page_texts(big_pages, chars=600, seed=1))
         small = make_text_pdf(Path(tmp) / "small.pdf", page_texts(1, chars=600, seed=2))
         limits = {"PAGEMILL_LIMITS__MAX_PAGES": str(max(big_pages, 5000))}
-        with temp_data_dir() as data_dir:
-            log("fair_share: embedded")
-            results["embedded"] = _mode({"PAGEMILL_DATA_DIR": str(data_dir), **limits}, big, small, rounds)
-        if distributed:
-            log("fair_share: distributed")
-            services, env = distributed_env_stack()
-            with services, temp_data_dir() as data_dir:
-                results["distributed (Postgres, Redis, moto S3)"] = _mode(
-                    {**env, "PAGEMILL_DATA_DIR": str(data_dir), **limits}, big, small, rounds
-                )
+        for label, env in stack_envs("fair_share", distributed, limits):
+            results[label] = _mode(env, big, small, rounds)
     rows = []
     for name, r in results.items():
         ratio = median(r["loaded"]) / median(r["idle"])

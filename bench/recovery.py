@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.born_digital import distributed_env_stack, page_texts
+from bench.born_digital import page_texts, stack_envs
 from bench.common import (
     BenchStack,
     fmt,
@@ -33,7 +33,6 @@ from bench.common import (
     run_stamp,
     running_stack,
     table,
-    temp_data_dir,
 )
 from tests.support.documents import make_scanned_pdf
 from tests.support.services import pagemill_worker
@@ -120,18 +119,8 @@ def run(rounds: int = ROUNDS, distributed: bool = True) -> str:
         warmup = make_scanned_pdf(Path(tmp) / "warmup.pdf", page_texts(1, chars=200, seed=3))
         modes: dict[str, dict[str, list[float]]] = {}
         env_extra = {"PAGEMILL_WORKER__SWEEP_INTERVAL_S": "10"}
-        with temp_data_dir() as data_dir:
-            log("recovery: embedded")
-            modes["embedded (SQLite, SQLite broker)"] = _mode(
-                {"PAGEMILL_DATA_DIR": str(data_dir), **env_extra}, path, warmup, rounds
-            )
-        if distributed:
-            log("recovery: distributed")
-            services, env = distributed_env_stack()
-            with services, temp_data_dir() as data_dir:
-                modes["distributed (Postgres, Redis, moto S3)"] = _mode(
-                    {**env, "PAGEMILL_DATA_DIR": str(data_dir), **env_extra}, path, warmup, rounds
-                )
+        for label, env in stack_envs("recovery", distributed, env_extra):
+            modes[label] = _mode(env, path, warmup, rounds)
     rows = []
     for name, r in modes.items():
         for scenario, label in SCENARIOS:
