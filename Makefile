@@ -50,8 +50,15 @@ worker: install  ## Run only a worker (distributed mode)
 migrate: install  ## Apply database migrations
 	$(PY) -m pagemill migrate
 
-test: $(VENV)/.stamp-dev system-deps  ## Install everything and run the whole test suite
+test: $(VENV)/.stamp-dev system-deps tus-js  ## Install everything and run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
+
+# tus-js-client (npm, pinned by its package-lock.json) for the tus tests, which run it with node. Without npm
+# (system-deps installs nodejs and npm on Debian when it can) those tests are skipped, never failed.
+tus-js:  ## Install tus-js-client for the tus tests (npm ci in tests/support/tus_js)
+	@if command -v npm >/dev/null 2>&1; then \
+	  cd tests/support/tus_js && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm missing: the tus-js-client tests will be skipped (make system-deps installs it)"; fi
 
 test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
@@ -74,4 +81,4 @@ lock: $(VENV)/.stamp-venv  ## Re-pin requirements.lock (runtime) and requirement
 clean:  ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
 
-.PHONY: help system-deps install install-dev up api worker migrate test test-unit lint format bench lock clean
+.PHONY: help system-deps install install-dev up api worker migrate test tus-js test-unit lint format bench lock clean

@@ -19,7 +19,7 @@ from api.middleware import (
 )
 from api.multipart import MultipartCompletenessMiddleware
 from api.rate_limits import limiter
-from api.routes import admin, documents, health, jobs, usage
+from api.routes import admin, batches, documents, health, jobs, result_links, uploads, usage
 from api.routes.docs import install_docs
 from pagemill import __version__
 from pagemill.logging import configure_logging
@@ -48,7 +48,15 @@ def create_app() -> FastAPI:
     internal: dict[int | str, dict[str, object]] = {
         500: {"model": ErrorResponse, "description": "INTERNAL_ERROR: a bug; quote the request_id."}
     }
-    routers = [documents.router, jobs.router, usage.router, admin.router]
+    routers = [
+        documents.router,
+        uploads.router,
+        batches.router,
+        jobs.router,
+        result_links.router,
+        usage.router,
+        admin.router,
+    ]
     for router in routers:
         app.include_router(router, responses=internal)
     app.state.api_routes = [route for router in [health.router, *routers] for route in router.routes]
@@ -72,11 +80,38 @@ def create_app() -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "X-Request-ID", "Content-Type"],
+            # PATCH, HEAD and the tus headers: a browser tus client (tus-js-client) resumes uploads.
+            allow_methods=["GET", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "X-Request-ID",
+                "Content-Type",
+                "Idempotency-Key",
+                "Tus-Resumable",
+                "Upload-Length",
+                "Upload-Defer-Length",
+                "Upload-Metadata",
+                "Upload-Offset",
+                "Upload-Checksum",
+                "Upload-Concat",
+                "X-HTTP-Method-Override",
+            ],
             expose_headers=[
                 "X-Request-ID",
                 "Location",
+                "Upload-Offset",
+                "Upload-Length",
+                "Upload-Defer-Length",
+                "Upload-Metadata",
+                "Upload-Expires",
+                "Tus-Resumable",
+                "Tus-Version",
+                "Tus-Extension",
+                "Tus-Max-Size",
+                "Tus-Checksum-Algorithm",
+                "Pagemill-Job-Id",
+                "Idempotent-Replayed",
                 "Retry-After",
                 "X-RateLimit-Limit",
                 "X-RateLimit-Remaining",

@@ -161,7 +161,8 @@ async def send_error(scope: Scope, send: Send, error: PagemillError, *, close: b
 # Public: the schema and the docs pages (exact paths), health checks and the docs' assets (whole subtrees).
 # Exact, not prefixes: "/api/v1/docs" must not open "/api/v1/docsx" or a future "/api/v1/docs-export".
 _OPEN_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/redoc"})
-_OPEN_SUBTREES = ("/api/v1/health/", "/api/v1/docs/")
+# Result links carry their own authority (a signature and an expiry, pagemill.retention.links).
+_OPEN_SUBTREES = ("/api/v1/health/", "/api/v1/docs/", "/api/v1/result-links/")
 
 
 def needs_credentials(scope: Scope) -> bool:
@@ -256,6 +257,10 @@ class PrincipalMiddleware:
         state["principal"] = principal
         tier = self.settings.tiers.get(principal.tier)
         state["upload_limit"] = min(self.settings.limits.max_upload_bytes, tier.max_file_bytes)
+        if scope.get("path", "").startswith("/api/v1/batches"):
+            # A batch carries many files: the service holds each to the tier's file size (refusing only
+            # that item); the body as a whole is held to the upload limit only.
+            state["upload_limit"] = self.settings.limits.max_upload_bytes
         await self.app(scope, receive, send)
 
 

@@ -15,6 +15,7 @@ from bench.common import DOC, log
 
 BENCHMARKS = {
     "born_digital": "1,000-page born-digital PDF end to end vs. pdftotext and pypdfium2 (+ distributed mode)",
+    "cache_hit": "a resubmitted 1,000-page PDF answered by the result cache vs. its first job (< 5%)",
     "cpu_ocr": "scanned pages through the service vs. Tesseract run directly, same cores",
     "cpu_ocr_rapidocr": "the same with RapidOCR (the default engine), fewer pages: it is slower",
     "gpu_ceiling": "48 pages/s of simulated GPU capacity: rendering in GPU worker threads vs. processes",
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "recovery": "a scanned job whose worker is SIGKILLed after 3 pages: seconds until it moves again",
     "fair_share": "a one-page job of one tenant behind another tenant's 5,000-page OCR job: time vs. idle",
     "chaos": "hundreds of jobs while workers, Redis, Postgres and an API are killed: nothing lost, recovery",
+    "tus_upload": "1 GiB as a tus upload in 8 MiB chunks vs. one multipart POST, to moto S3: ratio, API RSS",
 }
 
 

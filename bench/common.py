@@ -484,7 +484,8 @@ def temp_data_dir(prefix: str = "pagemill-bench-") -> Iterator[Path]:
 def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[BenchStack]:
     """Migrate, make a key of tenant ``bench`` (enterprise), start a worker (queues ingest,cpu,gpu) and the
     API; yield them with a client sending the key; stop both."""
-    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", **env}
+    # The result cache would answer a resubmitted document without page work: benchmarks time the work.
+    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
     _migrate(full_env)
     key = create_key(full_env)
     with (

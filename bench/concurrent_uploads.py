@@ -199,7 +199,8 @@ def run(levels: tuple[int, ...] = LEVELS, modes: tuple[str, ...] = ("embedded", 
             for i in range(max(levels))
         ]
         # INFO, the default: the access log is part of a request's cost, and Celery logs "ready." at INFO.
-        base = {"PAGEMILL_LOG_LEVEL": "INFO"}
+        # The clients repeat a few documents: with the result cache on, the worker would read almost none.
+        base = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false"}
         if "embedded" in modes:
             with embedded_up({**base, "PAGEMILL_DATA_DIR": str(workdir / "embedded")}) as (url, key):
                 rows += measure("embedded (`pagemill up`)", url, key, documents, levels)

@@ -166,7 +166,7 @@ _CHOSEN = re.compile(r"GPU worker: (\d+) pages in flight \((.*)\)")
 @contextlib.contextmanager
 def gpu_stack(env: Mapping[str, str]) -> Iterator[GpuStack]:
     """Migrate and make a key (tenant ``bench``, enterprise); run the API and a CPU worker (ingest,cpu; 1)."""
-    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", **env}
+    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
     _migrate(full_env)
     key = create_key(full_env)
     with (

@@ -242,7 +242,9 @@ def run(
     knees: list[str] = []
     with temp_data_dir() as workdir:
         documents = make_documents(workdir)
-        base = {"PAGEMILL_LOG_LEVEL": "INFO"}  # the default: the access log is part of a request's cost
+        # INFO, the default: the access log is part of a request's cost. The clients repeat a few documents:
+        # with the result cache on, the worker would read almost none of them.
+        base = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false"}
         if "embedded" in modes:
             with embedded({**base, "PAGEMILL_DATA_DIR": str(workdir / "embedded")}) as stack:
                 embedded_rows, embedded_knee = measure(

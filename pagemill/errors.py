@@ -17,10 +17,28 @@
     │   ├── EngineNotConfigured         ENGINE_NOT_CONFIGURED 422 (a model engine without its server setting)
     │   ├── SecretsNotConfigured        SECRETS_NOT_CONFIGURED 422 (a password, but no secrets.key to seal it)
     │   ├── Conflict                    CONFLICT              409 (e.g. result of an unfinished job)
+    │   ├── ResultExpired               RESULT_EXPIRED        410 (retention deleted the results, or a purge)
+    │   ├── LinkExpired                 LINK_EXPIRED          410 (a signed result URL past its expiry)
+    │   ├── BatchTooLarge               BATCH_TOO_LARGE       422 (more items than the tier's max_batch_items)
+    │   ├── UploadOffsetMismatch        UPLOAD_OFFSET_MISMATCH 409 (tus PATCH at another offset than stored)
+    │   ├── UploadIncomplete            UPLOAD_INCOMPLETE     409 (an upload id whose bytes are not all in)
+    │   ├── UploadAlreadyUsed           UPLOAD_ALREADY_USED   409 (an upload that is another job already)
+    │   ├── UploadLocked                UPLOAD_LOCKED         423 + Retry-After (another PATCH is writing)
+    │   ├── UploadExpired               UPLOAD_EXPIRED        410 (past uploads.expire_after_s)
+    │   ├── TusVersionUnsupported       TUS_VERSION_UNSUPPORTED 412 + Tus-Version
+    │   ├── UnsupportedMediaType        UNSUPPORTED_MEDIA_TYPE 415 (PATCH not application/offset+octet-stream)
+    │   ├── ChecksumAlgorithmUnsupported CHECKSUM_ALGORITHM_UNSUPPORTED 400 (Upload-Checksum not sha1/sha256)
+    │   ├── ChecksumMismatch            CHECKSUM_MISMATCH     460 (the body is not what Upload-Checksum says)
     │   ├── RequestTimeout              REQUEST_TIMEOUT       408 (the body stopped arriving; conn. closed)
-    │   └── MalformedRequest            BAD_REQUEST           400 (not HTTP/1.1 the server can parse)
-    │       ├── UrlTooLong              URI_TOO_LONG          414
-    │       └── HeadersTooLarge         HEADERS_TOO_LARGE     431
+    │   ├── MalformedRequest            BAD_REQUEST           400 (not HTTP/1.1 the server can parse)
+    │   │   ├── UrlTooLong              URI_TOO_LONG          414
+    │   │   └── HeadersTooLarge         HEADERS_TOO_LARGE     431
+    │   └── UrlFetchFailed              URL_FETCH_FAILED      422 (a document URL could not be fetched)
+    │       ├── UrlForbidden            URL_FORBIDDEN         422 (scheme, userinfo or a non-global address)
+    │       ├── UrlUnreachable          URL_UNREACHABLE       (no such name, connection refused or reset)
+    │       ├── UrlHttpError            URL_HTTP_ERROR        (the server answered 4xx/5xx; details.status)
+    │       ├── UrlTooLarge             URL_TOO_LARGE         413 (the body is over the tier's file size)
+    │       └── UrlTimeout              URL_TIMEOUT           (connect, a read or the whole fetch too slow)
     ├── AccessError (4xx)               who is calling, and how much they may do
     │   ├── Unauthorized                UNAUTHORIZED          401 (no, unknown, revoked or expired key)
     │   ├── Forbidden                   FORBIDDEN             403 (e.g. admin endpoints without admin)
@@ -166,6 +184,92 @@ class Conflict(InputError):
         return {"Retry-After": str(retry_after)} if retry_after else {}
 
 
+class ResultExpired(InputError):
+    """The job's results were deleted: its tier's retention period passed, or the tenant purged it."""
+
+    code = "RESULT_EXPIRED"
+    http_status = 410
+    default_message = "The job's results were deleted (retention period over, or purged)."
+
+
+class LinkExpired(InputError):
+    """A signed result download URL is past its expiry (ask for a new one)."""
+
+    code = "LINK_EXPIRED"
+    http_status = 410
+    default_message = "This download link has expired; request the result again for a new one."
+
+
+class BatchTooLarge(InputError):
+    code = "BATCH_TOO_LARGE"
+    default_message = "The batch has more items than the tier allows."
+
+
+class UploadOffsetMismatch(Conflict):
+    """A tus PATCH whose Upload-Offset is not the upload's stored offset (HEAD tells the right one)."""
+
+    code = "UPLOAD_OFFSET_MISMATCH"
+    default_message = "Upload-Offset does not match the upload's offset; ask HEAD for it and resume there."
+
+
+class UploadIncomplete(Conflict):
+    code = "UPLOAD_INCOMPLETE"
+    default_message = "The upload has not received all its bytes yet."
+
+
+class UploadAlreadyUsed(Conflict):
+    code = "UPLOAD_ALREADY_USED"
+    default_message = "This upload is already a job (details.job_id), made with other options."
+
+
+class UploadLocked(InputError):
+    """Another PATCH of the same upload is being written (on this or another API replica)."""
+
+    code = "UPLOAD_LOCKED"
+    http_status = 423
+    default_message = "Another request is writing this upload; retry after Retry-After seconds."
+
+    def headers(self) -> dict[str, str]:
+        """It passes when the other request ends."""
+        return {"Retry-After": str(self.details.get("retry_after_s", 1))}
+
+
+class UploadExpired(InputError):
+    code = "UPLOAD_EXPIRED"
+    http_status = 410
+    default_message = "The upload expired before it was finished; start a new one."
+
+
+class TusVersionUnsupported(InputError):
+    code = "TUS_VERSION_UNSUPPORTED"
+    http_status = 412
+    default_message = "Tus-Resumable must be 1.0.0, the only tus version this server speaks."
+
+    def headers(self) -> dict[str, str]:
+        """The tus versions the server supports (tus 1.0: a 412 names them)."""
+        return {"Tus-Version": "1.0.0"}
+
+
+class UnsupportedMediaType(InputError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+    default_message = "A tus PATCH must have Content-Type: application/offset+octet-stream."
+
+
+class ChecksumAlgorithmUnsupported(InputError):
+    code = "CHECKSUM_ALGORITHM_UNSUPPORTED"
+    http_status = 400
+    default_message = "Upload-Checksum must be 'sha1 <base64>' or 'sha256 <base64>'."
+
+
+class ChecksumMismatch(InputError):
+    """tus checksum extension: the PATCH body does not match Upload-Checksum; nothing of it was kept."""
+
+    code = "CHECKSUM_MISMATCH"
+    http_status = 460
+    default_message = "The body does not match Upload-Checksum; nothing of it was kept, send it again."
+
+
 class RequestTimeout(InputError):
     """The request body stopped arriving (``api.body_read_timeout_s`` without a byte)."""
 
@@ -196,6 +300,51 @@ class HeadersTooLarge(MalformedRequest):
     code = "HEADERS_TOO_LARGE"
     http_status = 431
     default_message = "The request's headers are larger than allowed."
+
+
+class UrlFetchFailed(InputError):
+    """A document URL could not be fetched (by the worker) or may not be (the SSRF guard, pagemill.egress).
+
+    ``transient`` marks failures that may pass (connection refused, 5xx, timeouts): the fetch retries them a
+    bounded number of times before the job fails with the error. It is not a TransientError: once those
+    retries are spent the failure is the job's final answer, not a 503.
+    """
+
+    code = "URL_FETCH_FAILED"
+    default_message = "The document could not be fetched from its URL."
+
+    def __init__(self, message: str | None = None, *, transient: bool = False, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.transient = transient
+
+
+class UrlForbidden(UrlFetchFailed):
+    code = "URL_FORBIDDEN"
+    default_message = (
+        "This URL may not be fetched: only http(s) URLs without credentials whose host resolves to public "
+        "addresses are allowed."
+    )
+
+
+class UrlUnreachable(UrlFetchFailed):
+    code = "URL_UNREACHABLE"
+    default_message = "The URL's server could not be reached (unknown name, connection refused or reset)."
+
+
+class UrlHttpError(UrlFetchFailed):
+    code = "URL_HTTP_ERROR"
+    default_message = "The URL's server answered with an error status."
+
+
+class UrlTooLarge(UrlFetchFailed):
+    code = "URL_TOO_LARGE"
+    http_status = 413
+    default_message = "The document at the URL is larger than allowed."
+
+
+class UrlTimeout(UrlFetchFailed):
+    code = "URL_TIMEOUT"
+    default_message = "The URL's server was too slow (connecting, sending, or the whole fetch)."
 
 
 class ProcessingError(PagemillError):

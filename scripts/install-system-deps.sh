@@ -6,6 +6,7 @@
 #                        qpdf                                                 (building encrypted/broken PDFs)
 #                        poppler-utils                                        (pdftotext: benchmark baseline)
 #                        chromium                                             (the offline API docs, in a real browser)
+#                        nodejs npm                                           (tus-js-client, in the tus upload tests)
 #
 # Idempotent and fast when everything is installed: it only asks dpkg, and runs `apt-get update` (once)
 # only when something is missing. Installs as root, or through `sudo -n` when that needs no password;
@@ -17,7 +18,7 @@
 set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
-test_pkgs=(postgresql redis-server qpdf poppler-utils chromium)
+test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm)
 
 runtime_only=0
 check_only=0
@@ -26,7 +27,7 @@ for arg in "$@"; do
         --runtime-only) runtime_only=1 ;;
         --check) check_only=1 ;;
         -h | --help)
-            sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -61,6 +62,8 @@ pkg_present() {
         qpdf) command -v qpdf >/dev/null 2>&1 ;;
         poppler-utils) command -v pdftotext >/dev/null 2>&1 ;;
         chromium) command -v chromium >/dev/null 2>&1 ;;
+        nodejs) command -v node >/dev/null 2>&1 ;;
+        npm) command -v npm >/dev/null 2>&1 ;;
         *) return 1 ;;
     esac
 }

@@ -109,6 +109,7 @@ def list_audit(
     since: Annotated[IsoDateTime | None, Query(description="Only events at or after this time.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 100,
 ) -> AuditList:
-    """Key creation and revocation, job creation, cancels and result reads: who, what, when, from where."""
+    """Key creation and revocation, job creation, cancels and purges, batch creation and cancels, and result
+    reads: who, what, when, from where."""
     events = audit.list_events(session, tenant_id=tenant, action=action, since=since, limit=limit)
     return AuditList(items=[AuditEventOut.from_event(event) for event in events])

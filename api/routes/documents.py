@@ -4,16 +4,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, File, Form, Header, Request, Response, UploadFile, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    File,
+    Form,
+    Header,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
+from fastapi.exceptions import RequestValidationError
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from api.json_body import JSON_REQUEST_BODY, MISSING_DOCUMENT, UrlSubmission, url_submission_body
 from api.rate_limits import rate_limited
-from pagemill.engines.registry import ENGINE_NAMES
-from pagemill.jobs import reading, service
-from pagemill.jobs.options import JobOptions, OcrMode, OutputFormat, validate_page_range
+from pagemill.jobs import reading, submission, url_submission
+from pagemill.jobs.options import OcrMode, form_options
 from pagemill.jobs.schemas import JobOut
+from pagemill.models import Job
+from pagemill.uploads import service as upload_service
 
 router = APIRouter(prefix="/api/v1", tags=["documents"], responses=AUTH_ERRORS)
 
@@ -33,14 +47,22 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     },
     409: {
         "model": ErrorResponse,
-        "description": "CONFLICT: a request with the same Idempotency-Key is in progress; retry.",
+        "description": "CONFLICT: a request with the same Idempotency-Key is in progress; retry. "
+        "UPLOAD_INCOMPLETE: the upload_id's bytes are not all in. UPLOAD_ALREADY_USED: the upload is "
+        "another job already, made with other options (the same options answer that job again).",
+    },
+    404: {"model": ErrorResponse, "description": "NOT_FOUND: no upload with this upload_id for the tenant."},
+    410: {
+        "model": ErrorResponse,
+        "description": "UPLOAD_EXPIRED: the upload_id passed uploads.expire_after_s.",
     },
     422: {
         "model": ErrorResponse,
         "description": "EMPTY_FILE, VALIDATION_ERROR (a field is invalid), IDEMPOTENCY_KEY_REUSED, "
         "ENGINE_NOT_CONFIGURED (the engine, or the default chain, names a model server this deployment has "
-        "not set; the message names the setting) or SECRETS_NOT_CONFIGURED (a password, but no secrets.key "
-        "to keep it sealed).",
+        "not set; the message names the setting), SECRETS_NOT_CONFIGURED (a password, but no secrets.key "
+        "to keep it sealed) or URL_FORBIDDEN (url: not http(s), has userinfo, or its host is a literal "
+        "address or localhost name the SSRF guard refuses; details.reason says which).",
     },
     429: {
         "model": ErrorResponse,
@@ -61,6 +83,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     response_model=JobOut,
     responses=_ERRORS,
     summary="Submit a document",
+    openapi_extra=JSON_REQUEST_BODY,
 )
 @rate_limited
 def submit_document(
@@ -72,7 +95,20 @@ def submit_document(
     actor: ActorDep,
     response: Response,
     background: BackgroundTasks,
-    file: Annotated[UploadFile, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")],
+    json_body: Annotated[UrlSubmission | None, Depends(url_submission_body)],
+    file: Annotated[
+        UploadFile | None, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")
+    ] = None,
+    upload_id: Annotated[
+        str | None,
+        Form(
+            description="Instead of file: the id of a finished tus upload (`/api/v1/uploads`) of this tenant."
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        Form(description="Instead of file: an http(s) URL the worker fetches the document from."),
+    ] = None,
     formats: Annotated[
         str, Form(description="Comma-separated result formats: markdown, text, json.")
     ] = "markdown,text,json",
@@ -88,6 +124,13 @@ def submit_document(
         Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
     ] = None,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
+    cache: Annotated[
+        bool,
+        Form(
+            description="false: read the document afresh even when the result cache holds the results of "
+            "the same document with the same options (see `cached_from`)."
+        ),
+    ] = True,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -104,29 +147,57 @@ def submit_document(
 
     The type is detected from the content, never from the file name or Content-Type. The tenant's tier
     caps the file size and page count; the document counts against its daily or monthly quota.
+
+    Instead of `file`, a `url` (form field, or a JSON body `{"url": ..., "options": {...}}` sent as
+    `application/json`) has a worker fetch the document: the API checks only the URL's form and literal
+    address, answers 202 at once, and the job fails with URL_FORBIDDEN, URL_UNREACHABLE, URL_HTTP_ERROR,
+    URL_TOO_LARGE or URL_TIMEOUT if the fetch does (the quota is counted at submission).
     """
     from pagemill.errors import ValidationFailed
 
-    try:
-        wanted = [OutputFormat(part.strip()) for part in formats.split(",") if part.strip()]
-    except ValueError as exc:
-        raise ValidationFailed(
-            "formats must be a comma-separated list of markdown, text, json.", field="formats"
-        ) from exc
-    if not wanted:
-        raise ValidationFailed("formats must name at least one format.", field="formats")
-    if engine is not None and engine not in ENGINE_NAMES:
-        raise ValidationFailed(
-            f"engine must be one of {', '.join(ENGINE_NAMES)}.", field="engine", value=engine
-        )
-    options = JobOptions(
-        formats=list(dict.fromkeys(wanted)),
-        page_range=validate_page_range(page_range),
-        ocr_mode=ocr_mode,
-        engine=engine,
-    )
+    if json_body is not None:
+        # application/json: the URL and the options of the form fields, which are empty then.
+        url, password, engine = json_body.url, json_body.options.password, json_body.options.engine
+        formats = ",".join(json_body.options.formats)
+        page_range, ocr_mode = json_body.options.page_range, json_body.options.ocr_mode
+    options = form_options(formats, page_range, ocr_mode, engine)
     reading.require_engines_configured(options, settings)
-    job, replayed = service.submit_document(
+    given = [name for name, value in (("file", file), ("upload_id", upload_id), ("url", url)) if value]
+    if not given:
+        # Worded by the one validation handler: how to send a file part (the usual mistake).
+        raise RequestValidationError([MISSING_DOCUMENT])
+    if len(given) != 1:
+        raise ValidationFailed("Send exactly one of file, upload_id and url.", field="file", given=given)
+    if upload_id is not None:
+        # A finished tus upload (/api/v1/uploads): its bytes are in place already, nothing is copied.
+        job, replayed = upload_service.submit_upload(
+            sessions,
+            store,
+            settings,
+            principal=principal,
+            actor=actor,
+            upload_id=upload_id,
+            options=options,
+            password=password,
+            idempotency_key=idempotency_key,
+            after_response=background.add_task,
+        )
+        return _accepted(response, job, replayed)
+    if url is not None:
+        job, replayed = url_submission.submit_url(
+            sessions,
+            settings,
+            principal=principal,
+            actor=actor,
+            url=url,
+            options=options,
+            password=password,
+            idempotency_key=idempotency_key,
+            after_response=background.add_task,
+        )
+        return _accepted(response, job, replayed)
+    assert file is not None
+    job, replayed = submission.submit_document(
         sessions,
         store,
         settings,
@@ -139,7 +210,13 @@ def submit_document(
         idempotency_key=idempotency_key,
         # The broker publish waits until the 202 is sent: the answer does not depend on it.
         after_response=background.add_task,
+        use_cache=cache,
     )
+    return _accepted(response, job, replayed)
+
+
+def _accepted(response: Response, job: Job, replayed: bool) -> JobOut:
+    """The 202 of a submission: the job, where to poll it, and whether it was replayed."""
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"

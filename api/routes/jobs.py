@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import ReadScopeDep, SessionDep, SettingsDep, StoreDep
@@ -15,6 +15,8 @@ from pagemill.jobs import service
 from pagemill.jobs.options import OutputFormat
 from pagemill.jobs.schemas import JobList, JobOut, PageOut
 from pagemill.models import JobState
+from pagemill.retention import downloads
+from pagemill.retention import service as retention
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], responses=AUTH_ERRORS)
 
@@ -85,8 +87,13 @@ def get_job(
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
     responses={
+        200: {"model": JobOut, "description": "With purge=true: the job, its blobs and page text deleted."},
         **_NOT_FOUND,
-        409: {"model": ErrorResponse, "description": "CONFLICT: the job already succeeded or failed."},
+        409: {
+            "model": ErrorResponse,
+            "description": "CONFLICT: cancel: the job already succeeded, failed or expired; purge: the job "
+            "is still active (cancel it first).",
+        },
         **_UNAVAILABLE,
     },
 )
@@ -97,12 +104,26 @@ def cancel_job(
     principal: CurrentPrincipal,
     actor: ActorDep,
     session: SessionDep,
+    store: StoreDep,
     job_id: JobId,
+    purge: Annotated[
+        bool,
+        Query(
+            description="Instead of cancelling: delete a finished job's original, results and page text now "
+            "(right to erasure; audited). The job then shows `expired` and `purged`, and its results answer "
+            "410 RESULT_EXPIRED. Answered 200."
+        ),
+    ] = False,
 ) -> JobOut:
     """Cancel a job: it stops at the next page boundary and ends `cancelled`, keeping finished pages.
 
-    A job no worker has started is cancelled at once. Cancelling a cancelled job is a no-op.
+    A job no worker has started is cancelled at once. Cancelling a cancelled job is a no-op. With
+    `purge=true`, a finished job's data is deleted instead (see the parameter).
     """
+    if purge:
+        response.status_code = status.HTTP_200_OK
+        job = retention.purge_job(session, store, principal.tenant_id, job_id, actor=actor)
+        return JobOut.from_job(job)
     return JobOut.from_job(service.cancel_job(session, principal.tenant_id, job_id, actor=actor))
 
 
@@ -113,11 +134,19 @@ def cancel_job(
             "description": "The result: markdown, plain text (pages separated by form feeds) or JSON.",
             "content": {"text/markdown": {}, "text/plain": {}, "application/json": {}},
         },
+        307: {
+            "description": "With redirect=true: `Location` is a short-lived URL of the result that needs no "
+            "API key (a presigned S3 URL, or a signed `/api/v1/result-links/...` URL on the local backend)."
+        },
         **_NOT_FOUND,
         409: {
             "model": ErrorResponse,
             "description": "CONFLICT: the job has not finished, failed, or was cancelled before any page "
             "was read (details.state).",
+        },
+        410: {
+            "model": ErrorResponse,
+            "description": "RESULT_EXPIRED: the results were deleted by retention or a purge.",
         },
         **_UNAVAILABLE,
     },
@@ -130,10 +159,22 @@ def get_result(
     actor: ActorDep,
     session: SessionDep,
     store: StoreDep,
+    settings: SettingsDep,
     job_id: JobId,
     format: Annotated[OutputFormat, Query(description="markdown, text or json.")] = OutputFormat.MARKDOWN,
-) -> StreamingResponse:
-    """The assembled result of a succeeded (or, partially, a cancelled) job, streamed."""
+    redirect: Annotated[
+        bool,
+        Query(
+            description="Answer 307 to a short-lived download URL (storage.result_url_ttl_s) instead of "
+            "streaming the result through the API."
+        ),
+    ] = False,
+) -> Response:
+    """The assembled result of a succeeded (or, partially, a cancelled) job, streamed, or with
+    `redirect=true` a redirect to a URL that serves it without an API key for a few minutes."""
+    if redirect:
+        url = downloads.result_url(session, store, settings, principal.tenant_id, job_id, format, actor=actor)
+        return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
     chunks, media_type = service.open_result(session, store, principal.tenant_id, job_id, format, actor=actor)
     return StreamingResponse(chunks, media_type=media_type)
 
@@ -143,6 +184,10 @@ def get_result(
     response_model=PageOut,
     responses={
         404: {"model": ErrorResponse, "description": "NOT_FOUND: no such job or page."},
+        410: {
+            "model": ErrorResponse,
+            "description": "RESULT_EXPIRED: the job's pages were deleted by retention or a purge.",
+        },
         **_UNAVAILABLE,
     },
 )

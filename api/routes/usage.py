@@ -23,8 +23,9 @@ def get_usage(
     session: SessionDep,
     settings: SettingsDep,
 ) -> UsageOut:
-    """Documents counted today and this month against the tier's quotas, pages read this month, and what the
-    tier allows (request rate, file size, pages, priority). Days and months are UTC."""
+    """Documents counted today and this month against the tier's quotas, pages read this month, documents
+    answered from the result cache this month, and what the tier allows (request rate, file size, pages,
+    priority, batch size, retention). Days and months are UTC."""
     tier = settings.tiers.get(principal.tier)
     day, month, pages = usage.usage_of(session, principal.tenant_id, tier, utcnow())
     return UsageOut(
@@ -34,4 +35,5 @@ def get_usage(
         day=PeriodUsageOut.from_usage(day),
         month=PeriodUsageOut.from_usage(month),
         pages_this_month=pages,
+        cached_this_month=usage.cached_documents(session, principal.tenant_id, utcnow()),
     )

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.errors import InvalidPageRange, ValidationFailed
 
 
@@ -84,3 +85,35 @@ def select_pages(spec: str | None, page_count: int) -> list[int]:
             page_count=page_count,
         )
     return sorted(selected)
+
+
+def parse_formats(text: str) -> list[OutputFormat]:
+    """Comma-separated result formats, deduplicated in order; ValidationFailed when empty or unknown."""
+    try:
+        wanted = [OutputFormat(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ValidationFailed(
+            "formats must be a comma-separated list of markdown, text, json.", field="formats"
+        ) from exc
+    if not wanted:
+        raise ValidationFailed("formats must name at least one format.", field="formats")
+    return list(dict.fromkeys(wanted))
+
+
+def check_engine_name(engine: str | None) -> str | None:
+    """``engine`` if it names an engine (or is None); ValidationFailed otherwise."""
+    if engine is not None and engine not in ENGINE_NAMES:
+        raise ValidationFailed(
+            f"engine must be one of {', '.join(ENGINE_NAMES)}.", field="engine", value=engine
+        )
+    return engine
+
+
+def form_options(formats: str, page_range: str | None, ocr_mode: OcrMode, engine: str | None) -> JobOptions:
+    """The job options of a submission's form fields (POST /documents, /batches, tus metadata), checked."""
+    return JobOptions(
+        formats=parse_formats(formats),
+        page_range=validate_page_range(page_range),
+        ocr_mode=ocr_mode,
+        engine=check_engine_name(engine),
+    )

@@ -28,6 +28,7 @@ from pagemill.jobs.claim_repository import ClaimedPages
 from pagemill.jobs.local_files import local_copy
 from pagemill.jobs.options import JobOptions
 from pagemill.jobs.processing import finalize_job, ocr_route
+from pagemill.jobs.results import public_lines
 from pagemill.metrics import PAGES
 from pagemill.models import Job, JobState, PageState
 from pagemill.models.base import utcnow
@@ -112,6 +113,7 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
     # millisecond or two, so a chunk looks for a cancel at each flush (every 32 pages or half a second).
     chain = reading.engine_chain(options, settings)
     password = open_secret(job.document_password_sealed, settings)
+    assert job.kind is not None  # a job has pages only once its document is known (fetched, for a URL)
     with open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source:
         for position, index in enumerate(indices):
             started = time.perf_counter()
@@ -209,11 +211,8 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
                     "rotation": result.rotation,
                     "text": result.text,
                     "markdown": result.markdown,
-                    "data": {
-                        "settings": result.settings,
-                        "timings_ms": result.timings_ms,
-                        "lines": result.to_dict()["lines"],
-                    },
+                    "data": {"settings": result.settings, "timings_ms": result.timings_ms},
+                    "lines_json": public_lines(result.lines),
                     "duration_ms": result.timings_ms.get("total"),
                 }
             )

@@ -20,7 +20,7 @@ from pagemill.errors import (
     WorkerCrashed,
 )
 from pagemill.jobs import claim_repository as claims_repo
-from pagemill.jobs import claims, reading
+from pagemill.jobs import claims, reading, url_source
 from pagemill.jobs import repository as repo
 from pagemill.jobs.local_files import local_copy
 from pagemill.jobs.options import JobOptions, OcrMode, select_pages
@@ -44,31 +44,38 @@ def fail_job(job_id: str, error: PagemillError) -> None:
             log.info("job %s failed: %s %s", job_id, error.code, error.message)
 
 
-def ingest_job(job_id: str) -> None:
-    """Open the document in a sandbox, check it, create its pages and enqueue their reading."""
+def ingest_job(job_id: str) -> bool:
+    """Open the document in a sandbox, check it, create its pages and enqueue their reading; True when
+    text-layer pages of the job wait on the CPU queue (a worker of that queue may start on them at once)."""
     settings = get_settings()
     with session_scope() as session:
         attempt = repo.start_job(session, job_id)
         job = repo.get_job(session, job_id)
     if attempt is None or job is None:
-        return  # final already (finished, cancelled before start) or gone
+        return False  # final already (finished, cancelled before start) or gone
     if job.pages_total is None:
         # Only opening the document counts against the job's attempts: a re-planned job (after a lost
         # message) just re-sends its pending pages, whose own attempts are counted per page.
         if attempt > settings.worker.max_attempts:
             fail_job(job_id, WorkerCrashed(attempts=attempt - 1))
-            return
+            return False
         try:
+            if job.sha256 is None and job.source_url is not None:
+                # A URL job: fetch its document first (SSRF-guarded, bounded retries), then go on as for
+                # an upload. A fetch failure ends the job with its URL_* code.
+                job = url_source.fetch_source(job, settings)
             _plan(job, settings)
         except TransientError:
             raise
         except PagemillError as exc:
             fail_job(job_id, exc)
-            return
-    _enqueue_pending(job_id, settings)
+            return False
+    return _enqueue_pending(job_id, settings)
 
 
 def _plan(job: Job, settings: Settings) -> None:
+    # Known for every job but a URL job not fetched yet, and those are fetched before they are planned.
+    assert job.kind is not None
     path = local_copy(get_blob_store(), job.source_key)
     password = open_secret(job.document_password_sealed, settings)
     try:
@@ -107,14 +114,16 @@ def ocr_route(options: JobOptions, settings: Settings) -> tuple[str, int]:
     return engine_pool(chain[start]), start
 
 
-def _enqueue_pending(job_id: str, settings: Settings) -> None:
+def _enqueue_pending(job_id: str, settings: Settings) -> bool:
     """Route the job's pending pages and send one page task per unit of work: text-layer pages in chunks of
     ``worker.pages_per_task`` on the CPU queue, OCR pages one by one on the queue of the pool that runs the
-    OCR engine. A task names only its queue; the worker that receives it claims the next pages fairly."""
+    OCR engine. A task names only its queue; the worker that receives it claims the next pages fairly.
+    True when text-layer pages wait on the CPU queue."""
+    text_waiting = False
     with session_scope() as session:
         job = repo.get_job(session, job_id)
         if job is None:
-            return
+            return False
         options = JobOptions.model_validate(job.options)
         text_first = job.kind == DocumentKind.PDF and options.ocr_mode != OcrMode.OCR
         ocr_queue, chain_start = ocr_route(options, settings)
@@ -125,9 +134,11 @@ def _enqueue_pending(job_id: str, settings: Settings) -> None:
             queue.enqueue_page_tasks(
                 session, queue_name, claims.tasks_for(pages, ocr, settings), priority=job.priority
             )
+            text_waiting = text_waiting or (queue_name == queue.CPU_QUEUE and not ocr)
         pending = repo.page_state_counts(session, job_id).get(PageState.PENDING, 0)
     if not pending:
         finalize_job(job_id)
+    return text_waiting
 
 
 def finalize_job(job_id: str) -> None:

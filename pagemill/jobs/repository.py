@@ -144,7 +144,7 @@ def cancel_requested(session: Session, job_id: str) -> bool:
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-_DONE_COLUMNS = ("engine", "model", "rotation", "text", "markdown", "data", "duration_ms")
+_DONE_COLUMNS = ("engine", "model", "rotation", "text", "markdown", "data", "lines_json", "duration_ms")
 _FAILED_COLUMNS = ("error_code", "error_message")
 _DEFAULTS: dict[str, Any] = {"rotation": 0}
 
@@ -280,6 +280,7 @@ class PageRecord:
     model: str | None
     rotation: int
     data: dict[str, Any] | None
+    lines_json: str | None
     attempts: int
     duration_ms: float | None
     error_code: str | None

@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import IO, Any, Protocol
 
+from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
 from pagemill.models import Job, PageState
 
@@ -29,20 +30,50 @@ class PageLike(Protocol):
     model: str | None
     rotation: int
     data: dict[str, Any] | None
+    lines_json: str | None
     attempts: int
     duration_ms: float | None
     error_code: str | None
     error_message: str | None
 
 
-def _floats(values: list[Any] | None) -> list[float] | None:
+def _floats(values: Iterable[Any] | None) -> list[float] | None:
     return None if values is None else [float(v) for v in values]
 
 
-def page_body(page: PageLike) -> dict[str, Any]:
-    """A page's public JSON shape, exactly ``PageOut.from_page(page).model_dump(mode="json")``, built
-    without a model per page and per line: a 1,000-page document has tens of thousands of lines, and
-    validating them made up most of the time of writing its results."""
+def public_lines(lines: Iterable[TextLine]) -> str:
+    """An engine's lines as the JSON array of their public shape (``LineOut``), stored with the page as
+    ``lines_json`` by the worker that read it."""
+    return json.dumps(
+        [
+            {
+                "text": line.text,
+                "bbox": _floats(line.bbox),
+                "confidence": None if line.confidence is None else float(line.confidence),
+            }
+            for line in lines
+        ],
+        ensure_ascii=False,
+    )
+
+
+def page_lines(page: PageLike) -> list[dict[str, Any]]:
+    """A page's lines in their public shape: from ``lines_json``, or from ``data`` on pages saved before
+    that column."""
+    if page.lines_json is not None:
+        lines: list[dict[str, Any]] = json.loads(page.lines_json)
+        return lines
+    return [
+        {
+            "text": line["text"],
+            "bbox": _floats(line.get("bbox")),
+            "confidence": None if (confidence := line.get("confidence")) is None else float(confidence),
+        }
+        for line in (page.data or {}).get("lines", [])
+    ]
+
+
+def _body_without_lines(page: PageLike) -> dict[str, Any]:
     data = page.data or {}
     error = None
     if page.error_code:
@@ -56,18 +87,26 @@ def page_body(page: PageLike) -> dict[str, Any]:
         "model": page.model,
         "rotation": page.rotation,
         "settings": data.get("settings", {}),
-        "lines": [
-            {
-                "text": line["text"],
-                "bbox": _floats(line.get("bbox")),
-                "confidence": None if (confidence := line.get("confidence")) is None else float(confidence),
-            }
-            for line in data.get("lines", [])
-        ],
         "attempts": page.attempts,
         "duration_ms": page.duration_ms,
         "error": error,
     }
+
+
+def page_body(page: PageLike) -> dict[str, Any]:
+    """A page's public JSON shape, exactly ``PageOut.from_page(page).model_dump(mode="json")`` (same keys in
+    the same order, lines last), built without a model per page and per line."""
+    return {**_body_without_lines(page), "lines": page_lines(page)}
+
+
+def page_json(page: PageLike) -> bytes:
+    """``page_body(page)`` encoded as JSON, with a page's stored ``lines_json`` spliced in as it is: a
+    1,000-page document has tens of thousands of lines, and decoding and re-encoding them in the one process
+    that assembles the result was most of the time of writing it."""
+    if page.lines_json is None:
+        return json.dumps(page_body(page), ensure_ascii=False).encode()
+    head = json.dumps(_body_without_lines(page), ensure_ascii=False)
+    return f'{head[:-1]}, "lines": {page.lines_json}}}'.encode()
 
 
 def write_results(
@@ -99,8 +138,7 @@ def write_results(
             prefix = "" if first else PAGE_SEPARATOR_TEXT
             files[OutputFormat.TEXT].write(f"{prefix}{text}".encode())
         if json_out is not None:
-            body = page_body(page)
-            json_out.write((b"" if first else b", ") + json.dumps(body, ensure_ascii=False).encode())
+            json_out.write((b"" if first else b", ") + page_json(page))
         first = False
     if json_out is not None:
         json_out.write(b"]}")

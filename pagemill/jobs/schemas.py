@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pagemill.jobs.options import JobOptions
+from pagemill.jobs.results import page_lines
 from pagemill.models import Job, Page
 
 
@@ -38,11 +39,22 @@ class JobOut(BaseModel):
     """A job: its state, progress and, when it failed, why."""
 
     id: str
-    state: str = Field(description="queued, running, succeeded, failed or cancelled.")
-    filename: str
-    kind: str = Field(description="Detected type: pdf, png, jpeg, tiff or webp.")
-    size_bytes: int
-    sha256: str
+    state: str = Field(
+        description="queued, running, succeeded, failed, cancelled or expired (its results were deleted by "
+        "retention or a purge)."
+    )
+    filename: str | None = Field(
+        description="The document's name (a URL job: the last segment of its URL); null until a URL job's "
+        "document is fetched."
+    )
+    kind: str | None = Field(
+        description="Detected type: pdf, png, jpeg, tiff or webp; null until a URL job's document is fetched."
+    )
+    size_bytes: int | None = Field(description="Null until a URL job's document is fetched.")
+    sha256: str | None = Field(description="Null until a URL job's document is fetched.")
+    source_url: str | None = Field(
+        default=None, description="A URL job: the URL the worker fetches the document from; else null."
+    )
     options: JobOptions
     cancel_requested: bool
     page_count: int | None = Field(
@@ -54,6 +66,19 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     timings: Timings
+    batch_id: str | None = Field(default=None, description="The batch the job was submitted in, if any.")
+    cached_from: str | None = Field(
+        default=None,
+        description="The earlier job whose results were copied instead of reading the pages (result cache); "
+        "null when the pages were read for this job.",
+    )
+    original_deleted_at: datetime | None = Field(
+        default=None, description="When retention (or a purge) deleted the original document; results stay."
+    )
+    expired_at: datetime | None = Field(
+        default=None, description="When the results were deleted (state expired): retention, or a purge."
+    )
+    purged: bool = Field(default=False, description="The results were deleted at the tenant's request.")
 
     @classmethod
     def from_job(cls, job: Job) -> JobOut:
@@ -75,6 +100,7 @@ class JobOut(BaseModel):
             kind=job.kind,
             size_bytes=job.size_bytes,
             sha256=job.sha256,
+            source_url=job.source_url,
             options=JobOptions.model_validate(job.options),
             cancel_requested=job.cancel_requested,
             page_count=job.page_count,
@@ -84,6 +110,11 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             timings=Timings(queued_ms=queued_ms, running_ms=running_ms),
+            batch_id=job.batch_id,
+            cached_from=job.cached_from,
+            original_deleted_at=job.source_deleted_at,
+            expired_at=job.expired_at,
+            purged=bool(job.purged),
         )
 
 
@@ -115,10 +146,11 @@ class PageOut(BaseModel):
     model: str | None = None
     rotation: int = Field(default=0, description="Degrees the page was turned to read it upright.")
     settings: dict[str, Any] = Field(default_factory=dict)
-    lines: list[LineOut] = Field(default_factory=list)
     attempts: int
     duration_ms: float | None = None
     error: ErrorInfo | None = None
+    # Last: the bulky part (the JSON result splices each page's stored lines in at the end of its object).
+    lines: list[LineOut] = Field(default_factory=list)
 
     @classmethod
     def from_page(cls, page: Page) -> PageOut:
@@ -136,8 +168,8 @@ class PageOut(BaseModel):
             model=page.model,
             rotation=page.rotation,
             settings=data.get("settings", {}),
-            lines=[LineOut(**line) for line in data.get("lines", [])],
             attempts=page.attempts,
             duration_ms=page.duration_ms,
             error=error,
+            lines=[LineOut(**line) for line in page_lines(page)],
         )

@@ -14,6 +14,10 @@ Then, for active (queued or running) jobs:
   ``worker.max_requeues`` times in a row without a page finishing or being taken by a worker in between;
   the next time it is ended ``failed`` (JOB_STALLED) instead of being re-enqueued forever.
 
+Last, retention (pagemill.retention.service): originals and results past their tier's retention are deleted,
+and jobs whose results went end ``expired``.
+Expired and deleted tus uploads are removed, their S3 multipart uploads aborted (pagemill.uploads.sweeper).
+
 Pages still pending when a job is given up fail with the job's code. Every claim is a conditional update,
 so several sweepers never act on the same job twice, and every end is fenced on the job being active, so a
 worker finishing at the same moment wins or loses cleanly (its page writes are fenced on pending pages).
@@ -34,6 +38,7 @@ from pagemill.jobs import repository as repo
 from pagemill.jobs.processing import finalize_job
 from pagemill.models import JobState
 from pagemill.models.base import utcnow
+from pagemill.retention.service import sweep_expired
 from pagemill.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -71,7 +76,22 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
         log.warning("re-enqueued %d stalled job(s): %s", len(requeued), ", ".join(requeued))
     for job in stalled:
         give_up(job.id, JobStalled(requeues=job.requeues - 1, lease_s=worker.lease_s))
+    # Last: a failing blob store must not hold up the recovery of stalled jobs above.
+    sweep_expired(settings)
+    sweep_uploads_safely(settings)
     return requeued
+
+
+def sweep_uploads_safely(settings: Settings) -> None:
+    """Remove expired and deleted tus uploads (pagemill.uploads.sweeper); a storage or database failure
+    is logged and retried at the next sweep, never raised into the job sweep."""
+    from pagemill.storage import get_blob_store
+    from pagemill.uploads.sweeper import sweep_uploads
+
+    try:
+        sweep_uploads(settings, get_blob_store())
+    except Exception:
+        log.warning("upload sweep failed; retried at the next sweep", exc_info=True)
 
 
 def release_lapsed_claims() -> int:

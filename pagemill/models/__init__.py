@@ -1,18 +1,24 @@
 """Every ORM model, on one metadata (Alembic's target)."""
 
 from pagemill.models.base import Base
+from pagemill.models.batch import Batch, BatchItem
 from pagemill.models.job import Job, JobState, Page, PageState
 from pagemill.models.tenancy import DEFAULT_TENANT, ApiKey, AuditEvent, Tenant, UsageCounter
+from pagemill.models.upload import Upload, UploadState
 
 __all__ = [
     "DEFAULT_TENANT",
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Batch",
+    "BatchItem",
     "Job",
     "JobState",
     "Page",
     "PageState",
     "Tenant",
+    "Upload",
+    "UploadState",
     "UsageCounter",
 ]

@@ -13,21 +13,23 @@ from pagemill.models.base import Base, UtcDateTime, utcnow
 
 
 class JobState(StrEnum):
-    """queued → running → succeeded | failed | cancelled."""
+    """queued → running → succeeded | failed | cancelled; a final job → expired when retention deletes its
+    results, or on a purge (right to erasure)."""
 
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
     @property
     def is_final(self) -> bool:
-        """True for succeeded, failed and cancelled."""
+        """True for succeeded, failed, cancelled and expired."""
         return self in FINAL_JOB_STATES
 
 
-FINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+FINAL_JOB_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
 
 
 class PageState(StrEnum):
@@ -48,6 +50,10 @@ class Job(Base):
         Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
         # A retried submission with the same Idempotency-Key finds its job instead of making a second one.
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
+        # The result cache's question: a tenant's earlier jobs of the same document.
+        Index("ix_jobs_tenant_sha256", "tenant_id", "sha256"),
+        # Retention's question: final jobs that ended before a cutoff.
+        Index("ix_jobs_finished_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -58,11 +64,16 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(255), default=None)
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    filename: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))
-    size_bytes: Mapped[int] = mapped_column(Integer)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # Null only while a URL job's document has not been fetched yet (the worker fills them in).
+    filename: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
     source_key: Mapped[str] = mapped_column(String(512))
+    # A URL job: where the worker fetches the original from (pagemill.jobs.url_source), and the byte cap of
+    # that fetch, fixed at submission from the tier like max_pages.
+    source_url: Mapped[str | None] = mapped_column(Text, default=None)
+    source_max_bytes: Mapped[int | None] = mapped_column(Integer, default=None)
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     # The password of an encrypted PDF, sealed (pagemill.secret_box: Fernet under secrets.key), never in
     # plain text: SQLite keeps old row images in its write-ahead log and free pages long after an update.
@@ -86,6 +97,23 @@ class Job(Base):
     last_claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # The tier at submission: its retention applies to the job (fixed, like priority and max_pages).
+    tier: Mapped[str | None] = mapped_column(String(32), default=None)
+    # No foreign key (batches are never deleted): on SQLite a new foreign key rebuilds the jobs table, and
+    # dropping the old one deletes every page row through their ON DELETE CASCADE.
+    batch_id: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    # The job whose results this one copied instead of reading pages (pagemill.jobs.cache). No foreign key:
+    # the copy is independent, and outlives a purge of its source.
+    cached_from: Mapped[str | None] = mapped_column(String(36), default=None)
+    # A cached job's pages are the page rows of this job (their owner) instead of a copy: a cache hit costs
+    # no row copies. When the owner expires or is purged its rows pass to a cached job that still uses them
+    # (pagemill.retention.repository), so a purge of the source never breaks a copy.
+    pages_from: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
+    # Retention (pagemill.retention): when the original was deleted, when the results were (state expired),
+    # and whether that was a purge asked for by the tenant rather than the retention period.
+    source_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Page(Base):
@@ -127,6 +155,11 @@ class Page(Base):
     markdown: Mapped[str | None] = mapped_column(Text, default=None)
     # none_as_null: a missing value is SQL NULL, not the JSON text 'null'.
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), default=None)
+    # The page's lines in their public JSON shape, serialised once by the worker that read the page: result
+    # assembly splices them into the JSON result as they are, instead of decoding and re-encoding tens of
+    # thousands of lines in one process at the end of a job. NULL on pages saved before this column (their
+    # lines are in ``data``).
+    lines_json: Mapped[str | None] = mapped_column(Text, default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     duration_ms: Mapped[float | None] = mapped_column(default=None)

@@ -40,6 +40,8 @@ from pagemill.settings.access import (
     TierSettings,
     TiersSettings,
 )
+from pagemill.settings.cache import CacheSettings
+from pagemill.settings.egress import EgressSettings
 from pagemill.settings.processing import (
     EngineName,
     EngineSettings,
@@ -54,6 +56,7 @@ from pagemill.settings.services import (
     DatabaseSettings,
     StorageSettings,
 )
+from pagemill.settings.uploads import UploadSettings
 
 
 class Settings(BaseSettings):
@@ -82,6 +85,9 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     tiers: TiersSettings = TiersSettings()
     secrets: SecretsSettings = SecretsSettings()
+    uploads: UploadSettings = UploadSettings()
+    egress: EgressSettings = EgressSettings()
+    cache: CacheSettings = CacheSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -154,8 +160,10 @@ __all__ = [
     "ApiSettings",
     "AuthSettings",
     "BrokerSettings",
+    "CacheSettings",
     "DatabaseSettings",
     "DocumentQuota",
+    "EgressSettings",
     "EngineName",
     "EngineSettings",
     "EnterpriseTier",

@@ -56,6 +56,15 @@ PagesPerDocument = Annotated[int, Field(ge=1, description="Most pages per docume
 Priority = Annotated[
     int, Field(ge=0, le=9, description="Queue priority of the tier's jobs, 0 (last) to 9 (first).")
 ]
+BatchItems = Annotated[int, Field(ge=1, description="Most documents in one batch (POST /api/v1/batches).")]
+RetentionSeconds = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        description="Seconds after a job ends that its blobs are kept (the sweeper deletes them then); "
+        "None: kept until purged.",
+    ),
+]
 
 
 class TierSettings(BaseModel):
@@ -68,6 +77,10 @@ class TierSettings(BaseModel):
     max_file_bytes: FileBytes = 100 * 1024 * 1024
     max_pages: PagesPerDocument = 1000
     priority: Priority = 5
+    max_batch_items: BatchItems = 100
+    # Originals are only needed to read the pages again; results are what the client came for.
+    originals_retention_s: RetentionSeconds = 7 * 86_400
+    results_retention_s: RetentionSeconds = 30 * 86_400
 
     @field_validator("rate_limit")
     @classmethod
@@ -86,6 +99,9 @@ class FreeTier(TierSettings):
     max_file_bytes: FileBytes = 10 * 1024 * 1024
     max_pages: PagesPerDocument = 20
     priority: Priority = 0
+    max_batch_items: BatchItems = 10
+    originals_retention_s: RetentionSeconds = 86_400
+    results_retention_s: RetentionSeconds = 7 * 86_400
 
 
 class StandardTier(TierSettings):
@@ -101,6 +117,7 @@ class EnterpriseTier(TierSettings):
     max_file_bytes: FileBytes = 512 * 1024 * 1024
     max_pages: PagesPerDocument = 5000
     priority: Priority = 9
+    max_batch_items: BatchItems = 1000
 
 
 class TiersSettings(BaseModel):

@@ -60,3 +60,10 @@ class StorageSettings(BaseModel):
     s3_access_key_id: str | None = Field(default=None, description="S3 access key id (else the AWS chain).")
     s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (else the AWS chain).")
     s3_timeout_s: int = Field(default=30, ge=1, description="Connect and read timeout for S3 calls.")
+    result_url_ttl_s: int = Field(
+        default=300,
+        ge=1,
+        le=604_800,
+        description="How long a result download URL (`GET /api/v1/jobs/{id}/result?redirect=true`) stays "
+        "valid: a presigned S3 URL, or a signed API URL on the local backend.",
+    )

@@ -32,6 +32,15 @@ class BlobStore(Protocol):
         """Whether a blob is stored under ``key``."""
         ...
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Copy a blob to another key (on S3 inside the server). Raises ``NotFound`` when absent."""
+        ...
+
+    def download_url(self, key: str, expires_s: int, *, media_type: str, filename: str) -> str | None:
+        """A URL that serves the blob without credentials for ``expires_s`` (a presigned S3 URL), or None
+        when this store cannot make one (the local folder: the API signs a URL of its own instead)."""
+        ...
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every blob whose key starts with ``prefix``."""
         ...

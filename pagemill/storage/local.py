@@ -72,6 +72,18 @@ class LocalBlobStore:
         """Whether a blob is stored under ``key``."""
         return self.path_for(key).exists()
 
+    def copy(self, source_key: str, target_key: str) -> None:
+        """Copy a blob to another key, atomically (temp file, then rename)."""
+        src = self.path_for(source_key)
+        if not src.exists():
+            raise NotFound("The stored file is missing.")
+        with src.open("rb") as f:
+            self.put_file(target_key, f)
+
+    def download_url(self, key: str, expires_s: int, *, media_type: str, filename: str) -> str | None:
+        """None: a folder has no URLs of its own (the API signs one that it serves itself)."""
+        return None
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every blob under a folder-like prefix."""
         target = self.path_for(prefix)

@@ -1,4 +1,5 @@
-"""The audit log: who created or revoked keys, created or cancelled jobs, and read results; when; from where.
+"""The audit log: who created or revoked keys, created, cancelled or purged jobs, created or cancelled
+batches, and read results; when; from where.
 
 Events are written in the same transaction as the action they record: an action that rolls back leaves no
 event, and an action that commits always has one.
@@ -21,7 +22,19 @@ KEY_REVOKED = "key.revoke"
 JOB_CREATED = "job.create"
 JOB_CANCELLED = "job.cancel"
 RESULT_READ = "job.result"
-ACTIONS = (KEY_CREATED, KEY_REVOKED, JOB_CREATED, JOB_CANCELLED, RESULT_READ)
+JOB_PURGED = "job.purge"
+BATCH_CREATED = "batch.create"
+BATCH_CANCELLED = "batch.cancel"
+ACTIONS = (
+    KEY_CREATED,
+    KEY_REVOKED,
+    JOB_CREATED,
+    JOB_CANCELLED,
+    RESULT_READ,
+    JOB_PURGED,
+    BATCH_CREATED,
+    BATCH_CANCELLED,
+)
 
 
 def record(

@@ -160,11 +160,21 @@ def usage(session: Session, tenant_id: str, period: str, period_start: str) -> i
 
 
 def pages_since(session: Session, tenant_id: str, since: datetime) -> int:
-    """Pages read for a tenant's jobs created since ``since``."""
+    """Pages read for a tenant's jobs created since ``since`` (a cached job read none: it copied them)."""
     value = session.scalar(
         select(func.coalesce(func.sum(Job.pages_done), 0)).where(
-            Job.tenant_id == tenant_id, Job.created_at >= since
+            Job.tenant_id == tenant_id, Job.created_at >= since, Job.cached_from.is_(None)
         )
+    )
+    return int(value or 0)
+
+
+def cached_since(session: Session, tenant_id: str, since: datetime) -> int:
+    """A tenant's jobs created since ``since`` that were answered from the result cache."""
+    value = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.tenant_id == tenant_id, Job.created_at >= since, Job.cached_from.is_not(None))
     )
     return int(value or 0)
 

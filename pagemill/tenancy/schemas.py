@@ -117,6 +117,9 @@ class TierLimitsOut(BaseModel):
     max_file_bytes: int
     max_pages: int
     priority: int
+    max_batch_items: int
+    originals_retention_s: int | None = Field(description="None: kept until purged.")
+    results_retention_s: int | None = Field(description="None: kept until purged.")
 
 
 class UsageOut(BaseModel):
@@ -127,7 +130,13 @@ class UsageOut(BaseModel):
     limits: TierLimitsOut
     day: PeriodUsageOut
     month: PeriodUsageOut
-    pages_this_month: int = Field(description="Pages read for jobs created this UTC month.")
+    pages_this_month: int = Field(
+        description="Pages read for jobs created this UTC month (not those copied by the result cache)."
+    )
+    cached_this_month: int = Field(
+        default=0,
+        description="Documents this UTC month answered from the result cache (they count in the quota too).",
+    )
 
 
 class AuditEventOut(BaseModel):

@@ -70,6 +70,35 @@ def check_document_quota(
             raise _exceeded(tier_name, period, limit, now)
 
 
+def check_documents_available(
+    session: Session, tenant_id: str, tier_name: str, tier: TierSettings, now: datetime, count: int
+) -> None:
+    """Refuse early (before storing anything) when ``count`` more documents would pass a quota (a batch is
+    refused whole); takes nothing."""
+    for period in periods(now):
+        limit = _limit(tier, period)
+        if limit is None:
+            continue
+        used = repo.usage(session, tenant_id, period.kind, period.key)
+        if used + count > limit:
+            raise QuotaExceeded(
+                f"The batch has {count} documents; the {tier_name} tier allows {limit} per {period.kind} and "
+                f"{max(0, limit - used)} remain until {period.end.isoformat()}.",
+                retry_after_s=int((period.end - now).total_seconds()) + 1,
+                period=period.kind,
+                limit=limit,
+                remaining=max(0, limit - used),
+                requested=count,
+                resets_at=period.end.isoformat(),
+            )
+
+
+def cached_documents(session: Session, tenant_id: str, now: datetime) -> int:
+    """Documents of the tenant this UTC month answered from the result cache (counted in the quota too)."""
+    _day, month = periods(now)
+    return repo.cached_since(session, tenant_id, month.start)
+
+
 def take_document(
     session: Session, tenant_id: str, tier_name: str, tier: TierSettings, now: datetime
 ) -> None:

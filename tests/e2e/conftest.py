@@ -32,3 +32,43 @@ def docs(tmp_path: Path) -> Path:
     folder = tmp_path / "docs"
     folder.mkdir()
     return folder
+
+
+# Batches, the result cache and retention (tests/e2e/test_batches.py, test_result_cache.py, test_retention.py)
+# share one stack per mode: their settings do not collide, and three starts per mode would cost ~30 s.
+LIFECYCLE_FREE_PER_DAY = 3
+LIFECYCLE_FREE_MAX_ITEMS = 4
+LIFECYCLE_FREE_FILE_BYTES = 200_000
+LIFECYCLE_ORIGINALS_S = 1
+LIFECYCLE_RESULTS_S = 5
+LIFECYCLE_LINK_TTL_S = 3
+
+
+@pytest.fixture(scope="session", params=["embedded", "distributed"])
+def lifecycle_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """A running Pagemill in each mode with the result cache on (the e2e default turns it off); a free tier
+    of 3 documents a day, 4 items per batch and 200 kB per file; standard-tier originals kept 1 s and
+    results 5 s (the e2e key is enterprise: the defaults, days); a sweep every second; download links valid
+    3 s; and the test document server's address (127.0.0.2) open to URL jobs."""
+    if request.param == "embedded":
+        env = embedded_env(tmp_path_factory.mktemp("lifecycle-embedded"))
+    else:
+        s3: S3Server = request.getfixturevalue("s3")
+        env = distributed_env(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), s3)
+    env.update(
+        {
+            "PAGEMILL_CACHE__ENABLED": "true",
+            "PAGEMILL_TIERS__FREE__DOCUMENTS_PER_DAY": str(LIFECYCLE_FREE_PER_DAY),
+            "PAGEMILL_TIERS__FREE__MAX_BATCH_ITEMS": str(LIFECYCLE_FREE_MAX_ITEMS),
+            "PAGEMILL_TIERS__FREE__MAX_FILE_BYTES": str(LIFECYCLE_FREE_FILE_BYTES),
+            "PAGEMILL_TIERS__STANDARD__ORIGINALS_RETENTION_S": str(LIFECYCLE_ORIGINALS_S),
+            "PAGEMILL_TIERS__STANDARD__RESULTS_RETENTION_S": str(LIFECYCLE_RESULTS_S),
+            "PAGEMILL_STORAGE__RESULT_URL_TTL_S": str(LIFECYCLE_LINK_TTL_S),
+            # Batch URL items are fetched from the test document server (tests.support.egress_servers).
+            "PAGEMILL_EGRESS__ALLOW_NETWORKS": '["127.0.0.2/32"]',
+        }
+    )
+    with running_stack(env) as running:
+        yield running

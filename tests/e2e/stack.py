@@ -14,7 +14,7 @@ import httpx
 
 from tests.support.services import ManagedProcess, pagemill_api, pagemill_process, pagemill_worker
 
-FINAL_STATES = {"succeeded", "failed", "cancelled"}
+FINAL_STATES = {"succeeded", "failed", "cancelled", "expired"}
 
 # Small limits so the limit paths are cheap to reach; a fast sweeper so lost work is found quickly.
 TEST_LIMITS = {
@@ -25,6 +25,9 @@ TEST_LIMITS = {
     # wait longer than a few leases, which must not end its job JOB_STALLED (tests of that set their own).
     "PAGEMILL_WORKER__MAX_REQUEUES": "1000",
     "PAGEMILL_LOG_LEVEL": "INFO",
+    # Tests submit the same documents again and again and expect them read (a crash, a cancel mid-page):
+    # the result cache would answer those without page work. Its own tests turn it on.
+    "PAGEMILL_CACHE__ENABLED": "false",
 }
 
 

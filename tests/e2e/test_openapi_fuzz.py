@@ -24,6 +24,8 @@ from tests.support.services import embedded_env
 pytestmark = pytest.mark.e2e
 
 REVOKE_PATH = "/api/v1/admin/keys/{key_id}"
+# Signed download links: no key is checked there, a signature is; fuzzed signatures are all refused (403).
+RESULT_LINK_PATH = "/api/v1/result-links/{job_id}/{format}"
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +70,17 @@ def schemathesis(stack: Stack, key: str, filters: Sequence[str], cwd: Path) -> s
 
 
 def test_schemathesis_finds_no_failure(embedded: Stack, tmp_path: Path) -> None:
-    output = schemathesis(embedded, embedded.key, ["--exclude-path", REVOKE_PATH], tmp_path)
+    output = schemathesis(
+        embedded, embedded.key, ["--exclude-path", REVOKE_PATH, "--exclude-path", RESULT_LINK_PATH], tmp_path
+    )
     # Every operation was reached with a valid key, not only answered 401.
     assert "Authentication failed" not in output, output[-6000:]
     assert embedded.client.get("/api/v1/usage").status_code == 200
+
+
+def test_schemathesis_finds_no_failure_on_signed_result_links(embedded: Stack, tmp_path: Path) -> None:
+    """Forged and malformed links are refused (403/404/422), never a server error."""
+    schemathesis(embedded, embedded.key, ["--include-path", RESULT_LINK_PATH], tmp_path)
 
 
 def test_schemathesis_finds_no_failure_managing_keys(embedded: Stack, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ SCHEMA = REPO_ROOT / "docs" / "openapi.json"
 ERROR_REF = "#/components/schemas/ErrorResponse"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Health endpoints answer with their own small bodies (readiness reports `checks`), not the error shape.
-EXEMPT_PREFIXES = ("/api/v1/health/",)
+# Open paths: health, and signed result links (their signature and expiry are the credential).
+EXEMPT_PREFIXES = ("/api/v1/health/", "/api/v1/result-links/")
 
 
 def _operations() -> list[tuple[str, str, dict[str, Any]]]:

@@ -9,8 +9,16 @@ from typing import IO, Any
 
 import pytest
 
+from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
-from pagemill.jobs.results import PAGE_SEPARATOR_TEXT, job_outcome, page_body, write_results
+from pagemill.jobs.results import (
+    PAGE_SEPARATOR_TEXT,
+    job_outcome,
+    page_body,
+    page_json,
+    public_lines,
+    write_results,
+)
 from pagemill.jobs.schemas import PageOut
 from pagemill.models import Job, JobState, Page, PageState
 
@@ -53,6 +61,7 @@ def make_page(
         text=text,
         markdown=markdown if markdown is not None else text,
         data={"lines": lines or [], "settings": {"dpi": 300}},
+        lines_json=None,
         error_code=error_code,
         error_message="The page could not be read." if error_code else None,
         duration_ms=12.5,
@@ -238,3 +247,39 @@ def test_the_fast_page_body_is_exactly_the_public_page_shape(page: Page) -> None
     expected = PageOut.from_page(page).model_dump(mode="json")
     assert page_body(page) == expected
     assert json.dumps(page_body(page)) == json.dumps(expected), "same keys, same order, same types"
+
+
+def stored_page(index: int, lines: list[TextLine]) -> Page:
+    """A page as a worker saves it now: its lines serialised in ``lines_json``, none in ``data``."""
+    page = make_page(index, "\n".join(line.text for line in lines))
+    page.data = {"settings": {"dpi": 300}, "timings_ms": {"total": 3.0}}
+    page.lines_json = public_lines(lines)
+    return page
+
+
+STORED_LINES = [
+    TextLine('Ünïcode “quotes” \\ and "escapes"', (0, 0.25, 1, 0.5), 1),
+    TextLine("no box, no confidence"),
+    TextLine("box only", (0.1, 0.2, 0.3, 0.4)),
+]
+
+
+@pytest.mark.parametrize(
+    "page",
+    [stored_page(0, STORED_LINES), stored_page(1, []), *three_pages()],
+    ids=["lines_json", "lines_json-empty", "data-1", "data-2", "data-3"],
+)
+def test_page_json_splices_stored_lines_into_the_public_shape(page: Page) -> None:
+    """The JSON result splices ``lines_json`` in as stored; it must decode to exactly the public page, and
+    pages saved before the column (lines in ``data``) too."""
+    expected = PageOut.from_page(page).model_dump(mode="json")
+    assert json.loads(page_json(page)) == expected
+    assert list(json.loads(page_json(page))) == list(expected), "same keys in the same order"
+
+
+def test_public_lines_are_floats_and_keep_missing_values_null() -> None:
+    lines = json.loads(public_lines(STORED_LINES))
+    assert lines[0] == {"text": STORED_LINES[0].text, "bbox": [0.0, 0.25, 1.0, 0.5], "confidence": 1.0}
+    assert all(isinstance(value, float) for value in lines[0]["bbox"] + [lines[0]["confidence"]])
+    assert lines[1] == {"text": "no box, no confidence", "bbox": None, "confidence": None}
+    assert lines[2]["confidence"] is None

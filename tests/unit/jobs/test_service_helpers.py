@@ -12,7 +12,8 @@ import pytest
 
 from pagemill.errors import ValidationFailed
 from pagemill.jobs import service
-from pagemill.jobs.service import encode_cursor, sanitize_filename
+from pagemill.jobs.service import encode_cursor
+from pagemill.jobs.submission import sanitize_filename
 from pagemill.models import DEFAULT_TENANT, Job
 
 # --- sanitize_filename --------------------------------------------------------------------------------------

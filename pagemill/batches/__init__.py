@@ -1,0 +1,1 @@
+"""Batches: many documents (files, URLs, upload ids) in one submission with one set of options."""

@@ -1,0 +1,353 @@
+"""The S3 backend of uploads: one S3 multipart upload per tus upload, straight to the original's key.
+
+S3 wants every part but the last to be at least 5 MiB (at most 10,000 parts), and tus clients send chunks
+of any size. Two ways a PATCH's bytes become parts:
+
+* Streamed: a PATCH that declares its length (Content-Length), starts where no pending bytes wait, and is
+  big enough to be a part (>= 5 MiB, or the upload's last bytes; at most 4 x ``uploads.s3_part_bytes``)
+  is sent to S3 as one part *while it
+  arrives*: receiving and uploading overlap, so a tus upload is about as fast as one multipart POST. The
+  bytes also go to a bounded temporary file: if the client goes away mid-body, the streamed part is
+  abandoned and what arrived is kept from that file instead.
+* Gathered: otherwise bytes gather in the bounded temporary file and go as a part each time
+  ``uploads.s3_part_bytes`` have arrived; when the PATCH ends, at least 5 MiB left over go as a (smaller)
+  part, and fewer are stored as a pending-part object that the next PATCH (on any replica) reads first.
+
+Nothing is held whole in memory: a streamed part passes through a queue of at most 4 MiB, a gathered one
+through the temporary file. A PATCH that is discarded (checksum mismatch) changes nothing that the upload
+row refers to: its parts carry numbers after the kept ones and are overwritten by the next PATCH, and the
+old pending object is only replaced by a new key once the row says so.
+
+Streamed parts are sent with an unsigned payload (botocore cannot hash a body it has not seen yet), as
+botocore itself does for streams over HTTPS; S3 still checks their length. Use an HTTPS endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import tempfile
+import threading
+from datetime import datetime
+from typing import IO, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pagemill.errors import DependencyUnavailable, NotFound
+from pagemill.jobs.service import source_key
+from pagemill.settings import Settings
+from pagemill.settings.uploads import S3_MAX_PART_BYTES, S3_MIN_PART_BYTES
+from pagemill.storage.s3 import S3BlobStore
+from pagemill.uploads.storage import ChunkWriter, Progress, StoredUpload, pending_prefix
+
+log = logging.getLogger(__name__)
+
+MAX_PARTS = 10_000
+# Pieces (up to 1 MiB each) queued between the request and the thread sending a streamed part.
+_STREAM_QUEUE = 4
+
+
+class _Aborted(Exception):
+    """The streamed part was given up (the client went away, or the PATCH was discarded)."""
+
+
+class _PartStream:
+    """A file-like body for ``upload_part`` that reads what the request hands over, as it arrives."""
+
+    def __init__(self) -> None:
+        self._pieces: queue.Queue[bytes | _Aborted | None] = queue.Queue(maxsize=_STREAM_QUEUE)
+        self._buffer = memoryview(b"")
+        self._ended = False
+
+    def readable(self) -> bool:
+        """botocore asks."""
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes; b"" at the end; raises when the part was abandoned."""
+        while not self._buffer and not self._ended:
+            item = self._pieces.get()
+            if isinstance(item, _Aborted):
+                raise item
+            if item is None:
+                self._ended = True
+            else:
+                self._buffer = memoryview(item)
+        size = len(self._buffer) if size is None or size < 0 else size
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(out)
+
+    def put(self, item: bytes | _Aborted | None, sender: threading.Thread) -> None:
+        """Hand a piece over (None: the end), waiting while the queue is full and the sender alive."""
+        while True:
+            try:
+                self._pieces.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if not sender.is_alive():
+                    return  # it failed: its error is reported by keep()
+
+
+class _StreamedPart:
+    """One part sent by a thread while the PATCH's bytes arrive."""
+
+    def __init__(self, s3: S3UploadStore, upload: StoredUpload, number: int, size: int) -> None:
+        self.number = number
+        self.size = size
+        self.body = _PartStream()
+        self.etag: str | None = None
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._send, args=(s3, upload), name=f"s3-part-{upload.id[:8]}-{number}", daemon=True
+        )
+        self._thread.start()
+
+    def _send(self, s3: S3UploadStore, upload: StoredUpload) -> None:
+        try:
+            response = s3.streaming_client.upload_part(
+                Bucket=s3.blobs.bucket,
+                Key=s3.key(source_key(upload.job_id)),
+                UploadId=upload.multipart_id,
+                PartNumber=self.number,
+                Body=self.body,
+                ContentLength=self.size,
+            )
+            self.etag = str(response["ETag"])
+        except BaseException as exc:  # reported by finish(); the thread must not die silently
+            self.error = exc
+
+    def feed(self, data: bytes) -> None:
+        """Pass bytes on to S3."""
+        self.body.put(data, self._thread)
+
+    def finish(self) -> str:
+        """End the body and wait for S3's answer; the part's ETag."""
+        self.body.put(None, self._thread)
+        self._thread.join()
+        if self.etag is None:
+            raise DependencyUnavailable("Object storage failed.") from self.error
+        return self.etag
+
+    def abandon(self) -> None:
+        """Give the part up (its request fails; the part number is reused later)."""
+        self.body.put(_Aborted(), self._thread)
+        self._thread.join(timeout=60)
+
+
+class S3ChunkWriter:
+    """One PATCH's bytes, sent to the upload's multipart upload part by part."""
+
+    def __init__(
+        self, s3: S3UploadStore, upload: StoredUpload, expected: int | None, length: int | None
+    ) -> None:
+        self.s3 = s3
+        self.upload = upload
+        self.parts = list(upload.parts)
+        self._spool: IO[bytes] = tempfile.TemporaryFile(dir=s3.part_spool_dir)  # noqa: SIM115
+        self._spooled = 0
+        self._streamed: _StreamedPart | None = None
+        if upload.pending_bytes and upload.pending_key:
+            # The tail of the previous PATCH, too small to be a part: it goes first.
+            for chunk in s3.blobs.iter_chunks(upload.pending_key):
+                self._spool.write(chunk)
+                self._spooled += len(chunk)
+        elif expected and self._can_stream(expected, length):
+            self._streamed = _StreamedPart(s3, upload, len(self.parts) + 1, expected)
+
+    def _can_stream(self, expected: int, length: int | None) -> bool:
+        last = length is not None and self.upload.offset + expected == length
+        # Bounded: the fallback file holds the whole PATCH while it streams.
+        return (expected >= S3_MIN_PART_BYTES or last) and expected <= self.s3.stream_max_bytes
+
+    def write(self, data: bytes) -> None:
+        """Append: to the streamed part (and the fallback file), or gathered into parts."""
+        self._spool.write(data)
+        self._spooled += len(data)
+        if self._streamed is not None:
+            self._streamed.feed(data)
+        elif self._spooled >= self.s3.part_bytes:
+            self._send_part()
+
+    def _send_part(self) -> None:
+        number = len(self.parts) + 1
+        if number > MAX_PARTS:
+            raise DependencyUnavailable("The upload has more S3 parts than allowed.", max_parts=MAX_PARTS)
+        self._spool.seek(0)
+        response = self.s3.call(
+            "upload_part",
+            Bucket=self.s3.blobs.bucket,
+            Key=self.s3.key(source_key(self.upload.job_id)),
+            UploadId=self.upload.multipart_id,
+            PartNumber=number,
+            Body=self._spool,
+            ContentLength=self._spooled,
+        )
+        self.parts.append({"number": number, "etag": response["ETag"], "size": self._spooled})
+        self._reset_spool()
+
+    def _reset_spool(self) -> None:
+        self._spool.seek(0)
+        self._spool.truncate()
+        self._spooled = 0
+
+    def keep(self, *, new_offset: int, final: bool) -> Progress:
+        """Send what can be a part; keep a smaller rest as a new pending object; with ``final`` complete
+        the multipart upload (the original exists from then on)."""
+        streamed, self._streamed = self._streamed, None
+        if streamed is not None:
+            if self._spooled == streamed.size:
+                etag = streamed.finish()
+                self.parts.append({"number": streamed.number, "etag": etag, "size": streamed.size})
+                self._reset_spool()
+            else:
+                # Cut off mid-body: what arrived is in the file, and goes on as gathered bytes.
+                streamed.abandon()
+        if final:
+            if self._spooled or not self.parts:
+                self._send_part()
+            self.s3.call(
+                "complete_multipart_upload",
+                Bucket=self.s3.blobs.bucket,
+                Key=self.s3.key(source_key(self.upload.job_id)),
+                UploadId=self.upload.multipart_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": part["number"], "ETag": part["etag"]} for part in self.parts]
+                },
+            )
+            return Progress(parts=self.parts, pending_key=None, pending_bytes=0)
+        if self._spooled >= S3_MIN_PART_BYTES:
+            self._send_part()
+        if not self._spooled:
+            return Progress(parts=self.parts, pending_key=None, pending_bytes=0)
+        # Named by the offset it ends at: a new key each time, so the row never points at a half-written
+        # object, and the one it pointed at stays intact until the row points elsewhere.
+        key = f"{pending_prefix(self.upload.id)}pending-{new_offset}"
+        self._spool.seek(0)
+        self.s3.blobs.put_file(key, self._spool)
+        return Progress(parts=self.parts, pending_key=key, pending_bytes=self._spooled)
+
+    def discard(self) -> None:
+        """Nothing to undo: parts sent carry numbers the row does not list (overwritten later)."""
+        streamed, self._streamed = self._streamed, None
+        if streamed is not None:
+            streamed.abandon()
+
+    def close(self) -> None:
+        """Stop a streamed part still running; delete the temporary file."""
+        self.discard()
+        self._spool.close()
+
+
+class S3UploadStore:
+    """Uploads on the S3 blob store's bucket."""
+
+    def __init__(self, blobs: S3BlobStore, settings: Settings) -> None:
+        self.blobs = blobs
+        self.part_bytes = settings.uploads.s3_part_bytes
+        self.stream_max_bytes = min(4 * self.part_bytes, S3_MAX_PART_BYTES)
+        self.part_spool_dir = settings.uploads.spool_dir
+        storage = settings.storage
+        # Its own client for streamed parts: no payload signing (the body is not known before it is sent)
+        # and no retries (a stream cannot be rewound; the PATCH falls back to its file instead).
+        self.streaming_client: Any = boto3.client(
+            "s3",
+            endpoint_url=storage.s3_endpoint_url,
+            region_name=storage.s3_region,
+            aws_access_key_id=storage.s3_access_key_id,
+            aws_secret_access_key=storage.s3_secret_access_key,
+            config=Config(
+                connect_timeout=storage.s3_timeout_s,
+                read_timeout=storage.s3_timeout_s,
+                retries={"max_attempts": 1},
+                request_checksum_calculation="when_required",
+                s3={"addressing_style": "path", "payload_signing_enabled": False},
+            ),
+        )
+
+    def key(self, key: str) -> str:
+        """The object key of a blob key (the store's prefix applied)."""
+        return self.blobs._key(key)
+
+    def call(self, operation: str, **kwargs: Any) -> Any:
+        """One S3 call through the blob store's client (its errors mapped to NotFound/503)."""
+        return self.blobs._call(getattr(self.blobs._client, operation), **kwargs)
+
+    def start(self, upload_id: str, job_id: str, content_length: int | None) -> str | None:
+        """Open the multipart upload."""
+        response = self.call(
+            "create_multipart_upload",
+            Bucket=self.blobs.bucket,
+            Key=self.key(source_key(job_id)),
+            ContentType="application/octet-stream",
+        )
+        return str(response["UploadId"])
+
+    def writer(
+        self, upload: StoredUpload, expected: int | None = None, length: int | None = None
+    ) -> ChunkWriter:
+        """A writer for one PATCH declaring ``expected`` bytes (None: unknown) of an upload of ``length``."""
+        try:
+            return S3ChunkWriter(self, upload, expected, length)
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable("Object storage failed.") from exc
+
+    def read_head(self, job_id: str, size: int) -> bytes:
+        """A ranged GET: S3 sends only these bytes, not the whole original."""
+        response = self.call(
+            "get_object",
+            Bucket=self.blobs.bucket,
+            Key=self.key(source_key(job_id)),
+            Range=f"bytes=0-{size - 1}",
+        )
+        body = response["Body"]
+        try:
+            return bytes(body.read())
+        finally:
+            body.close()
+
+    def forget(self, key: str) -> None:
+        """Delete an old pending-part object; a failure only leaves it for the upload's removal."""
+        try:
+            self.blobs.delete_prefix(key)
+        except (DependencyUnavailable, ClientError, BotoCoreError):
+            log.warning("could not delete %s; it goes when its upload is removed", key, exc_info=True)
+
+    def open_multiparts(self, started_before: datetime) -> list[tuple[str, str]]:
+        """Open multipart uploads of originals (``jobs/<job id>/source``) started before the cut-off."""
+        prefix = self.key("jobs/")
+        found = []
+        paginator = self.blobs._client.get_paginator("list_multipart_uploads")
+        try:
+            for page in paginator.paginate(Bucket=self.blobs.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    parts = item["Key"][len(prefix) :].split("/")
+                    if len(parts) == 2 and parts[1] == "source" and item["Initiated"] < started_before:
+                        found.append((parts[0], str(item["UploadId"])))
+        except (ClientError, BotoCoreError) as exc:
+            raise DependencyUnavailable("Object storage failed.") from exc
+        return found
+
+    def abort_multipart(self, job_id: str, multipart_id: str) -> None:
+        """Abort one multipart upload; one completed or aborted already is fine."""
+        try:
+            self.call(
+                "abort_multipart_upload",
+                Bucket=self.blobs.bucket,
+                Key=self.key(source_key(job_id)),
+                UploadId=multipart_id,
+            )
+        except NotFound:
+            pass
+        except DependencyUnavailable as exc:
+            if "NoSuchUpload" not in repr(exc.__cause__):
+                raise
+
+    def remove(self, upload_id: str, job_id: str, multipart_id: str | None, *, keep_source: bool) -> None:
+        """Abort the multipart upload (its parts are freed) and delete the upload's objects."""
+        if multipart_id and not keep_source:
+            self.abort_multipart(job_id, multipart_id)
+        if not keep_source:
+            self.blobs.delete_prefix(f"jobs/{job_id}/")
+        self.blobs.delete_prefix(pending_prefix(upload_id))

@@ -1,0 +1,130 @@
+"""The S3 upload writer against a real S3 server (moto): small chunks gathered into parts of at least 5 MiB
+through pending-part objects, big chunks streamed as one part while they arrive (and kept from the
+fallback file when cut off), completion, and removal that leaves no object and no open multipart upload."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from pagemill.jobs.service import source_key
+from pagemill.settings import Settings, StorageSettings
+from pagemill.settings.uploads import S3_MIN_PART_BYTES
+from pagemill.storage.s3 import S3BlobStore
+from pagemill.uploads.s3_multipart import S3UploadStore
+from pagemill.uploads.storage import StoredUpload
+from tests.support.services import S3Server
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+BUCKET = "pagemill-uploads-test"
+
+
+@pytest.fixture
+def uploads(s3: S3Server) -> Iterator[S3UploadStore]:
+    storage = StorageSettings(
+        backend="s3",
+        s3_bucket=BUCKET,
+        s3_endpoint_url=s3.endpoint_url,
+        s3_region=s3.region,
+        s3_access_key_id=s3.access_key_id,
+        s3_secret_access_key=s3.secret_access_key,
+    )
+    settings = Settings(storage=storage)
+    yield S3UploadStore(S3BlobStore(storage), settings)
+
+
+def _patch(
+    uploads: S3UploadStore, upload: StoredUpload, data: bytes, *, length: int, declared: int | None = None
+) -> StoredUpload:
+    """One PATCH through the writer, kept as the service keeps it; the upload's new state."""
+    writer = uploads.writer(upload, declared, length)
+    for start in range(0, len(data), MIB):
+        writer.write(data[start : start + MIB])
+    new_offset = upload.offset + len(data)
+    progress = writer.keep(new_offset=new_offset, final=new_offset == length)
+    writer.close()
+    if upload.pending_key and upload.pending_key != progress.pending_key:
+        uploads.forget(upload.pending_key)
+    return replace(
+        upload,
+        offset=new_offset,
+        parts=progress.parts,
+        pending_key=progress.pending_key,
+        pending_bytes=progress.pending_bytes,
+    )
+
+
+def _left(s3: S3Server, upload: StoredUpload) -> tuple[list[str], list[str]]:
+    client = s3.client()
+    keys = []
+    for prefix in (f"jobs/{upload.job_id}/", f"uploads/{upload.id}/"):
+        keys += [
+            obj["Key"] for obj in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
+        ]
+    open_uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix=f"jobs/{upload.job_id}/").get(
+        "Uploads", []
+    )
+    return keys, [item["Key"] for item in open_uploads]
+
+
+def _new(uploads: S3UploadStore, length: int) -> StoredUpload:
+    upload_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    return StoredUpload(
+        id=upload_id, job_id=job_id, offset=0, multipart_id=uploads.start(upload_id, job_id, length)
+    )
+
+
+def test_small_chunks_gather_into_parts_of_at_least_5_mib(uploads: S3UploadStore, s3: S3Server) -> None:
+    data = os.urandom(13 * MIB + 4321)
+    upload = _new(uploads, len(data))
+    for start in range(0, len(data), 2 * MIB):
+        upload = _patch(uploads, upload, data[start : start + 2 * MIB], length=len(data))
+        if upload.offset < len(data):
+            assert upload.pending_bytes == upload.offset - sum(part["size"] for part in upload.parts)
+            assert (upload.pending_key is not None) == (upload.pending_bytes > 0)
+    sizes = [part["size"] for part in upload.parts]
+    assert all(size >= S3_MIN_PART_BYTES for size in sizes[:-1])
+    assert sum(sizes) == len(data)
+    body = s3.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
+    assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
+    keys, open_uploads = _left(s3, upload)
+    assert keys == [source_key(upload.job_id)]  # no pending object left behind
+    assert open_uploads == []
+    assert uploads.read_head(upload.job_id, 4096) == data[:4096]
+
+
+def test_a_big_chunk_streams_and_a_cut_off_one_is_kept_from_its_file(
+    uploads: S3UploadStore, s3: S3Server
+) -> None:
+    data = os.urandom(14 * MIB)
+    upload = _new(uploads, len(data))
+    upload = _patch(uploads, upload, data[: 6 * MIB], length=len(data), declared=6 * MIB)
+    assert [part["size"] for part in upload.parts] == [6 * MIB]  # streamed as one part
+    assert upload.pending_key is None
+    # Declares 6 MiB, the client goes away after 2: the 2 MiB are kept (pending), the streamed part dropped.
+    upload = _patch(uploads, upload, data[6 * MIB : 8 * MIB], length=len(data), declared=6 * MIB)
+    assert (upload.offset, upload.pending_bytes, len(upload.parts)) == (8 * MIB, 2 * MIB, 1)
+    # Resumed: pending bytes first, so this one is gathered, not streamed.
+    upload = _patch(uploads, upload, data[8 * MIB :], length=len(data), declared=6 * MIB)
+    body = s3.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
+    assert body == data
+
+
+def test_remove_aborts_the_multipart_upload_and_deletes_everything(
+    uploads: S3UploadStore, s3: S3Server
+) -> None:
+    upload = _new(uploads, 20 * MIB)
+    upload = _patch(uploads, upload, os.urandom(6 * MIB + 10), length=20 * MIB)
+    upload = _patch(uploads, upload, os.urandom(100), length=20 * MIB)
+    keys, open_uploads = _left(s3, upload)
+    assert keys and open_uploads
+    uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)
+    assert _left(s3, upload) == ([], [])
+    uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)  # again: harmless
