@@ -25,8 +25,13 @@ _RETRY = {
 
 @app.task(name=queue.INGEST_JOB, bind=True, **_RETRY)
 def ingest_job(self: Task, job_id: str) -> None:
-    """Open, check and plan a job's pages."""
-    processing.ingest_job(job_id)
+    """Open, check and plan a job's pages; on a worker that serves the CPU queue, start on its text layer."""
+    text_waiting = processing.ingest_job(job_id)
+    if text_waiting and queue.CPU_QUEUE in (self.app.amqp.queues.consume_from or {}):
+        # This process has just opened the document: reading on from here saves the broker round trip
+        # before the first pages (the page tasks just sent find them claimed, or read what is left).
+        # Bounded like any page task (worker.claim_more_for_s), so the next ingest waits at most that long.
+        page_work.read_next(queue.CPU_QUEUE)
 
 
 @app.task(name=queue.READ_PAGES, bind=True, **_RETRY)
