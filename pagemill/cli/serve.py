@@ -104,7 +104,16 @@ def worker(
     if hostname:
         argv += ["--hostname", hostname]
     bound_warm_shutdown(settings.worker.shutdown_timeout_s)
+    lower_cpu_priority(settings.worker.nice)
     app.worker_main(argv)
+
+
+def lower_cpu_priority(niceness: int) -> None:
+    """Run this process (and the pool processes and engines it starts, which inherit it) at ``niceness`` at
+    least; a process already nicer is left as it is (lowering niceness needs privileges)."""
+    current = os.nice(0)
+    if niceness > current:
+        os.nice(niceness - current)
 
 
 def _wait_for_model_servers(settings: Settings) -> None:

@@ -127,6 +127,14 @@ class WorkerSettings(BaseModel):
     """Celery worker behaviour."""
 
     concurrency: int | None = Field(default=None, ge=1, description="Worker processes. Default: CPU count.")
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="CPU priority of the worker and everything it starts (Unix niceness, 0-19): on a host "
+        "it shares with the API and the database (`pagemill up`, docker-compose on one host), answering "
+        "requests comes before reading pages; on a host of its own it changes nothing. 0: default priority.",
+    )
     pages_per_task: int = Field(default=64, ge=1, description="Text-layer pages handled by one task.")
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a page or job is given up.")
     lease_s: int = Field(
