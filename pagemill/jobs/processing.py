@@ -172,4 +172,4 @@ def finalize_job(job_id: str) -> None:
             }
         else:
             state, error = JobState.SUCCEEDED, None
-        repo.finish_job(session, job_id, state, error=error)
+        repo.finish_job(session, job_id, state, error=error, pages=(done, failed))

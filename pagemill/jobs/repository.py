@@ -326,14 +326,21 @@ def finish_job(
     state: JobState,
     *,
     error: dict[str, Any] | None = None,
+    pages: tuple[int, int] | None = None,
 ) -> bool:
-    """Move an active job to a final state, once; wipes the sealed password. False if already final."""
+    """Move an active job to a final state, once; wipes the sealed password. False if already final.
+
+    ``pages`` (done, failed) are the final counts: the running recount of each save can miss the pages of a
+    save that committed during its statement (Postgres evaluates the count in the statement's snapshot), and
+    the last word on a finished job must be exact."""
     values: dict[str, Any] = {
         "state": state,
         "finished_at": utcnow(),
         "updated_at": utcnow(),
         "document_password_sealed": None,
     }
+    if pages is not None:
+        values.update(pages_done=pages[0], pages_failed=pages[1])
     if error is not None:
         values.update(
             error_code=error["code"], error_message=error["message"], error_details=error["details"]
