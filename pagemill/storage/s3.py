@@ -15,9 +15,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pagemill.errors import DependencyUnavailable, NotFound
 from pagemill.settings import StorageSettings
 
-# Each part in flight is read into memory first: boto3's default 10 at once held ~80 MiB (an API grew 124 MB
-# while storing a 1 GiB upload). Three keep a fast link busy within the 50 MB growth target.
-_UPLOAD = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=3)
+# boto3 reads each part of a multipart upload into memory, up to max_in_memory_upload_chunks (default 10) of
+# 8 MiB ahead of the uploading threads: an API storing a 1 GiB upload grew by ~100 MB. Two parts read ahead
+# and two in flight keep a link busy and the growth near 32 MiB (target: < 50 MB while streaming 1 GiB).
+_UPLOAD = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
+# s3transfer's own setting; boto3's TransferConfig takes it as an attribute only.
+_UPLOAD.max_in_memory_upload_chunks = 2
 
 
 class S3BlobStore:
