@@ -46,15 +46,15 @@ _DEFER_MAX_S = 120.0
 Outcome = tuple[int, PageResult | None, PagemillError | None]
 
 
-class PagesDeferred(TransientError):
+class PagesDeferred(Exception):
     """The claimed pages' engines were all unavailable: the pages wait (``not_before``) and the task should
-    come back after ``delay_s`` to read them (or other work)."""
-
-    code = "ENGINE_UNAVAILABLE"
+    come back after ``delay_s`` to read them (or other work). Internal to the worker: never a client's
+    error, so outside the error tree (whose codes are unique and public)."""
 
     def __init__(self, delay_s: float, cause: PagemillError) -> None:
-        super().__init__(cause.message, **cause.details)
+        super().__init__(cause.message)
         self.delay_s = delay_s
+        self.cause = cause
 
 
 def read_next(queue_name: str) -> bool:

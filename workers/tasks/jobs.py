@@ -31,7 +31,12 @@ def ingest_job(self: Task, job_id: str) -> None:
         # This process has just opened the document: reading on from here saves the broker round trip
         # before the first pages (the page tasks just sent find them claimed, or read what is left).
         # Bounded like any page task (worker.claim_more_for_s), so the next ingest waits at most that long.
-        page_work.read_next(queue.CPU_QUEUE)
+        try:
+            page_work.read_next(queue.CPU_QUEUE)
+        except page_work.PagesDeferred as exc:
+            # Their engines are down: the pages wait, and a page task comes back for them when they may be
+            # tried again (as a page task's own retry would), instead of this ingest being retried.
+            read_pages.apply_async([queue.CPU_QUEUE], queue=queue.CPU_QUEUE, countdown=exc.delay_s)
 
 
 @app.task(name=queue.READ_PAGES, bind=True, **_RETRY)
