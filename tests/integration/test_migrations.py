@@ -13,12 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from pagemill import db
-from pagemill.migrate import alembic_config, upgrade_to_head
 from pagemill.models import DEFAULT_TENANT
-from pagemill.settings import get_settings
+from tests.support.migrations import at_revision, downgrade_to, upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -26,26 +24,11 @@ OLD = "7c1e4a9d2b60"  # page claims: the head before uploads, URL sources, batch
 PAGES = 3
 
 
-def _reload() -> None:
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
-    get_settings.cache_clear()
-
-
 @pytest.fixture
 def at_old_revision(database: str) -> Iterator[str]:
     """The module's database taken back to ``OLD``; head again (and emptied) after."""
-    command.downgrade(alembic_config(), OLD)
-    _reload()
-    try:
+    with at_revision(OLD):
         yield database
-    finally:
-        _reload()
-        upgrade_to_head()
-        with db.get_engine().begin() as conn:
-            conn.execute(sa.text("DELETE FROM pages"))
-            conn.execute(sa.text("DELETE FROM jobs"))
 
 
 def _insert_job_with_pages() -> str:
@@ -95,10 +78,8 @@ def _page_texts(job_id: str) -> list[str]:
 def test_upgrading_and_downgrading_keeps_every_page(at_old_revision: str) -> None:
     job_id = _insert_job_with_pages()
 
-    upgrade_to_head()
-    _reload()
+    upgrade()
     assert _page_texts(job_id) == ["p0", "p1", "p2"]
 
-    command.downgrade(alembic_config(), OLD)
-    _reload()
+    downgrade_to(OLD)
     assert _page_texts(job_id) == ["p0", "p1", "p2"]

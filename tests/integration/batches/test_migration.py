@@ -9,39 +9,21 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 
 from pagemill import db
-from pagemill.migrate import alembic_config, upgrade_to_head
 from pagemill.models import DEFAULT_TENANT
-from pagemill.settings import get_settings
+from tests.support.migrations import at_revision, downgrade_to, upgrade
 
 pytestmark = pytest.mark.integration
 
 BEFORE = "e1a0b7c3d402"  # the revision before batches, the result cache and retention
 
 
-def _reload() -> None:
-    """Close this process's engine and forget its settings."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
-    get_settings.cache_clear()
-
-
 @pytest.fixture
 def at_previous_revision(database: str) -> Iterator[str]:
     """The module's database taken back to the revision before this one; head again after."""
-    command.downgrade(alembic_config(), BEFORE)
-    _reload()
-    try:
+    with at_revision(BEFORE):
         yield database
-    finally:
-        _reload()
-        upgrade_to_head()
-        with db.get_engine().begin() as conn:
-            conn.execute(sa.text("DELETE FROM pages"))
-            conn.execute(sa.text("DELETE FROM jobs"))
 
 
 def _insert(table: str, **values: object) -> None:
@@ -88,8 +70,7 @@ def test_upgrade_keeps_pages_and_downgrade_unshares_them(at_previous_revision: s
     owner = _job()
     _insert("pages", job_id=owner, index=0, state="done", attempts=1, rotation=0, text="kept")
 
-    upgrade_to_head()
-    _reload()
+    upgrade()
     assert _pages(owner) == [(owner, "kept")]
     with db.get_engine().connect() as conn:
         tier = conn.execute(sa.text("SELECT tier FROM jobs WHERE id = :id"), {"id": owner}).scalar()
@@ -99,6 +80,5 @@ def test_upgrade_keeps_pages_and_downgrade_unshares_them(at_previous_revision: s
     assert tier == tenant_tier is not None
 
     cached = _job(cached_from=owner, pages_from=owner, purged=False)
-    command.downgrade(alembic_config(), BEFORE)
-    _reload()
+    downgrade_to(BEFORE)
     assert _pages(owner, cached) == sorted([(owner, "kept"), (cached, "kept")])

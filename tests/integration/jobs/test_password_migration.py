@@ -10,40 +10,24 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from cryptography.fernet import Fernet
 
 from pagemill import db
-from pagemill.migrate import alembic_config, upgrade_to_head
 from pagemill.models import DEFAULT_TENANT
 from pagemill.secret_box import open_secret
 from pagemill.settings import get_settings
+from tests.support.migrations import at_revision, downgrade_to, reload_database, upgrade
 
 pytestmark = pytest.mark.integration
 
 BEFORE = "5b2f0c7e9a41"  # the revision before the password was sealed
 
 
-def _reload() -> None:
-    """Close this process's engine and forget its settings (the next use reads PAGEMILL_* again)."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
-    get_settings.cache_clear()
-
-
 @pytest.fixture
 def at_previous_revision(database: str) -> Iterator[str]:
     """The module's database taken back to the revision with the plain-text column; head again after."""
-    command.downgrade(alembic_config(), BEFORE)
-    _reload()
-    try:
+    with at_revision(BEFORE):
         yield database
-    finally:
-        _reload()
-        upgrade_to_head()
-        with db.get_engine().begin() as conn:
-            conn.execute(sa.text("DELETE FROM jobs"))
 
 
 _COLUMNS = {
@@ -92,11 +76,10 @@ def test_running_jobs_keep_their_password_sealed(
     at_previous_revision: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PAGEMILL_SECRETS__KEY", Fernet.generate_key().decode())
-    _reload()
+    reload_database()
     with_password, without = _insert_plain("open-sesame-1234"), _insert_plain(None)
 
-    upgrade_to_head()
-    _reload()
+    upgrade()
 
     assert "document_password" not in _columns()
     sealed = _sealed(with_password)
@@ -104,8 +87,7 @@ def test_running_jobs_keep_their_password_sealed(
     assert open_secret(sealed, get_settings()) == "open-sesame-1234"
     assert _sealed(without) is None
 
-    command.downgrade(alembic_config(), BEFORE)
-    _reload()
+    downgrade_to(BEFORE)
     with db.get_engine().connect() as conn:
         restored = conn.execute(
             sa.text("SELECT document_password FROM jobs WHERE id = :id"), {"id": with_password}
@@ -117,7 +99,6 @@ def test_without_a_key_the_passwords_are_dropped_not_kept_plain(at_previous_revi
     if at_previous_revision == "sqlite":
         pytest.skip("embedded mode always has a key (made in the data dir)")
     job_id = _insert_plain("open-sesame-5678")
-    upgrade_to_head()
-    _reload()
+    upgrade()
     assert "document_password" not in _columns()
     assert _sealed(job_id) is None
