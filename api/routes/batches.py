@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Path, Query, Request
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import ReadScopeDep, SessionDep, SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from api.form_fields import DEFAULT_FORMATS, EngineField, FormatsField, OcrModeField, PageRangeField
 from api.rate_limits import rate_limited
 from pagemill.batches import service
 from pagemill.batches.schemas import BatchList, BatchOut, BatchSummary
@@ -96,20 +97,10 @@ def submit_batch(
             "one id per field (repeat the field)."
         ),
     ] = None,
-    formats: Annotated[
-        str, Form(description="Comma-separated result formats: markdown, text, json.")
-    ] = "markdown,text,json",
-    page_range: Annotated[
-        str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")
-    ] = None,
-    ocr_mode: Annotated[
-        OcrMode,
-        Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always."),
-    ] = OcrMode.AUTO,
-    engine: Annotated[
-        str | None,
-        Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
-    ] = None,
+    formats: FormatsField = DEFAULT_FORMATS,
+    page_range: PageRangeField = None,
+    ocr_mode: OcrModeField = OcrMode.AUTO,
+    engine: EngineField = None,
     password: Annotated[str | None, Form(description="Password of the batch's encrypted PDFs.")] = None,
     cache: Annotated[
         bool,

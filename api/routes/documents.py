@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
+from api.form_fields import DEFAULT_FORMATS, EngineField, FormatsField, OcrModeField, PageRangeField
 from api.json_body import JSON_REQUEST_BODY, MISSING_DOCUMENT, UrlSubmission, url_submission_body
 from api.rate_limits import rate_limited
 from pagemill.jobs import reading, submission, url_submission
@@ -109,20 +110,10 @@ def submit_document(
         str | None,
         Form(description="Instead of file: an http(s) URL the worker fetches the document from."),
     ] = None,
-    formats: Annotated[
-        str, Form(description="Comma-separated result formats: markdown, text, json.")
-    ] = "markdown,text,json",
-    page_range: Annotated[
-        str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")
-    ] = None,
-    ocr_mode: Annotated[
-        OcrMode,
-        Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always."),
-    ] = OcrMode.AUTO,
-    engine: Annotated[
-        str | None,
-        Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
-    ] = None,
+    formats: FormatsField = DEFAULT_FORMATS,
+    page_range: PageRangeField = None,
+    ocr_mode: OcrModeField = OcrMode.AUTO,
+    engine: EngineField = None,
     password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
     cache: Annotated[
         bool,

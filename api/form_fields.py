@@ -1,0 +1,22 @@
+"""The option fields every submission form shares (POST /api/v1/documents and /api/v1/batches), declared
+once so that both routes document and parse them alike."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form
+
+from pagemill.jobs.options import OcrMode
+
+FormatsField = Annotated[str, Form(description="Comma-separated result formats: markdown, text, json.")]
+PageRangeField = Annotated[str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")]
+OcrModeField = Annotated[
+    OcrMode,
+    Form(description="auto: text layer where usable, else OCR; text_layer: never OCR; ocr: always."),
+]
+EngineField = Annotated[
+    str | None,
+    Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
+]
+DEFAULT_FORMATS = "markdown,text,json"
