@@ -3,12 +3,14 @@ distributed (Postgres, Redis, S3 server)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.stack import Stack, running_stack
+from tests.support import services
 from tests.support.services import S3Server, distributed_env, embedded_env
 
 
@@ -51,12 +53,18 @@ def lifecycle_stack(
     """A running Pagemill in each mode with the result cache on (the e2e default turns it off); a free tier
     of 3 documents a day, 4 items per batch and 200 kB per file; standard-tier originals kept 1 s and
     results 5 s (the e2e key is enterprise: the defaults, days); a sweep every second; download links valid
-    3 s; and the test document server's address (127.0.0.2) open to URL jobs."""
+    3 s; and the test document server's address (127.0.0.2) open to URL jobs.
+
+    It lives for the whole session, so it has a database, a Redis and a bucket of its own: on the session's
+    shared ones its worker took other tests' tasks (and its 1 s retention deleted their originals)."""
+    own = contextlib.ExitStack()
     if request.param == "embedded":
         env = embedded_env(tmp_path_factory.mktemp("lifecycle-embedded"))
     else:
         s3: S3Server = request.getfixturevalue("s3")
-        env = distributed_env(request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), s3)
+        pg_url = own.enter_context(services.postgres_url())
+        redis = own.enter_context(services.redis_server())
+        env = distributed_env(pg_url, redis.url, s3, bucket="pagemill-lifecycle")
     env.update(
         {
             "PAGEMILL_CACHE__ENABLED": "true",
@@ -70,5 +78,5 @@ def lifecycle_stack(
             "PAGEMILL_EGRESS__ALLOW_NETWORKS": '["127.0.0.2/32"]',
         }
     )
-    with running_stack(env) as running:
+    with own, running_stack(env) as running:
         yield running
