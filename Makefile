@@ -53,12 +53,11 @@ migrate: install  ## Apply database migrations
 test: $(VENV)/.stamp-dev system-deps tus-js  ## Install everything and run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
-# tus-js-client (npm, pinned by its package-lock.json) for the tus tests, which run it with node. Without npm
-# (system-deps installs nodejs and npm on Debian when it can) those tests are skipped, never failed.
+# tus-js-client (npm, pinned by its package-lock.json) for the tus tests, which run it with node (system-deps
+# installs Debian's nodejs and npm).
 tus-js:  ## Install tus-js-client for the tus tests (npm ci in tests/support/tus_js)
-	@if command -v npm >/dev/null 2>&1; then \
-	  cd tests/support/tus_js && npm ci --no-audit --no-fund --loglevel=error; \
-	else echo "npm missing: the tus-js-client tests will be skipped (make system-deps installs it)"; fi
+	@command -v npm >/dev/null 2>&1 || { echo "npm missing: run make system-deps (Debian nodejs, npm)"; exit 1; }
+	cd tests/support/tus_js && npm ci --no-audit --no-fund --loglevel=error
 
 test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,7 +105,6 @@ class TusStack:
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
 def tus_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TusStack]:
     """A running Pagemill in each mode, with uploads up to 64 MiB."""
-    tus.ensure_tus_js()
     if request.param == "embedded":
         data_dir = tmp_path_factory.mktemp("tus-embedded")
         env = {**embedded_env(data_dir), **TUS_LIMITS}
@@ -124,11 +122,6 @@ def tus_stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 def big_pdf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A valid 50 MiB PDF (one text page, padded with incompressible bytes)."""
     return documents.make_padded_pdf(tmp_path_factory.mktemp("tus") / "big.pdf", [TEXT], BIG)
-
-
-needs_node = pytest.mark.skipif(
-    not (tus.node_available() or shutil.which("npm")), reason="tus-js-client needs node and npm"
-)
 
 
 def _upload_id(path_or_url: str) -> str:
@@ -215,7 +208,6 @@ def urlpath(url: str) -> str:
     return "/" + url.split("/", 3)[3]
 
 
-@needs_node
 def test_tus_js_client_upload_dropped_mid_chunk_resumes(tus_stack: TusStack, big_pdf: Path) -> None:
     size = big_pdf.stat().st_size
     path = tus.create_ok(tus_stack.stack.client, size, filename="big.pdf", ocr_mode="text_layer")
@@ -234,7 +226,6 @@ def test_tus_js_client_upload_dropped_mid_chunk_resumes(tus_stack: TusStack, big
     _assert_job_read(tus_stack, job_id, big_pdf)
 
 
-@needs_node
 def test_tus_js_client_creates_and_uploads(tus_stack: TusStack, docs: Path) -> None:
     source = documents.make_padded_pdf(docs / "js.pdf", [TEXT], 12 * MIB)
     result = tus.tus_js_upload(
@@ -471,9 +462,9 @@ def test_delete_and_expiry_leave_nothing_behind(tus_stack: TusStack) -> None:
         assert tus_stack.leftovers(upload_id, job_id) == [], finish
 
 
+# Distributed only: embedded mode runs one API process by design.
+@pytest.mark.parametrize("tus_stack", ["distributed"], indirect=True)
 def test_two_api_processes_serve_alternate_chunks(tus_stack: TusStack, docs: Path) -> None:
-    if tus_stack.mode != "distributed":
-        pytest.skip("embedded mode runs one API process")
     source = documents.make_padded_pdf(docs / "alternate.pdf", [TEXT], 24 * MIB)
     data = source.read_bytes()
     path = tus.create_ok(tus_stack.stack.client, len(data), filename="alternate.pdf", formats="text")
