@@ -20,15 +20,12 @@ a concurrent request in between refuses only the items that no longer fit.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import IO
 
 from sqlalchemy.orm import Session
@@ -46,7 +43,7 @@ from pagemill.jobs.options import JobOptions
 from pagemill.models import Batch, BatchItem, Job
 from pagemill.models.base import utcnow
 from pagemill.models.batch import ItemKind
-from pagemill.secret_box import seal_secret
+from pagemill.pagination import decode_cursor, encode_cursor
 from pagemill.settings import Settings
 from pagemill.storage import BlobStore
 from pagemill.tenancy import audit, usage
@@ -111,11 +108,7 @@ def submit_batch(
             items=count,
             max_batch_items=tier.max_batch_items,
         )
-    if password and len(password) > submission.MAX_PASSWORD_CHARS:
-        raise ValidationFailed(
-            f"password is longer than {submission.MAX_PASSWORD_CHARS} characters.", field="password"
-        )
-    sealed_password = seal_secret(password, settings) if password else None
+    sealed_password = submission.seal_password(password, settings)
     with sessions() as session:
         usage.check_documents_available(session, principal.tenant_id, principal.tier, tier, now, count)
 
@@ -340,29 +333,11 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str, *, actor: Acto
     return BatchOut.from_rows(batch, repo.items_with_jobs(session, batch.id))
 
 
-def encode_cursor(batch: Batch) -> str:
-    """An opaque cursor pointing after ``batch``."""
-    raw = f"{batch.created_at.isoformat()}|{batch.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, batch_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            raise ValueError("cursor time without a zone")
-        return created_at.astimezone(UTC), batch_id
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("The cursor is not valid.", field="cursor") from exc
-
-
 def list_batches(
     session: Session, tenant_id: str, *, limit: int, cursor: str | None
 ) -> tuple[list[Batch], str | None]:
     """A page of a tenant's batches, newest first, and the cursor of the next page."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     batches = list(repo.list_batches(session, tenant_id=tenant_id, limit=limit + 1, after=after))
     next_cursor = encode_cursor(batches[limit - 1]) if len(batches) > limit else None
     return batches[:limit], next_cursor

@@ -3,12 +3,9 @@ Never commits."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
@@ -16,11 +13,11 @@ from pagemill.errors import (
     Conflict,
     NotFound,
     ResultExpired,
-    ValidationFailed,
 )
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import OutputFormat
 from pagemill.models import Job, JobState, Page
+from pagemill.pagination import decode_cursor, encode_cursor
 from pagemill.storage import BlobStore
 from pagemill.tenancy import audit
 from pagemill.tenancy.principal import Actor
@@ -68,30 +65,11 @@ def _canonical_uuid(value: str) -> str | None:
         return None
 
 
-def encode_cursor(job: Job) -> str:
-    """An opaque cursor pointing after ``job``."""
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        created_at = datetime.fromisoformat(created)
-        if created_at.tzinfo is None:
-            raise ValueError("cursor time without a zone")
-        # In UTC, as stored; an offset that takes the time past year 1 or 9999 is no cursor of ours.
-        return created_at.astimezone(UTC), job_id
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
-        raise ValidationFailed("The cursor is not valid.", field="cursor") from exc
-
-
 def list_jobs(
     session: Session, tenant_id: str, *, state: JobState | None, limit: int, cursor: str | None
 ) -> tuple[list[Job], str | None]:
     """A page of a tenant's jobs, newest first, and the cursor of the next page."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor) if cursor else None
     jobs = list(repo.list_jobs(session, tenant_id=tenant_id, state=state, limit=limit + 1, after=after))
     next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
     return jobs[:limit], next_cursor

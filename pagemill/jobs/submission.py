@@ -46,6 +46,18 @@ AfterResponse = Callable[..., None]
 MAX_PASSWORD_CHARS = 1024
 
 
+def seal_password(password: str | None, settings: Settings) -> str | None:
+    """A submission's document password, checked and sealed (pagemill.secret_box); None without one.
+
+    ValidationFailed when it is longer than MAX_PASSWORD_CHARS (named, never echoed: details must not carry
+    it); SecretsNotConfigured without a key, before anything is stored or counted."""
+    if not password:
+        return None
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise ValidationFailed(f"password is longer than {MAX_PASSWORD_CHARS} characters.", field="password")
+    return seal_secret(password, settings)
+
+
 _UNSAFE_NAME = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
 
 
@@ -103,11 +115,8 @@ def submit_document(
     """
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
-    if password and len(password) > MAX_PASSWORD_CHARS:
-        # Named, never echoed: details must not carry the password.
-        raise ValidationFailed(f"password is longer than {MAX_PASSWORD_CHARS} characters.", field="password")
     # Sealed first: without a key the request is refused before anything is stored or counted.
-    sealed_password = seal_secret(password, settings) if password else None
+    sealed_password = seal_password(password, settings)
     fileobj.seek(0)
     kind = sniff(fileobj.read(SNIFF_BYTES))
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))

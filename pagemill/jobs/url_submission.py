@@ -6,19 +6,17 @@ import uuid
 
 from pagemill.db import SessionScope
 from pagemill.egress.guard import EgressPolicy, check_submission
-from pagemill.errors import ValidationFailed
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import JobOptions
 from pagemill.jobs.submission import (
-    MAX_PASSWORD_CHARS,
     AfterResponse,
     publish_ingest,
     record_job,
     replayed_job,
+    seal_password,
 )
 from pagemill.models import Job
 from pagemill.models.base import utcnow
-from pagemill.secret_box import seal_secret
 from pagemill.settings import Settings
 from pagemill.tenancy.principal import Actor, Principal
 
@@ -43,9 +41,7 @@ def submit_url(
     fetches (pagemill.jobs.url_source): the API never connects to a client's URL, and never waits on DNS.
     """
     checked = check_submission(url, EgressPolicy.from_settings(settings.egress))
-    if password and len(password) > MAX_PASSWORD_CHARS:
-        raise ValidationFailed(f"password is longer than {MAX_PASSWORD_CHARS} characters.", field="password")
-    sealed_password = seal_secret(password, settings) if password else None
+    sealed_password = seal_password(password, settings)
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
     job_id = str(uuid.uuid4())

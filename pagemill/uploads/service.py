@@ -28,14 +28,12 @@ from pagemill.errors import (
     UploadExpired,
     UploadIncomplete,
     UploadLocked,
-    ValidationFailed,
 )
 from pagemill.jobs import reading, submission
 from pagemill.jobs import repository as jobs_repo
 from pagemill.jobs.options import JobOptions
 from pagemill.models import Job, Upload, UploadState
 from pagemill.models.base import utcnow
-from pagemill.secret_box import seal_secret
 from pagemill.settings import Settings
 from pagemill.storage import BlobStore
 from pagemill.tenancy.principal import Actor, Principal
@@ -49,16 +47,6 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # Creation, status, termination
-
-
-def _sealed(password: str | None, settings: Settings) -> str | None:
-    if not password:
-        return None
-    if len(password) > submission.MAX_PASSWORD_CHARS:
-        # Named, never echoed: details must not carry the password.
-        limit = submission.MAX_PASSWORD_CHARS
-        raise ValidationFailed(f"password is longer than {limit} characters.", field="password")
-    return seal_secret(password, settings)
 
 
 def create_upload(
@@ -93,7 +81,7 @@ def create_upload(
             "filename": meta.filename,
             "options": meta.options.model_dump(mode="json"),
             "submit": meta.submit,
-            "password_sealed": _sealed(meta.password, settings),
+            "password_sealed": submission.seal_password(meta.password, settings),
             "idempotency_key": idempotency_key,
             "header": _echoed(metadata),
         },
@@ -262,7 +250,7 @@ def submit_upload(
         head = upload.head
     if idempotency_key is not None:
         target[4]["idempotency_key"] = idempotency_key
-    sealed = _sealed(password, settings) if password else target[4].get("password_sealed")
+    sealed = submission.seal_password(password, settings) if password else target[4].get("password_sealed")
     return make_job(
         sessions,
         store,

@@ -12,9 +12,9 @@ import pytest
 
 from pagemill.errors import ValidationFailed
 from pagemill.jobs import service
-from pagemill.jobs.service import encode_cursor
 from pagemill.jobs.submission import sanitize_filename
 from pagemill.models import DEFAULT_TENANT, Job
+from pagemill.pagination import decode_cursor, encode_cursor
 
 # --- sanitize_filename --------------------------------------------------------------------------------------
 
@@ -97,7 +97,7 @@ def _job(created_at: datetime, job_id: str | None = None) -> Job:
 def test_cursor_round_trip(created_at: datetime) -> None:
     job = _job(created_at)
     cursor = encode_cursor(job)
-    decoded_at, decoded_id = service._decode_cursor(cursor)
+    decoded_at, decoded_id = decode_cursor(cursor)
     assert decoded_id == job.id
     assert decoded_at == created_at  # the same instant ...
     assert decoded_at.utcoffset() == timedelta(0)  # ... in UTC, as stored and compared
@@ -134,7 +134,7 @@ def _b64(raw: bytes) -> str:
 )
 def test_invalid_cursors_are_validation_errors(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        service._decode_cursor(cursor)
+        decode_cursor(cursor)
     assert caught.value.code == "VALIDATION_ERROR"
     assert caught.value.details == {"field": "cursor"}
 
@@ -144,7 +144,7 @@ def test_a_cursor_without_a_time_zone_is_a_validation_error() -> None:
     # hand-made cursor without an offset must be rejected here as a 422, not fail later as a 500.
     cursor = _b64(f"2026-01-02T03:04:05|{uuid.uuid4()}".encode())
     with pytest.raises(ValidationFailed):
-        service._decode_cursor(cursor)
+        decode_cursor(cursor)
 
 
 @pytest.mark.parametrize("cursor", ["!!!", _b64(b"no separator")])
