@@ -31,7 +31,7 @@ from pagemill.jobs.service import result_key, source_key
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
 from pagemill.secret_box import seal_secret
-from pagemill.settings import Settings
+from pagemill.settings import Settings, TierSettings
 from pagemill.storage import BlobStore
 from pagemill.tenancy import audit, usage
 from pagemill.tenancy.principal import Actor, Principal
@@ -122,11 +122,9 @@ def submit_document(
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     with sessions() as session:
         # A short read-only transaction: a replay, or a quota already used up, is answered before storing.
-        if idempotency_key is not None:
-            earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
-            if earlier is not None:
-                return replayed_job(earlier, digest, options), True
-        usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
+        earlier = replay_or_check_quota(session, principal, tier, now, idempotency_key, digest, options)
+        if earlier is not None:
+            return earlier, True
         source = (
             cache.find_source(
                 session,
@@ -226,11 +224,9 @@ def submit_stored_document(
     kind = sniff(head[:SNIFF_BYTES])
     with sessions() as session:
         # A short read-only transaction, as in submit_document: a replay or a spent quota answered first.
-        if idempotency_key is not None:
-            earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
-            if earlier is not None:
-                return replayed_job(earlier, digest, options), True
-        usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
+        earlier = replay_or_check_quota(session, principal, tier, now, idempotency_key, digest, options)
+        if earlier is not None:
+            return earlier, True
     with sessions() as session:
         if before_record is not None:
             before_record(session)
@@ -346,6 +342,26 @@ def record_job(
     if publish_after_commit:
         queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)
     return job
+
+
+def replay_or_check_quota(
+    session: Session,
+    principal: Principal,
+    tier: TierSettings,
+    now: datetime,
+    idempotency_key: str | None,
+    digest: str,
+    options: JobOptions,
+) -> Job | None:
+    """Before anything is stored: the earlier job an ``idempotency_key`` made for this same submission
+    (IdempotencyKeyReused for another one), else None once the tenant's quota is known to have room
+    (QuotaExceeded otherwise; the document is counted later, by :func:`record_job`)."""
+    if idempotency_key is not None:
+        earlier = repo.get_job_by_idempotency_key(session, principal.tenant_id, idempotency_key)
+        if earlier is not None:
+            return replayed_job(earlier, digest, options)
+    usage.check_document_quota(session, principal.tenant_id, principal.tier, tier, now)
+    return None
 
 
 def replayed_job(earlier: Job, digest: str, options: JobOptions, source_url: str | None = None) -> Job:
