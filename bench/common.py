@@ -442,7 +442,8 @@ class JobRun:
         return int(self.job["pages"]["done"])
 
 
-def _migrate(env: Mapping[str, str]) -> None:
+def migrate(env: Mapping[str, str]) -> None:
+    """Run `pagemill migrate` with ``env``; RuntimeError with its log if it fails."""
     proc = pagemill_process(["migrate"], env, name="migrate")
     code = proc.wait(timeout=120)
     if code != 0:
@@ -486,7 +487,7 @@ def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[B
     API; yield them with a client sending the key; stop both."""
     # The result cache would answer a resubmitted document without page work: benchmarks time the work.
     full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
-    _migrate(full_env)
+    migrate(full_env)
     key = create_key(full_env)
     with (
         pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency, timeout=90) as worker,

@@ -25,11 +25,11 @@ import httpx
 
 from bench.born_digital import distributed_env_stack
 from bench.common import (
-    _migrate,
     auth_headers,
     create_key,
     fmt,
     log,
+    migrate,
     run_and_record,
     run_stamp,
     table,
@@ -164,7 +164,7 @@ def measure(
 @contextlib.contextmanager
 def embedded_up(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """``pagemill up`` on a free port with a fresh enterprise key; the base URL and the key."""
-    _migrate(env)
+    migrate(env)
     key = create_key(env)
     port = free_port()
     proc = pagemill_process(["up", "--host", "127.0.0.1", "--port", str(port)], env, name="up")
@@ -179,7 +179,7 @@ def embedded_up(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
 @contextlib.contextmanager
 def distributed(env: Mapping[str, str]) -> Iterator[tuple[str, str]]:
     """``pagemill api`` and ``pagemill worker`` (concurrency 2) on Postgres, Redis and S3."""
-    _migrate(env)
+    migrate(env)
     key = create_key(env)
     with (
         pagemill_worker(env, queues="ingest,cpu,gpu", concurrency=2, timeout=90),

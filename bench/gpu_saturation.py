@@ -44,12 +44,12 @@ import httpx
 from bench.born_digital import distributed_env_stack, page_texts
 from bench.common import (
     FINAL_STATES,
-    _migrate,
     auth_headers,
     create_key,
     fmt,
     log,
     median,
+    migrate,
     run_and_record,
     run_stamp,
     table,
@@ -167,7 +167,7 @@ _CHOSEN = re.compile(r"GPU worker: (\d+) pages in flight \((.*)\)")
 def gpu_stack(env: Mapping[str, str]) -> Iterator[GpuStack]:
     """Migrate and make a key (tenant ``bench``, enterprise); run the API and a CPU worker (ingest,cpu; 1)."""
     full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
-    _migrate(full_env)
+    migrate(full_env)
     key = create_key(full_env)
     with (
         pagemill_worker(full_env, queues="ingest,cpu", concurrency=1, timeout=90) as cpu_worker,

@@ -30,12 +30,12 @@ import httpx
 
 from bench.born_digital import distributed_env_stack
 from bench.common import (
-    _migrate,
     auth_headers,
     cmdline,
     create_key,
     fmt,
     log,
+    migrate,
     run_and_record,
     run_stamp,
     table,
@@ -88,7 +88,7 @@ def _api_child(up: ManagedProcess) -> int:
 @contextlib.contextmanager
 def embedded(env: Mapping[str, str]) -> Iterator[Stack]:
     """``pagemill up`` on a free port."""
-    _migrate(env)
+    migrate(env)
     keys = make_keys(env)
     port = free_port()
     proc = pagemill_process(["up", "--host", "127.0.0.1", "--port", str(port)], env, name="up")
@@ -103,7 +103,7 @@ def embedded(env: Mapping[str, str]) -> Iterator[Stack]:
 @contextlib.contextmanager
 def distributed(env: Mapping[str, str], api_workers: int = 2) -> Iterator[Stack]:
     """``pagemill api --workers 2`` and one ``pagemill worker`` (concurrency 2) on Postgres, Redis, S3."""
-    _migrate(env)
+    migrate(env)
     keys = make_keys(env)
     port = free_port()
     args = ["api", "--host", "127.0.0.1", "--port", str(port), "--workers", str(api_workers)]

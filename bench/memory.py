@@ -37,6 +37,7 @@ from bench.common import (
     fmt,
     log,
     mib,
+    migrate,
     run_and_record,
     run_stamp,
     running_stack,
@@ -45,7 +46,7 @@ from bench.common import (
     verdict,
 )
 from tests.support.documents import make_text_pdf
-from tests.support.services import pagemill_api, pagemill_process
+from tests.support.services import pagemill_api
 
 WORKER_TARGET_MB = 500
 UPLOAD_GROWTH_TARGET_MB = 50
@@ -182,10 +183,7 @@ def upload_growth(upload_mib: int = UPLOAD_MIB) -> str:
             "PAGEMILL_TIERS__ENTERPRISE__MAX_FILE_BYTES": str(size + 64 * MIB),
             "PAGEMILL_LOG_LEVEL": "INFO",
         }
-        migrate = pagemill_process(["migrate"], env, name="migrate")
-        if migrate.wait(timeout=120) != 0:
-            raise RuntimeError(migrate.log_tail())
-        migrate.stop()
+        migrate(env)
         key = create_key(env)
         small = make_text_pdf(Path(tmp) / "small.pdf", ["warm-up page"])
         with (

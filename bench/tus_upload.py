@@ -31,6 +31,7 @@ from bench.common import (
     fmt,
     log,
     mib,
+    migrate,
     run_and_record,
     run_stamp,
     table,
@@ -40,7 +41,6 @@ from bench.memory import multipart_stream
 from tests.support.services import (
     distributed_env,
     pagemill_api,
-    pagemill_process,
     postgres_url,
     redis_server,
     s3_server,
@@ -117,10 +117,7 @@ def _distributed_api(size: int) -> Iterator[tuple[int, str, str]]:
             "PAGEMILL_TIERS__ENTERPRISE__MAX_FILE_BYTES": str(size + 64 * MIB),
             "PAGEMILL_LOG_LEVEL": "WARNING",
         }
-        migrate = pagemill_process(["migrate"], env, name="migrate")
-        if migrate.wait(timeout=120) != 0:
-            raise RuntimeError(migrate.log_tail())
-        migrate.stop()
+        migrate(env)
         key = create_key(env)
         with pagemill_api(env, timeout=60) as (api, base_url):
             yield api.pid, base_url, key
