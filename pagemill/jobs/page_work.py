@@ -56,6 +56,10 @@ class PagesDeferred(Exception):
         self.delay_s = delay_s
         self.cause = cause
 
+    def __reduce__(self) -> tuple[type[PagesDeferred], tuple[float, PagemillError]]:
+        # A prefork pool process sends the task's exception (inside Celery's Retry) to its parent pickled.
+        return (type(self), (self.delay_s, self.cause))
+
 
 def read_next(queue_name: str) -> bool:
     """Claim the next pages waiting on ``queue_name`` and read them; after text-layer pages, claim and read
