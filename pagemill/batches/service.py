@@ -36,11 +36,12 @@ from pagemill.db import SessionScope
 from pagemill.documents.kinds import DocumentKind
 from pagemill.egress.guard import EgressPolicy, check_submission
 from pagemill.errors import BatchTooLarge, InputError, NotFound, PagemillError, ValidationFailed
+from pagemill.events import service as events
 from pagemill.jobs import cache, submission, url_submission
 from pagemill.jobs import repository as jobs_repo
 from pagemill.jobs import service as jobs
 from pagemill.jobs.options import JobOptions
-from pagemill.models import Batch, BatchItem, Job
+from pagemill.models import Batch, BatchItem, Job, JobState
 from pagemill.models.base import utcnow
 from pagemill.models.batch import ItemKind
 from pagemill.pagination import decode_cursor, encode_cursor
@@ -319,7 +320,8 @@ def cancel_batch(session: Session, tenant_id: str, batch_id: str, *, actor: Acto
     batch = _tenant_batch(session, tenant_id, batch_id)
     active = repo.active_job_ids(session, batch.id)
     for job_id in active:
-        jobs_repo.request_cancel(session, job_id)
+        if jobs_repo.request_cancel(session, job_id):
+            events.job_ended(session, job_id, JobState.CANCELLED)
     audit.record(
         session,
         actor,

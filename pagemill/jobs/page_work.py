@@ -21,6 +21,8 @@ from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.source import open_source
 from pagemill.engines.base import PageResult
 from pagemill.errors import PagemillError, ProcessingError, ProcessingTimeout, TransientError, WorkerCrashed
+from pagemill.events import service as events
+from pagemill.events.service import FinishedPage
 from pagemill.jobs import claim_repository as claims_repo
 from pagemill.jobs import claims, reading
 from pagemill.jobs import repository as repo
@@ -170,6 +172,7 @@ def _hand_to_ocr(
         handed = claims_repo.hand_to_ocr(session, claim.claim_id, indices, target, chain_start)
         queue.enqueue_page_tasks(session, target, handed, priority=job.priority)
         repo.refresh_progress(session, job.id)
+        events.job_progress(session, job.id, settings=settings)
 
 
 def _defer(
@@ -222,10 +225,16 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
             )
         elif error is not None:
             failed.append({"index": index, "error_code": error.code, "error_message": error.message})
+    finished = [FinishedPage(row["index"], PageState.DONE, engine=row["engine"]) for row in done] + [
+        FinishedPage(row["index"], PageState.FAILED, error_code=row["error_code"]) for row in failed
+    ]
+    now = utcnow()
     with session_scope() as session:
-        repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence)
-        repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence)
+        repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence, now=now)
+        repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence, now=now)
         repo.refresh_progress(session, job_id)
+        events.pages_completed(session, job_id, finished, finished_at=now)
+        events.job_progress(session, job_id)
     for row in done:
         PAGES.labels(engine=row["engine"], outcome="done").inc()
     for row in failed:

@@ -19,6 +19,8 @@ from pagemill.errors import (
     TransientError,
     WorkerCrashed,
 )
+from pagemill.events import service as events
+from pagemill.events.types import EventType
 from pagemill.jobs import claim_repository as claims_repo
 from pagemill.jobs import claims, reading, url_source
 from pagemill.jobs import repository as repo
@@ -41,6 +43,7 @@ def fail_job(job_id: str, error: PagemillError) -> None:
     """End a job ``failed`` with a specific error (permanent errors only)."""
     with session_scope() as session:
         if repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
+            events.job_ended(session, job_id, JobState.FAILED)
             log.info("job %s failed: %s %s", job_id, error.code, error.message)
 
 
@@ -50,6 +53,8 @@ def ingest_job(job_id: str) -> bool:
     settings = get_settings()
     with session_scope() as session:
         attempt = repo.start_job(session, job_id)
+        if attempt == 1:
+            events.job_event(session, job_id, EventType.JOB_STARTED, settings=settings)
         job = repo.get_job(session, job_id)
     if attempt is None or job is None:
         return False  # final already (finished, cancelled before start) or gone
@@ -172,4 +177,5 @@ def finalize_job(job_id: str) -> None:
             }
         else:
             state, error = JobState.SUCCEEDED, None
-        repo.finish_job(session, job_id, state, error=error, pages=(done, failed))
+        if repo.finish_job(session, job_id, state, error=error, pages=(done, failed)):
+            events.job_ended(session, job_id, state)

@@ -156,8 +156,10 @@ def finish_pages(
     rows: Sequence[dict[str, Any]],
     *,
     claim_id: str | None = None,
+    now: datetime | None = None,
 ) -> None:
-    """Move many pending pages to ``state`` in one statement (``rows``: ``index`` plus the page's values).
+    """Move many pending pages to ``state`` in one statement (``rows``: ``index`` plus the page's values),
+    ``finished_at`` ``now`` (the pages this statement moved are those with exactly that time).
 
     Fenced on the page still being pending (a page another attempt already finished is left as it is) and,
     given ``claim_id``, on the page still being held by that claim (a worker whose claim lapsed and was
@@ -179,7 +181,7 @@ def finish_pages(
         .where(*fences)
         .values(
             state=state,
-            finished_at=utcnow(),
+            finished_at=now or utcnow(),
             claim_id=None,
             claim_expires_at=None,
             **{name: bindparam(f"b_{name}") for name in columns},
@@ -239,6 +241,14 @@ def fail_pending_pages(session: Session, job_id: str, code: str, message: str) -
         .values(state=PageState.FAILED, error_code=code, error_message=message, finished_at=utcnow())
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def pages_finished_at(session: Session, job_id: str, indices: Sequence[int], at: datetime) -> set[int]:
+    """Which of ``indices`` were finished at exactly ``at`` (by the :func:`finish_pages` calls given it)."""
+    rows = session.scalars(
+        select(Page.index).where(Page.job_id == job_id, Page.index.in_(list(indices)), Page.finished_at == at)
+    )
+    return {int(index) for index in rows}
 
 
 def page_state_counts(session: Session, job_id: str) -> dict[str, int]:
@@ -351,19 +361,20 @@ def finish_job(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def request_cancel(session: Session, job_id: str) -> None:
-    """Flag an active job for cancellation; a job no worker has started is cancelled at once."""
+def request_cancel(session: Session, job_id: str) -> bool:
+    """Flag an active job for cancellation; a job no worker has started is cancelled at once (True then)."""
     now = utcnow()
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
         .values(cancel_requested=True, updated_at=now)
     )
-    session.execute(
+    result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.QUEUED)
         .values(state=JobState.CANCELLED, finished_at=now, document_password_sealed=None)
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def queued_jobs(session: Session, *, created_before: datetime, limit: int = 100) -> list[tuple[str, int]]:

@@ -14,6 +14,7 @@ from pagemill.errors import (
     NotFound,
     ResultExpired,
 )
+from pagemill.events import service as events
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import OutputFormat
 from pagemill.models import Job, JobState, Page
@@ -87,7 +88,8 @@ def cancel_job(session: Session, tenant_id: str, job_id: str, *, actor: Actor) -
         raise Conflict("The job has already finished.", state=job.state)
     if job.state != JobState.CANCELLED:
         audit.record(session, actor, audit.JOB_CANCELLED, target=job.id, tenant_id=tenant_id)
-    repo.request_cancel(session, job.id)
+    if repo.request_cancel(session, job.id):
+        events.job_ended(session, job.id, JobState.CANCELLED)
     session.flush()
     session.refresh(job)
     return job

@@ -24,6 +24,8 @@ from pagemill.errors import (
     IdempotencyKeyReused,
     ValidationFailed,
 )
+from pagemill.events import service as events
+from pagemill.events.types import EventType
 from pagemill.jobs import cache
 from pagemill.jobs import repository as repo
 from pagemill.jobs.options import JobOptions
@@ -337,7 +339,11 @@ def record_job(
     # After the inserts: on Postgres the tenant's usage rows stay locked from here to the commit, and every
     # other submission of the tenant waits for them; taken first, they were locked across the inserts too.
     usage.take_document(session, principal.tenant_id, principal.tier, tier, now)
+    events.job_event(session, job_id, EventType.JOB_QUEUED, settings=settings)
     if cached_from is not None and cache.adopt(session, job, cached_from, now):
+        # A cached job tells its story like any other: queued, started, succeeded.
+        events.job_event(session, job_id, EventType.JOB_STARTED, settings=settings)
+        events.job_ended(session, job_id, JobState.SUCCEEDED, settings=settings)
         return job
     if publish_after_commit:
         queue.enqueue_after_commit(session, queue.INGEST_JOB, [job_id], priority=tier.priority)

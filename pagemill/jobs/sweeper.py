@@ -32,6 +32,7 @@ from datetime import timedelta
 from pagemill import queue
 from pagemill.db import session_scope
 from pagemill.errors import JobStalled, ProcessingError, ProcessingTimeout
+from pagemill.events import service as events
 from pagemill.jobs import claim_repository as claims_repo
 from pagemill.jobs import claims
 from pagemill.jobs import repository as repo
@@ -157,6 +158,7 @@ def give_up(job_id: str, error: ProcessingError) -> bool:
             return False
         pages = repo.fail_pending_pages(session, job_id, error.code, error.message)
         repo.refresh_progress(session, job_id)
+        events.job_ended(session, job_id, JobState.FAILED)
     log.error("job %s given up: %s (%d pending page(s) failed)", job_id, error.code, pages)
     return True
 
@@ -169,7 +171,7 @@ def end_cancelled(job_id: str) -> None:
         if job is None or JobState(job.state).is_final:
             return
         skipped = repo.skip_pending_pages(session, job_id)
-        if job.pages_total is None:
-            repo.finish_job(session, job_id, JobState.CANCELLED)
+        if job.pages_total is None and repo.finish_job(session, job_id, JobState.CANCELLED):
+            events.job_ended(session, job_id, JobState.CANCELLED)
     log.warning("cancelled job %s ended by the sweeper (%d unread page(s) skipped)", job_id, skipped)
     finalize_job(job_id)

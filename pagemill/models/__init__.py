@@ -2,6 +2,7 @@
 
 from pagemill.models.base import Base
 from pagemill.models.batch import Batch, BatchItem
+from pagemill.models.event import Event
 from pagemill.models.job import Job, JobState, Page, PageState
 from pagemill.models.tenancy import DEFAULT_TENANT, ApiKey, AuditEvent, Tenant, UsageCounter
 from pagemill.models.upload import Upload, UploadState
@@ -13,6 +14,7 @@ __all__ = [
     "Base",
     "Batch",
     "BatchItem",
+    "Event",
     "Job",
     "JobState",
     "Page",

@@ -31,6 +31,8 @@ class Batch(Base):
     items_total: Mapped[int] = mapped_column(Integer)
     items_refused: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # When its last job ended (the batch.completed event was written then, once).
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
 
 
 class BatchItem(Base):

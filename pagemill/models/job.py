@@ -114,6 +114,13 @@ class Job(Base):
     source_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Events (pagemill.events): the last sequence number given to one of the job's events, and when (and at
+    # how many finished pages) its last job.progress event was written, for the throttle.
+    event_seq: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress_event_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    progress_event_pages: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Where to POST this job's events (signed with the tenant's default webhook secret), if the client asked.
+    callback_url: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Page(Base):

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from pagemill.db import session_scope
 from pagemill.errors import Conflict
+from pagemill.events import service as events
 from pagemill.jobs import service as jobs
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
@@ -54,7 +55,9 @@ def sweep_expired(settings: Settings, store: BlobStore | None = None) -> tuple[i
                 store.delete_prefix(job_prefix(job_id))
             if due:
                 with session_scope() as session:
-                    expired += len(repo.expire_jobs(session, due, now, purged=False))
+                    for job_id in repo.expire_jobs(session, due, now, purged=False):
+                        events.job_ended(session, job_id, JobState.EXPIRED, settings=settings)
+                        expired += 1
         if tier.originals_retention_s is not None:
             with session_scope() as session:
                 sources = repo.originals_past(
@@ -82,7 +85,10 @@ def purge_job(session: Session, store: BlobStore, tenant_id: str, job_id: str, *
             state=job.state,
         )
     store.delete_prefix(job_prefix(job.id))
+    was_expired = job.state == JobState.EXPIRED
     repo.expire_jobs(session, [job.id], utcnow(), purged=True)
+    if not was_expired:
+        events.job_ended(session, job.id, JobState.EXPIRED)
     audit.record(session, actor, audit.JOB_PURGED, target=job.id, tenant_id=tenant_id)
     session.flush()
     session.refresh(job)

@@ -42,6 +42,7 @@ from pagemill.settings.access import (
 )
 from pagemill.settings.cache import CacheSettings
 from pagemill.settings.egress import EgressSettings
+from pagemill.settings.events import EventSettings
 from pagemill.settings.processing import (
     EngineName,
     EngineSettings,
@@ -88,6 +89,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     egress: EgressSettings = EgressSettings()
     cache: CacheSettings = CacheSettings()
+    events: EventSettings = EventSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -167,6 +169,7 @@ __all__ = [
     "EngineName",
     "EngineSettings",
     "EnterpriseTier",
+    "EventSettings",
     "FileBytes",
     "FreeTier",
     "LimitSettings",

@@ -1,0 +1,207 @@
+"""Writing events: each in the transaction of the change it reports (the outbox).
+
+Call these inside the session that changes the job; they never commit. Every function reads what the
+event says about its job in the same statement that numbers it, so an event never reports a state its
+transaction did not see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from pagemill.events import repository as repo
+from pagemill.events import routing
+from pagemill.events.repository import JobSnapshot
+from pagemill.events.types import ENDED_BY_STATE, EventType
+from pagemill.jobs import repository as jobs_repo
+from pagemill.models import JobState, PageState
+from pagemill.models.base import utcnow
+from pagemill.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class FinishedPage:
+    """A page saved just now, for its job.page_completed event."""
+
+    index: int
+    state: PageState
+    engine: str | None = None
+    error_code: str | None = None
+
+
+def job_event(session: Session, job_id: str, type_: EventType, *, settings: Settings | None = None) -> None:
+    """Write one event of the job (any type but progress and page events, which have their own functions).
+
+    A final event of a job in a batch also completes the batch when it was the batch's last active job."""
+    settings = settings or get_settings()
+    snapshot = repo.take_seqs(session, job_id)
+    if snapshot is None:
+        return
+    now = utcnow()
+    _write(session, settings, snapshot, [(snapshot.seq, type_, {})], now)
+    if type_.is_final and snapshot.batch_id is not None:
+        _complete_batch(session, settings, snapshot, now)
+
+
+def job_ended(session: Session, job_id: str, state: JobState, *, settings: Settings | None = None) -> None:
+    """Write the final event for a job that moved to ``state`` (succeeded, failed, cancelled, expired)."""
+    job_event(session, job_id, ENDED_BY_STATE[state], settings=settings)
+
+
+def job_progress(session: Session, job_id: str, *, settings: Settings | None = None) -> None:
+    """Write a job.progress event if one is due (call after the job's counts were refreshed): at most one
+    per ``events.progress_interval_s``, plus one for each further tenth of the pages finished."""
+    settings = settings or get_settings()
+    now = utcnow()
+    not_since = now - timedelta(seconds=settings.events.progress_interval_s)
+    snapshot = repo.take_progress_seq(session, job_id, now=now, not_since=not_since)
+    if snapshot is not None:
+        _write(session, settings, snapshot, [(snapshot.seq, EventType.JOB_PROGRESS, {})], now)
+
+
+def pages_completed(
+    session: Session,
+    job_id: str,
+    pages: Sequence[FinishedPage],
+    *,
+    finished_at: datetime,
+    settings: Settings | None = None,
+) -> None:
+    """Write one job.page_completed event per page that this transaction finished (``finished_at``: the
+    time it gave them; a page another delivery finished first is left out), when page events are wanted
+    (events.page_events)."""
+    settings = settings or get_settings()
+    if not pages or not routing.wants_page_events(session, settings, job_id):
+        return
+    moved = jobs_repo.pages_finished_at(session, job_id, [page.index for page in pages], finished_at)
+    pages = [page for page in pages if page.index in moved]
+    if not pages:
+        return
+    snapshot = repo.take_seqs(session, job_id, len(pages))
+    if snapshot is None:
+        return
+    first = snapshot.seq - len(pages) + 1
+    events = [
+        (first + n, EventType.JOB_PAGE_COMPLETED, {"page": _page_data(job_id, page)})
+        for n, page in enumerate(sorted(pages, key=lambda p: p.index))
+    ]
+    _write(session, settings, snapshot, events, utcnow())
+
+
+def _page_data(job_id: str, page: FinishedPage) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "number": page.index + 1,
+        "state": str(page.state),
+        "url": f"/api/v1/jobs/{job_id}/pages/{page.index + 1}",
+    }
+    if page.engine is not None:
+        data["engine"] = page.engine
+    if page.error_code is not None:
+        data["error_code"] = page.error_code
+    return data
+
+
+def job_data(snapshot: JobSnapshot, settings: Settings) -> dict[str, Any]:
+    """The thin ``data`` of a job event: ids, state, page counts, error, and result URLs once succeeded."""
+    data: dict[str, Any] = {
+        "job_id": snapshot.job_id,
+        "tenant_id": snapshot.tenant_id,
+        "state": snapshot.state,
+        "pages": {
+            "total": snapshot.pages_total,
+            "done": snapshot.pages_done,
+            "failed": snapshot.pages_failed,
+        },
+        "error": None,
+    }
+    if snapshot.error_code is not None:
+        data["error"] = {"code": snapshot.error_code, "message": snapshot.error_message or ""}
+    if snapshot.batch_id is not None:
+        data["batch_id"] = snapshot.batch_id
+    if snapshot.cached_from is not None:
+        data["cached_from"] = snapshot.cached_from
+    if snapshot.state in (JobState.SUCCEEDED, JobState.CANCELLED) and snapshot.pages_done:
+        base = (settings.events.public_base_url or "").rstrip("/")
+        data["results"] = {
+            fmt: f"{base}/api/v1/jobs/{snapshot.job_id}/result?format={fmt}" for fmt in snapshot.formats
+        }
+    return data
+
+
+def _write(
+    session: Session,
+    settings: Settings,
+    snapshot: JobSnapshot,
+    events: Sequence[tuple[int, EventType, dict[str, Any]]],
+    now: datetime,
+) -> None:
+    base = job_data(snapshot, settings)
+    rows = []
+    relay = False
+    for seq, type_, extra in events:
+        wanted = routing.wants(session, settings, snapshot.tenant_id, type_, snapshot.callback_url)
+        relay = relay or wanted
+        rows.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "tenant_id": snapshot.tenant_id,
+                "job_id": snapshot.job_id,
+                "batch_id": snapshot.batch_id,
+                "seq": seq,
+                "type": str(type_),
+                "time": now,
+                "data": {**base, **extra},
+                "relayed_at": None if wanted else now,
+            }
+        )
+    repo.add_events(session, rows)
+    if relay:
+        routing.relay_after_commit(session)
+
+
+def _complete_batch(session: Session, settings: Settings, snapshot: JobSnapshot, now: datetime) -> None:
+    """Write batch.completed if the job that just ended was the batch's last active one. The batch row is
+    locked first, then its jobs counted in a new statement: of two jobs ending at once, the second waits
+    for the first's commit and then sees it final."""
+    assert snapshot.batch_id is not None
+    batch = repo.lock_batch(session, snapshot.batch_id)
+    if batch is None:
+        return
+    states = repo.batch_job_states(session, batch.id)
+    if states.get(JobState.QUEUED, 0) or states.get(JobState.RUNNING, 0):
+        return
+    if not repo.complete_batch(session, batch.id, now):
+        return
+    type_ = EventType.BATCH_COMPLETED
+    wanted = routing.wants(session, settings, batch.tenant_id, type_, None)
+    counts = {str(state): n for state, n in sorted(states.items())}
+    repo.add_events(
+        session,
+        [
+            {
+                "event_id": str(uuid.uuid4()),
+                "tenant_id": batch.tenant_id,
+                "job_id": None,
+                "batch_id": batch.id,
+                "seq": None,
+                "type": str(type_),
+                "time": now,
+                "data": {
+                    "batch_id": batch.id,
+                    "tenant_id": batch.tenant_id,
+                    "jobs": counts,
+                    "items_total": batch.items_total,
+                    "items_refused": batch.items_refused,
+                },
+                "relayed_at": None if wanted else now,
+            }
+        ],
+    )
+    if wanted:
+        routing.relay_after_commit(session)
