@@ -84,7 +84,7 @@ def take_progress_seq(
     since the last one, and either none was written since ``not_since`` or another tenth of its pages is
     done. None when no event is due (nothing is changed then)."""
     finished = Job.pages_done + Job.pages_failed
-    tenth_crossed = finished * 10 / Job.pages_total > Job.progress_event_pages * 10 / Job.pages_total
+    tenth_crossed = finished * 10 // Job.pages_total > Job.progress_event_pages * 10 // Job.pages_total
     row = session.execute(
         update(Job)
         .where(

@@ -40,6 +40,8 @@ def job_event(session: Session, job_id: str, type_: EventType, *, settings: Sett
 
     A final event of a job in a batch also completes the batch when it was the batch's last active job."""
     settings = settings or get_settings()
+    if not settings.events.enabled:
+        return
     snapshot = repo.take_seqs(session, job_id)
     if snapshot is None:
         return
@@ -58,6 +60,8 @@ def job_progress(session: Session, job_id: str, *, settings: Settings | None = N
     """Write a job.progress event if one is due (call after the job's counts were refreshed): at most one
     per ``events.progress_interval_s``, plus one for each further tenth of the pages finished."""
     settings = settings or get_settings()
+    if not settings.events.enabled:
+        return
     now = utcnow()
     not_since = now - timedelta(seconds=settings.events.progress_interval_s)
     snapshot = repo.take_progress_seq(session, job_id, now=now, not_since=not_since)
@@ -77,7 +81,7 @@ def pages_completed(
     time it gave them; a page another delivery finished first is left out), when page events are wanted
     (events.page_events)."""
     settings = settings or get_settings()
-    if not pages or not routing.wants_page_events(session, settings, job_id):
+    if not pages or not settings.events.enabled or not routing.wants_page_events(session, settings, job_id):
         return
     moved = jobs_repo.pages_finished_at(session, job_id, [page.index for page in pages], finished_at)
     pages = [page for page in pages if page.index in moved]

@@ -10,6 +10,11 @@ from pydantic import BaseModel, Field
 class EventSettings(BaseModel):
     """Job and batch events: written with each state change, streamed, delivered to webhooks and NATS."""
 
+    enabled: bool = Field(
+        default=True,
+        description="Write events. Off, nothing is written to the outbox: job streams, webhooks and NATS "
+        "receive nothing (clients poll). For installations that only poll, and to measure the cost of events.",
+    )
     public_base_url: str | None = Field(
         default=None,
         description="The API's public address (e.g. https://pagemill.example.com): event payloads name "
