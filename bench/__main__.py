@@ -27,6 +27,7 @@ BENCHMARKS = {
     "recovery": "a scanned job whose worker is SIGKILLed after 3 pages: seconds until it moves again",
     "fair_share": "a one-page job of one tenant behind another tenant's 5,000-page OCR job: time vs. idle",
     "chaos": "hundreds of jobs while workers, Redis, Postgres and an API are killed: nothing lost, recovery",
+    "events_overhead": "born-digital pages/s with events off, on, and on with page events (on >= 0.95 of off)",
     "tus_upload": "1 GiB as a tus upload in 8 MiB chunks vs. one multipart POST, to moto S3: ratio, API RSS",
 }
 
