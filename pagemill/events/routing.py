@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from pagemill import queue
 from pagemill.events.types import EventType
 from pagemill.settings import Settings
 
@@ -19,10 +20,10 @@ def wants(
     if type_ == EventType.JOB_PAGE_COMPLETED:
         # Page events go to NATS only on request (one per page).
         nats = settings.events.nats_url is not None and settings.events.nats_page_events
-        return nats or _endpoint_subscribes(session, tenant_id, type_)
+        return nats or _endpoint_subscribes(session, settings, tenant_id, type_)
     if settings.events.nats_url is not None or callback_url is not None:
         return True
-    return _endpoint_subscribes(session, tenant_id, type_)
+    return _endpoint_subscribes(session, settings, tenant_id, type_)
 
 
 def wants_page_events(session: Session, settings: Settings, job_id: str) -> bool:
@@ -32,17 +33,27 @@ def wants_page_events(session: Session, settings: Settings, job_id: str) -> bool
         return mode == "always"
     if settings.events.nats_url is not None and settings.events.nats_page_events:
         return True
-    return _job_tenant_subscribes_to_pages(session, job_id)
+    return _job_tenant_subscribes_to_pages(session, settings, job_id)
 
 
-def _endpoint_subscribes(session: Session, tenant_id: str, type_: EventType) -> bool:
-    return False  # webhook endpoints: see the webhooks brief
+def _endpoint_subscribes(session: Session, settings: Settings, tenant_id: str, type_: EventType) -> bool:
+    # Imported here: pagemill.webhooks imports the event types, and this module is imported by the outbox.
+    from pagemill.webhooks.subscriptions import tenant_subscribes
+
+    return tenant_subscribes(session, tenant_id, type_.value, settings.webhooks.routing_cache_s)
 
 
-def _job_tenant_subscribes_to_pages(session: Session, job_id: str) -> bool:
-    return False  # webhook endpoints: see the webhooks brief
+def _job_tenant_subscribes_to_pages(session: Session, settings: Settings, job_id: str) -> bool:
+    from pagemill.webhooks.subscriptions import job_tenant
+
+    tenant_id = job_tenant(session, job_id)
+    return tenant_id is not None and _endpoint_subscribes(
+        session, settings, tenant_id, EventType.JOB_PAGE_COMPLETED
+    )
 
 
 def relay_after_commit(session: Session) -> None:
-    """Wake the relay once ``session`` commits (once per session, however many events it wrote)."""
-    return None  # the relay task: see the webhooks brief
+    """Wake the relay (``pagemill.relay_events`` on the webhooks queue) once ``session`` commits: once per
+    transaction, however many events it wrote. A lost message costs a sweep's wait: every sweep relays."""
+    if not queue.pending_after_commit(session, queue.RELAY_EVENTS):
+        queue.enqueue_after_commit(session, queue.RELAY_EVENTS, [], queue.WEBHOOKS_QUEUE)

@@ -1,0 +1,1 @@
+"""Webhooks (Standard Webhooks): tenants' endpoints and jobs' callback URLs, signed, retried, recorded."""
