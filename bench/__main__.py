@@ -27,7 +27,10 @@ BENCHMARKS = {
     "recovery": "a scanned job whose worker is SIGKILLed after 3 pages: seconds until it moves again",
     "fair_share": "a one-page job of one tenant behind another tenant's 5,000-page OCR job: time vs. idle",
     "chaos": "hundreds of jobs while workers, Redis, Postgres and an API are killed: nothing lost, recovery",
-    "events_overhead": "born-digital pages/s with events off, on, and on with page events (on >= 0.95 of off)",
+    "events_overhead": "born-digital pages/s with events off, on, on with page events (>= 0.95)",
+    "event_latency": "100 SSE streams: page finished in a worker to its event at the client (p95 <= 250 ms)",
+    "eta_accuracy": "OCR jobs queued behind each other: eta_s predictions against the real end times",
+    "webhook_delivery": "webhook deliveries per second to a local receiver, event-to-arrival delay",
     "tus_upload": "1 GiB as a tus upload in 8 MiB chunks vs. one multipart POST, to moto S3: ratio, API RSS",
 }
 
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     parser.add_argument(
-        "--no-distributed", action="store_true", help="born_digital: skip the distributed stack"
+        "--no-distributed",
+        action="store_true",
+        help="born_digital, event_latency: skip the distributed stack",
     )
     args = parser.parse_args(argv)
     unknown = [name for name in args.names if name not in BENCHMARKS]
@@ -52,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or list(BENCHMARKS):
         log(f"=== {name}: {BENCHMARKS[name]}")
         module = importlib.import_module(f"bench.{name.removesuffix('_rapidocr')}")
-        bench_argv = ["--no-distributed"] if name == "born_digital" and args.no_distributed else []
+        distributed_too = ("born_digital", "event_latency", "webhook_delivery")
+        bench_argv = ["--no-distributed"] if name in distributed_too and args.no_distributed else []
         if name == "cpu_ocr_rapidocr":
             bench_argv = ["--engine", "rapidocr", "--pages", "6"]
         try:

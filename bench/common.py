@@ -482,19 +482,25 @@ def temp_data_dir(prefix: str = "pagemill-bench-") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def running_stack(env: Mapping[str, str], *, concurrency: int = 2) -> Iterator[BenchStack]:
-    """Migrate, make a key of tenant ``bench`` (enterprise), start a worker (queues ingest,cpu,gpu) and the
-    API; yield them with a client sending the key; stop both."""
+def running_stack(
+    env: Mapping[str, str], *, concurrency: int = 2, webhooks: bool = False
+) -> Iterator[BenchStack]:
+    """Migrate, make a key of tenant ``bench`` (enterprise), start a worker (queues ingest,cpu,gpu), with
+    ``webhooks`` a worker of the webhooks queue (as `pagemill up` does), and the API; yield them with a
+    client sending the key; stop them."""
     # The result cache would answer a resubmitted document without page work: benchmarks time the work.
     full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
     migrate(full_env)
     key = create_key(full_env)
-    with (
-        pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency, timeout=90) as worker,
-        pagemill_api(full_env, timeout=60) as (api, base_url),
-        httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
-    ):
-        yield BenchStack(base_url=base_url, env=dict(full_env), worker=worker, api=api, client=client)
+    with contextlib.ExitStack() as extra:
+        if webhooks:
+            extra.enter_context(pagemill_worker(full_env, queues="webhooks", concurrency=None, timeout=90))
+        with (
+            pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency, timeout=90) as worker,
+            pagemill_api(full_env, timeout=60) as (api, base_url),
+            httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
+        ):
+            yield BenchStack(base_url=base_url, env=dict(full_env), worker=worker, api=api, client=client)
 
 
 def log(message: str) -> None:
