@@ -19,8 +19,22 @@ from api.middleware import (
 )
 from api.multipart import MultipartCompletenessMiddleware
 from api.rate_limits import limiter
-from api.routes import admin, batches, documents, health, jobs, result_links, uploads, usage
+from api.routes import (
+    admin,
+    batches,
+    documents,
+    events,
+    health,
+    jobs,
+    result_links,
+    uploads,
+    usage,
+    webhook_deliveries,
+    webhooks,
+)
 from api.routes.docs import install_docs
+from api.stream_auth import redact_tokens_in_server_log
+from api.webhook_docs import install_webhook_docs
 from pagemill import __version__
 from pagemill.logging import configure_logging
 from pagemill.settings import get_settings
@@ -33,6 +47,7 @@ def create_app() -> FastAPI:
     """Build the API: routes, one error handler tree, request ids, a body cap and Prometheus metrics."""
     settings = get_settings()
     configure_logging(settings)
+    redact_tokens_in_server_log()
     app = FastAPI(
         title="Pagemill",
         version=__version__,
@@ -53,12 +68,17 @@ def create_app() -> FastAPI:
         uploads.router,
         batches.router,
         jobs.router,
+        events.router,
         result_links.router,
         usage.router,
         admin.router,
+        webhooks.router,
+        webhook_deliveries.router,
+        webhook_deliveries.callbacks,
     ]
     for router in routers:
         app.include_router(router, responses=internal)
+    install_webhook_docs(app)
     app.state.api_routes = [route for router in [health.router, *routers] for route in router.routes]
     app.state.limiter = limiter
     Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
@@ -96,6 +116,8 @@ def create_app() -> FastAPI:
                 "Upload-Checksum",
                 "Upload-Concat",
                 "X-HTTP-Method-Override",
+                # An EventSource sends it when it reconnects (GET /api/v1/jobs/{id}/events, /api/v1/events).
+                "Last-Event-ID",
             ],
             expose_headers=[
                 "X-Request-ID",

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Form
 
+from pagemill.egress.guard import MAX_URL_CHARS
 from pagemill.jobs.options import OcrMode
 
 FormatsField = Annotated[str, Form(description="Comma-separated result formats: markdown, text, json.")]
@@ -18,5 +19,14 @@ OcrModeField = Annotated[
 EngineField = Annotated[
     str | None,
     Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
+]
+CallbackUrlField = Annotated[
+    str | None,
+    Form(
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL that receives the job's events (job.queued ... job.succeeded), signed "
+        "with the tenant's callback secret (POST /api/v1/callbacks/secret first). Public addresses "
+        "only unless egress.allow_networks allows more.",
+    ),
 ]
 DEFAULT_FORMATS = "markdown,text,json"

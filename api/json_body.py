@@ -47,6 +47,12 @@ class UrlSubmission(BaseModel):
 
     url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="The document's http(s) URL.")
     options: UrlJobOptionsIn = Field(default_factory=UrlJobOptionsIn, description="The job's options.")
+    callback_url: str | None = Field(
+        default=None,
+        max_length=MAX_URL_CHARS,
+        description="An http(s) URL that receives the job's events, signed with the tenant's callback "
+        "secret.",
+    )
 
 
 MISSING_DOCUMENT: dict[str, Any] = {"type": "missing", "loc": ("body", "file"), "msg": "Field required"}

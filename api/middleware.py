@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import credentials_of, resolve_principal
 from api.rate_limits import seconds_until_allowed
+from api.stream_auth import is_event_stream, stream_principal, stream_token_of
 from pagemill.errors import (
     DependencyUnavailable,
     FileTooLarge,
@@ -191,7 +192,12 @@ class CredentialGateMiddleware:
         self.oidc_enabled = oidc_enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not needs_credentials(scope) or (error := self._implausible(dict(scope["headers"]))) is None:
+        if (
+            not needs_credentials(scope)
+            # A stream token in an event stream's URL (browsers): PrincipalMiddleware checks it.
+            or stream_token_of(scope) is not None
+            or (error := self._implausible(dict(scope["headers"]))) is None
+        ):
             await self.app(scope, receive, send)
             return
         await send_error(scope, send, error)
@@ -234,11 +240,16 @@ class PrincipalMiddleware:
             return
         api_key, bearer = credentials_of(Headers(scope=scope))
         with_body = scope.get("method") in _BODY_METHODS
+        token = stream_token_of(scope) if api_key is None and bearer is None else None
         try:
-            # One thread hop for both lookups: under load each hop waits for a thread and for the GIL.
-            principal, wait_s = await anyio.to_thread.run_sync(
-                _resolve_and_look_at_limit, self.settings, api_key, bearer, with_body
-            )
+            if token is not None and self.settings.auth.enabled:
+                # A signature check, no I/O: no thread hop. Stream GETs have no body to pre-check.
+                principal, wait_s = stream_principal(self.settings, token, scope), None
+            else:
+                # One thread hop for both lookups: under load each hop waits for a thread and for the GIL.
+                principal, wait_s = await anyio.to_thread.run_sync(
+                    _resolve_and_look_at_limit, self.settings, api_key, bearer, with_body
+                )
         except PagemillError as error:
             await send_error(scope, send, error)
             return
@@ -306,10 +317,31 @@ class AdmissionMiddleware:
             await send_error(scope, send, busy)
             return
         self.in_flight += 1
+        if is_event_stream(scope):
+            await self._stream(scope, receive, send)
+            return
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """An event stream counts until its response starts (its checks and lookups), not while it is open:
+        a client may watch for hours, and it holds no thread or connection while it waits."""
+        counted = True
+
+        async def uncounting_send(message: Message) -> None:
+            nonlocal counted
+            if counted and message["type"] == "http.response.start":
+                counted = False
+                self.in_flight -= 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, uncounting_send)
+        finally:
+            if counted:
+                self.in_flight -= 1
 
 
 class SecurityHeadersMiddleware:

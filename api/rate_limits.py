@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from limits import parse
+from limits import parse, parse_many
 from slowapi import Limiter
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,6 +77,23 @@ def rate_limited(func: F) -> F:
     """
     decorated: F = limiter.shared_limit(_tier_limit, scope=_SCOPE)(func)
     return decorated
+
+
+def count_request(principal: Principal) -> int | None:
+    """Count one request of ``principal`` for an entrypoint the decorator cannot wrap (a WebSocket
+    handshake): None when it is within the tier's limit, else the seconds until there is room. Blocking
+    (Redis in distributed mode); a store that does not answer lets the request through, as the decorator's
+    in-memory fallback would."""
+    key = _key_of(principal)
+    identifiers = [limiter._key_prefix, key, _SCOPE]
+    try:
+        for item in parse_many(_tier_limit(key)):
+            if not limiter.limiter.hit(item, *identifiers):
+                reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
+                return max(1, math.ceil(reset_at - time.time()))
+    except Exception:
+        log.warning("rate limit not counted: the limiter's store did not answer", exc_info=True)
+    return None
 
 
 def seconds_until_allowed(principal: Principal) -> int | None:

@@ -23,6 +23,7 @@
     │   ├── UploadOffsetMismatch        UPLOAD_OFFSET_MISMATCH 409 (tus PATCH at another offset than stored)
     │   ├── UploadIncomplete            UPLOAD_INCOMPLETE     409 (an upload id whose bytes are not all in)
     │   ├── UploadAlreadyUsed           UPLOAD_ALREADY_USED   409 (an upload that is another job already)
+    │   ├── EventsDisabled              EVENTS_DISABLED       409 (a stream while events.enabled is off)
     │   ├── UploadLocked                UPLOAD_LOCKED         423 + Retry-After (another PATCH is writing)
     │   ├── UploadExpired               UPLOAD_EXPIRED        410 (past uploads.expire_after_s)
     │   ├── TusVersionUnsupported       TUS_VERSION_UNSUPPORTED 412 + Tus-Version
@@ -220,6 +221,13 @@ class UploadIncomplete(Conflict):
 class UploadAlreadyUsed(Conflict):
     code = "UPLOAD_ALREADY_USED"
     default_message = "This upload is already a job (details.job_id), made with other options."
+
+
+class EventsDisabled(Conflict):
+    """An event stream was asked for, but this server writes no events (events.enabled is off)."""
+
+    code = "EVENTS_DISABLED"
+    default_message = "This server does not record events (events.enabled is off); poll the job instead."
 
 
 class UploadLocked(InputError):

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 INGEST_QUEUE = "ingest"
 CPU_QUEUE = "cpu"
 GPU_QUEUE = "gpu"
-ALL_QUEUES = (INGEST_QUEUE, CPU_QUEUE, GPU_QUEUE)
+# Event relay and webhook deliveries: consumed by a worker of its own, so they never wait behind page work.
+WEBHOOKS_QUEUE = "webhooks"
+ALL_QUEUES = (INGEST_QUEUE, CPU_QUEUE, GPU_QUEUE, WEBHOOKS_QUEUE)
 
 INGEST_JOB = "pagemill.ingest_job"
 # One unit of page work on a queue: the worker asks the database which pages to read (pagemill.jobs.claims).
@@ -30,11 +32,17 @@ READ_PAGES = "pagemill.read_pages"
 # The page task of earlier versions (its message named the job and pages); still consumed after an upgrade.
 PROCESS_PAGES = "pagemill.process_pages"
 SWEEP_STALLED = "pagemill.sweep_stalled_jobs"
+# Hand unrelayed events to their sinks (webhook deliveries, NATS): pagemill.events.relay.
+RELAY_EVENTS = "pagemill.relay_events"
+# One attempt of one webhook delivery: pagemill.webhooks.delivery.
+DELIVER_WEBHOOK = "pagemill.deliver_webhook"
 
 TASK_ROUTES = {
     INGEST_JOB: {"queue": INGEST_QUEUE},
     READ_PAGES: {"queue": CPU_QUEUE},
     PROCESS_PAGES: {"queue": CPU_QUEUE},
+    RELAY_EVENTS: {"queue": WEBHOOKS_QUEUE},
+    DELIVER_WEBHOOK: {"queue": WEBHOOKS_QUEUE},
 }
 
 
@@ -149,11 +157,18 @@ def broker_priority(priority: int) -> int:
     return 9 - max(0, min(9, priority))
 
 
-def send_task(name: str, args: list[Any], queue_name: str | None = None, priority: int = 0) -> None:
+def send_task(
+    name: str,
+    args: list[Any],
+    queue_name: str | None = None,
+    priority: int = 0,
+    countdown: float | None = None,
+) -> None:
     """Publish a task by name now, to ``queue_name`` or the task's route in TASK_ROUTES.
 
     ``priority`` (0-9, 9 first) orders messages within a queue on Redis; the embedded SQLite broker has no
-    priorities and keeps arrival order.
+    priorities and keeps arrival order. ``countdown``: the worker runs it no sooner than that many seconds
+    from now (keep it well below broker.visibility_timeout_s: the worker holds the message meanwhile).
     """
     queue_name = queue_name or TASK_ROUTES.get(name, {"queue": CPU_QUEUE})["queue"]
     get_celery().send_task(
@@ -163,6 +178,7 @@ def send_task(name: str, args: list[Any], queue_name: str | None = None, priorit
         exchange=queue_name,
         routing_key=queue_name,
         priority=broker_priority(priority),
+        countdown=countdown,
     )
 
 
@@ -184,7 +200,13 @@ def waiting_messages(queue_name: str) -> int | None:
 
 
 def enqueue_after_commit(
-    session: Session, name: str, args: list[Any], queue_name: str | None = None, *, priority: int = 0
+    session: Session,
+    name: str,
+    args: list[Any],
+    queue_name: str | None = None,
+    *,
+    priority: int = 0,
+    countdown: float | None = None,
 ) -> None:
     """Publish a task (to ``queue_name``, else its route) once ``session`` commits; dropped on rollback.
 
@@ -197,7 +219,14 @@ def enqueue_after_commit(
         event.listen(session, "after_commit", _publish_pending)
         event.listen(session, "after_rollback", _drop_pending)
         session.info["pagemill_listening"] = True
-    session.info.setdefault("pagemill_pending_tasks", []).append((name, args, queue_name, priority))
+    session.info.setdefault("pagemill_pending_tasks", []).append(
+        (name, args, queue_name, priority, countdown)
+    )
+
+
+def pending_after_commit(session: Session, name: str) -> bool:
+    """Whether a task named ``name`` waits for ``session`` to commit already."""
+    return any(task[0] == name for task in session.info.get("pagemill_pending_tasks", []))
 
 
 def enqueue_page_tasks(session: Session, queue_name: str, count: int, *, priority: int = 0) -> None:
@@ -208,10 +237,12 @@ def enqueue_page_tasks(session: Session, queue_name: str, count: int, *, priorit
 
 
 def _publish_pending(session: Session) -> None:
-    pending: list[tuple[str, list[Any], str | None, int]] = session.info.pop("pagemill_pending_tasks", [])
-    for name, args, queue_name, priority in pending:
+    pending: list[tuple[str, list[Any], str | None, int, float | None]] = session.info.pop(
+        "pagemill_pending_tasks", []
+    )
+    for name, args, queue_name, priority, countdown in pending:
         try:
-            send_task(name, args, queue_name, priority)
+            send_task(name, args, queue_name, priority, countdown)
         except Exception:
             log.exception("publish of %s%s failed; the sweeper will re-enqueue it", name, args)
 

@@ -12,6 +12,8 @@ A sealed value only lives while its job runs: the repository wipes it when the j
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -48,6 +50,19 @@ def open_secret(sealed: str | None, settings: Settings) -> str | None:
             "The document's password cannot be decrypted here: secrets.key differs between the API and "
             "this worker, or was changed without keeping the old key in secrets.previous_keys."
         ) from None
+
+
+def derived_key(settings: Settings, context: bytes, *, missing: str) -> bytes:
+    """A signing key for one purpose (``context``), derived from ``secrets.key`` (embedded mode: the key
+    file). Derived, never the Fernet key itself: a signature must reveal nothing usable against sealed
+    secrets. SecretsNotConfigured with the message ``missing`` when this server has no key."""
+    if settings.secrets.key is not None:
+        secret = settings.secrets.key.get_secret_value().encode()
+    elif settings.is_embedded:
+        secret = load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
+    else:
+        raise SecretsNotConfigured(missing)
+    return hmac.new(secret, context, hashlib.sha256).digest()
 
 
 def _fernet(settings: Settings) -> MultiFernet:

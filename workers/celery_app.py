@@ -18,7 +18,8 @@ from pagemill.storage import get_blob_store
 log = logging.getLogger(__name__)
 
 app = get_celery()
-import workers.tasks.jobs  # noqa: E402,F401  (registers the tasks)
+import workers.tasks.events  # noqa: E402  (registers the tasks)
+import workers.tasks.jobs  # noqa: E402,F401
 
 _stop_sweeper = threading.Event()
 

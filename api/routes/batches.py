@@ -9,13 +9,21 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Path, Query, Request
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import ReadScopeDep, SessionDep, SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
-from api.form_fields import DEFAULT_FORMATS, EngineField, FormatsField, OcrModeField, PageRangeField
+from api.form_fields import (
+    DEFAULT_FORMATS,
+    CallbackUrlField,
+    EngineField,
+    FormatsField,
+    OcrModeField,
+    PageRangeField,
+)
 from api.rate_limits import rate_limited
 from pagemill.batches import service
 from pagemill.batches.schemas import BatchList, BatchOut, BatchSummary
 from pagemill.jobs import reading
 from pagemill.jobs.options import JobOptions, OcrMode, form_options
 from pagemill.settings import Settings
+from pagemill.webhooks.service import checked_callback_url
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"], responses=AUTH_ERRORS)
 
@@ -106,6 +114,7 @@ def submit_batch(
         bool,
         Form(description="false: read every document afresh, even one whose results the cache holds."),
     ] = True,
+    callback_url: CallbackUrlField = None,
 ) -> BatchOut:
     """Accept many documents (files, URLs, finished uploads) with one set of options and answer at once
     (202) with the batch: one job per accepted item, and each refused item with its error. Poll
@@ -117,6 +126,7 @@ def submit_batch(
     it has more items than the tier allows, the quota cannot take every item, or no item is accepted.
     """
     options = job_options(settings, formats, page_range, ocr_mode, engine)
+    callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     uploads = [service.FileUpload(upload.filename, upload.file) for upload in files or []]
     batch = service.submit_batch(
         sessions,
@@ -131,6 +141,7 @@ def submit_batch(
         password=password,
         use_cache=cache,
         after_response=background.add_task,
+        callback_url=callback_url,
     )
     response.headers["Location"] = f"/api/v1/batches/{batch.id}"
     return batch

@@ -21,7 +21,14 @@ from fastapi.exceptions import RequestValidationError
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
-from api.form_fields import DEFAULT_FORMATS, EngineField, FormatsField, OcrModeField, PageRangeField
+from api.form_fields import (
+    DEFAULT_FORMATS,
+    CallbackUrlField,
+    EngineField,
+    FormatsField,
+    OcrModeField,
+    PageRangeField,
+)
 from api.json_body import JSON_REQUEST_BODY, MISSING_DOCUMENT, UrlSubmission, url_submission_body
 from api.rate_limits import rate_limited
 from pagemill.jobs import reading, submission, url_submission
@@ -29,6 +36,7 @@ from pagemill.jobs.options import OcrMode, form_options
 from pagemill.jobs.schemas import JobOut
 from pagemill.models import Job
 from pagemill.uploads import service as upload_service
+from pagemill.webhooks.service import checked_callback_url
 
 router = APIRouter(prefix="/api/v1", tags=["documents"], responses=AUTH_ERRORS)
 
@@ -122,6 +130,7 @@ def submit_document(
             "the same document with the same options (see `cached_from`)."
         ),
     ] = True,
+    callback_url: CallbackUrlField = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -151,8 +160,10 @@ def submit_document(
         url, password, engine = json_body.url, json_body.options.password, json_body.options.engine
         formats = ",".join(json_body.options.formats)
         page_range, ocr_mode = json_body.options.page_range, json_body.options.ocr_mode
+        callback_url = json_body.callback_url
     options = form_options(formats, page_range, ocr_mode, engine)
     reading.require_engines_configured(options, settings)
+    callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     given = [name for name, value in (("file", file), ("upload_id", upload_id), ("url", url)) if value]
     if not given:
         # Worded by the one validation handler: how to send a file part (the usual mistake).
@@ -172,6 +183,7 @@ def submit_document(
             password=password,
             idempotency_key=idempotency_key,
             after_response=background.add_task,
+            callback_url=callback_url,
         )
         return _accepted(response, job, replayed)
     if url is not None:
@@ -185,6 +197,7 @@ def submit_document(
             password=password,
             idempotency_key=idempotency_key,
             after_response=background.add_task,
+            callback_url=callback_url,
         )
         return _accepted(response, job, replayed)
     assert file is not None
@@ -202,6 +215,7 @@ def submit_document(
         # The broker publish waits until the 202 is sent: the answer does not depend on it.
         after_response=background.add_task,
         use_cache=cache,
+        callback_url=callback_url,
     )
     return _accepted(response, job, replayed)
 

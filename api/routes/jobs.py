@@ -11,9 +11,9 @@ from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import ReadScopeDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
-from pagemill.jobs import service
+from pagemill.jobs import progress, service
 from pagemill.jobs.options import OutputFormat
-from pagemill.jobs.schemas import JobList, JobOut, PageOut
+from pagemill.jobs.schemas import JobList, JobOut, PageList, PageOut, PageProgress
 from pagemill.models import JobState
 from pagemill.retention import downloads
 from pagemill.retention import service as retention
@@ -75,11 +75,15 @@ def get_job(
     response: Response,
     principal: CurrentPrincipal,
     sessions: ReadScopeDep,
+    settings: SettingsDep,
     job_id: JobId,
 ) -> JobOut:
-    """A job's state, page progress, timings and, when it failed, `error: {code, message}`."""
+    """A job's state, page progress, timings and, when it failed, `error: {code, message}`; while it is
+    queued or running, `queue_position` and `eta_s` estimate how many pages wait before it and when it
+    ends."""
     with sessions() as session:  # in the route's thread, as in list_jobs
-        return JobOut.from_job(service.get_job(session, principal.tenant_id, job_id))
+        job, estimate = progress.job_status(session, principal.tenant_id, job_id, settings)
+        return JobOut.from_job(job, queue_position=estimate.queue_position, eta_s=estimate.eta_s)
 
 
 @router.delete(
@@ -169,14 +173,76 @@ def get_result(
             "streaming the result through the API."
         ),
     ] = False,
+    partial: Annotated[
+        bool,
+        Query(
+            description="Of a job without a result yet (queued, running, failed): the pages finished so far, "
+            "assembled now in page order, with `Pagemill-Partial: true` and `Pagemill-Pages-Done`, "
+            "`-Failed`, `-Total` headers (JSON also says `partial: true`). A finished job's stored result "
+            "is answered as without it, with `Pagemill-Partial: false`. Not with `redirect`."
+        ),
+    ] = False,
 ) -> Response:
     """The assembled result of a succeeded (or, partially, a cancelled) job, streamed, or with
-    `redirect=true` a redirect to a URL that serves it without an API key for a few minutes."""
-    if redirect:
+    `redirect=true` a redirect to a URL that serves it without an API key for a few minutes; with
+    `partial=true`, what is done so far of a job still running."""
+    if redirect and not partial:
         url = downloads.result_url(session, store, settings, principal.tenant_id, job_id, format, actor=actor)
         return RedirectResponse(url, status_code=status.HTTP_307_TEMPORARY_REDIRECT)
-    chunks, media_type = service.open_result(session, store, principal.tenant_id, job_id, format, actor=actor)
-    return StreamingResponse(chunks, media_type=media_type)
+    result = progress.open_result(
+        session, store, principal.tenant_id, job_id, format, actor=actor, partial=partial
+    )
+    return StreamingResponse(result.chunks, media_type=result.media_type, headers=result.headers)
+
+
+@router.get(
+    "/{job_id}/pages",
+    response_model=PageList,
+    responses={
+        **_NOT_FOUND,
+        410: {
+            "model": ErrorResponse,
+            "description": "RESULT_EXPIRED: the job's pages were deleted by retention or a purge.",
+        },
+        **_UNAVAILABLE,
+    },
+)
+@rate_limited
+def list_pages(
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    sessions: ReadScopeDep,
+    settings: SettingsDep,
+    job_id: JobId,
+    after: Annotated[
+        int,
+        Query(ge=0, le=INT32_MAX, description="Only pages numbered above this (the last `next_after`)."),
+    ] = 0,
+    limit: Annotated[
+        int, Query(ge=1, le=INT32_MAX, description="Pages per call (capped by api.page_size_max).")
+    ] = 20,
+) -> PageList:
+    """Pages as they finish: a job's finished pages (done or failed) numbered above `after`, in page order,
+    with their text, markdown and lines; works while the job runs. Poll with `after=next_after` until
+    `has_more` is false: the listing stops before the first page still being read, so every page is seen
+    once even though pages finish out of order."""
+    with sessions() as session:  # in the route's thread, as in list_jobs
+        found = progress.finished_pages(
+            session,
+            principal.tenant_id,
+            job_id,
+            after=after,
+            limit=min(limit, settings.api.page_size_max),
+        )
+        job = found.job
+        return PageList(
+            items=[PageOut.from_page(page) for page in found.pages],
+            next_after=found.next_after,
+            has_more=found.has_more,
+            state=job.state,
+            pages=PageProgress(total=job.pages_total, done=job.pages_done, failed=job.pages_failed),
+        )
 
 
 @router.get(

@@ -90,13 +90,15 @@ def submit_batch(
     upload_ids: Sequence[str] = (),
     use_cache: bool = True,
     after_response: submission.AfterResponse | None = None,
+    callback_url: str | None = None,
 ) -> BatchOut:
     """Check every item, store the accepted files and record the batch with one job per accepted file in one
     transaction, then submit its URL and upload items (see the module docstring for what refuses the batch
     and what one item); the batch.
 
     As for one document, no database connection is held while files are hashed or stored, and with
-    ``after_response`` the ingest tasks are published after the 202 has gone out.
+    ``after_response`` the ingest tasks are published after the 202 has gone out. Every job of the batch
+    gets ``callback_url`` (checked by the caller).
     """
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
@@ -206,6 +208,7 @@ def submit_batch(
                         publish_after_commit=after_response is None,
                         batch_id=batch_id,
                         cached_from=doc.source,
+                        callback_url=callback_url,
                     )
                 )
             audit.record(
@@ -236,6 +239,7 @@ def submit_batch(
             options=options,
             password=password,
             after_response=after_response,
+            callback_url=callback_url,
         )
     with sessions() as session:
         return get_batch(session, principal.tenant_id, batch_id)
@@ -257,6 +261,7 @@ def _submit_later(
     options: JobOptions,
     password: str | None,
     after_response: submission.AfterResponse | None,
+    callback_url: str | None = None,
 ) -> None:
     """Submit a recorded batch's URL and upload items through their own services, one transaction each,
     then record on each item its job (linked to the batch) or its error."""
@@ -273,6 +278,7 @@ def _submit_later(
                     options=options,
                     password=password,
                     after_response=after_response,
+                    callback_url=callback_url,
                 )
             else:
                 job, _ = uploads.submit_upload(
@@ -285,6 +291,7 @@ def _submit_later(
                     options=options,
                     password=password,
                     after_response=after_response,
+                    callback_url=callback_url,
                 )
         except PagemillError as exc:  # this item's refusal (or failure): the others go on
             outcome[item.position] = (None, error_fields(exc))

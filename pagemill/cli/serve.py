@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -45,17 +47,22 @@ def api(
         forwarded_allow_ips=settings.api.forwarded_allow_ips,
         # Requests the server refuses itself (too long a URL, unparsable) get the one error body too.
         http="api.http_protocol:ErrorBodyHttpToolsProtocol",
+        # Job WebSockets (api.routes.events): a ping frame as often as SSE streams send their heartbeat.
+        ws_ping_interval=settings.events.stream_heartbeat_s,
     )
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues: ingest, cpu, gpu.")] = "ingest,cpu",
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues: ingest, cpu, gpu, webhooks.")
+    ] = "ingest,cpu",
     concurrency: Annotated[
         int | None,
         typer.Option(help="Processes (prefork) or threads. Default: CPU count; gpu-only: see docs/gpu.md."),
     ] = None,
     pool: Annotated[
-        str | None, typer.Option(help="prefork or threads. Default: threads for a gpu-only worker.")
+        str | None,
+        typer.Option(help="prefork or threads. Default: threads for a gpu-only or webhooks-only worker."),
     ] = None,
     hostname: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
 ) -> None:
@@ -63,7 +70,8 @@ def worker(
 
     A gpu-only worker calls model servers: it runs page tasks in threads, many in flight (pages are
     rendered and encoded by its render processes, worker.render_processes), and waits until its engine's
-    server answers with the model loaded before it takes any work.
+    server answers with the model loaded before it takes any work. A webhooks-only worker (the event relay
+    and webhook deliveries: network waits, never behind page work) runs webhooks.worker_threads threads.
 
     SIGTERM: a warm shutdown (no new tasks; running ones finish) of at most worker.shutdown_timeout_s,
     then a cold one (unfinished tasks go back to the queue).
@@ -71,10 +79,13 @@ def worker(
     settings = get_settings()
     names = {name.strip() for name in queues.split(",") if name.strip()}
     gpu_only = names == {"gpu"}
+    webhooks_only = names == {"webhooks"}
     argv = ["worker", "--queues", queues, "--loglevel", settings.log_level]
-    pool = pool or ("threads" if gpu_only else "prefork")
+    pool = pool or ("threads" if gpu_only or webhooks_only else "prefork")
     argv += ["--without-gossip", "--without-mingle", "--pool", pool]
     chosen = concurrency or (None if gpu_only else settings.worker.concurrency)
+    if webhooks_only:
+        chosen = concurrency or settings.webhooks.worker_threads
     if settings.worker.metrics_port:
         # Before any process imports prometheus_client: each pool process then writes its own file here.
         import tempfile
@@ -93,7 +104,7 @@ def worker(
         chosen = choice.requests
     if chosen:
         argv += ["--concurrency", str(chosen)]
-    if pool == "threads":
+    if pool == "threads" and names & {"cpu", "gpu"}:
         from pagemill.documents.render_pool import start_render_pool
 
         # Threads share one pdfium lock and one GIL: pages for model engines are rendered in processes.
@@ -143,7 +154,8 @@ def up(
     host: Annotated[str | None, typer.Option(help="Bind address (default: api.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: api.port).")] = None,
 ) -> None:
-    """Run everything in one command on embedded defaults: migrate, start a worker, serve the API.
+    """Run everything in one command on embedded defaults: migrate, start the workers (pages; events and
+    webhooks), serve the API.
 
     SIGTERM or Ctrl-C stops the API and the worker warmly; whatever is left after
     worker.shutdown_timeout_s (plus the API's 30 s grace, whichever is longer) and 5 s is killed.
@@ -169,11 +181,20 @@ def up(
     env = {**os.environ, "PAGEMILL_DATA_DIR": str(data_dir)}
     commands = {
         "worker": ["worker", "--queues", "ingest,cpu,gpu"],
+        # Its own process: deliveries wait on receivers, and must never wait behind page work.
+        "worker-webhooks": ["worker", "--queues", "webhooks", "--hostname", "webhooks@%h"],
         "api": ["api", "--host", host, "--port", str(port)],
     }
     children = {name: spawn(args, env) for name, args in commands.items()}
     stop_timeout_s = max(settings.worker.shutdown_timeout_s, 30) + 5
     # A worker that exits on its own (its pool wedged, the OOM killer) is started again; pages it held
     # are claimed in the database and offered again, so nothing is lost.
-    restart = {"worker": lambda: spawn(commands["worker"], env)}
+    restart = {name: _respawn(commands[name], env) for name in ("worker", "worker-webhooks")}
     raise typer.Exit(code=supervise(children, stop_timeout_s, restart))
+
+
+def _respawn(args: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:
+    """A function that starts ``pagemill ARGS`` again (for the supervisor's restarts)."""
+    from pagemill.cli.supervise import spawn
+
+    return lambda: spawn(args, env)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from pagemill.models import Batch, Event, Job, JobState
@@ -106,6 +106,12 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(insert(Event), list(rows))
 
 
+def add_event(session: Session, event: Event) -> None:
+    """Insert one event and give it its id (flushed)."""
+    session.add(event)
+    session.flush()
+
+
 def job_events(session: Session, job_id: str, *, after_seq: int, limit: int = 500) -> Sequence[Event]:
     """A job's events after ``after_seq``, in order."""
     return session.scalars(
@@ -120,9 +126,13 @@ def tenant_events(
     after_id: int,
     types: Sequence[str] | None = None,
     limit: int = 500,
+    up_to: int | None = None,
 ) -> Sequence[Event]:
-    """A tenant's events after ``after_id`` (the global order), optionally of some types only."""
+    """A tenant's events after ``after_id`` (the global order), optionally of some types only, and only up
+    to the id ``up_to``."""
     query = select(Event).where(Event.tenant_id == tenant_id, Event.id > after_id)
+    if up_to is not None:
+        query = query.where(Event.id <= up_to)
     if types:
         query = query.where(Event.type.in_(list(types)))
     return session.scalars(query.order_by(Event.id).limit(limit)).all()
@@ -131,6 +141,13 @@ def tenant_events(
 def events_after(session: Session, after_id: int, *, limit: int = 500) -> Sequence[Event]:
     """Every event after ``after_id`` in the global order (what an API process fans out to its streams)."""
     return session.scalars(select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)).all()
+
+
+def events_among(session: Session, ids: Sequence[int]) -> Sequence[Event]:
+    """The events with these ids that exist (committed) now, in id order."""
+    if not ids:
+        return []
+    return session.scalars(select(Event).where(Event.id.in_(list(ids))).order_by(Event.id)).all()
 
 
 def last_event_id(session: Session) -> int:
@@ -164,3 +181,20 @@ def complete_batch(session: Session, batch_id: str, now: datetime) -> bool:
         update(Batch).where(Batch.id == batch_id, Batch.completed_at.is_(None)).values(completed_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def delete_events_before(session: Session, cutoff: datetime, *, limit: int) -> int:
+    """Delete up to ``limit`` events handed to their sinks before ``cutoff``, oldest first (their webhook
+    deliveries go with them, by cascade); how many. An event the relay has not handed on yet is kept
+    whatever its age. An event is handed on when it is written (no sink wants it) or when the relay takes
+    it, never before it was written: ``relayed_at`` before the cutoff means ``time`` is too, and
+    ``ix_events_relayed_at_id`` finds exactly those, however many younger events the table holds."""
+    oldest = (
+        select(Event.id).where(Event.relayed_at < cutoff).order_by(Event.relayed_at, Event.id).limit(limit)
+    )
+    result = session.execute(
+        delete(Event)
+        .where(Event.id.in_(oldest.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -20,7 +20,7 @@ from pagemill.events import routing
 from pagemill.events.repository import JobSnapshot
 from pagemill.events.types import ENDED_BY_STATE, EventType
 from pagemill.jobs import repository as jobs_repo
-from pagemill.models import JobState, PageState
+from pagemill.models import Event, JobState, PageState
 from pagemill.models.base import utcnow
 from pagemill.settings import Settings, get_settings
 
@@ -167,6 +167,35 @@ def _write(
     repo.add_events(session, rows)
     if relay:
         routing.relay_after_commit(session)
+
+
+def tenant_event(
+    session: Session,
+    tenant_id: str,
+    type_: EventType,
+    data: dict[str, Any],
+    *,
+    relay: bool = True,
+    settings: Settings | None = None,
+) -> Event:
+    """Write an event about the tenant rather than one job (webhook.disabled, webhook.ping); the row.
+
+    ``relay=False`` writes it relayed already: its caller delivers it itself (a ping goes to one endpoint)."""
+    settings = settings or get_settings()
+    now = utcnow()
+    wanted = relay and routing.wants(session, settings, tenant_id, type_, None)
+    event = Event(
+        event_id=str(uuid.uuid4()),
+        tenant_id=tenant_id,
+        type=str(type_),
+        time=now,
+        data={"tenant_id": tenant_id, **data},
+        relayed_at=None if wanted else now,
+    )
+    repo.add_event(session, event)
+    if wanted:
+        routing.relay_after_commit(session)
+    return event
 
 
 def _complete_batch(session: Session, settings: Settings, snapshot: JobSnapshot, now: datetime) -> None:

@@ -110,9 +110,10 @@ def page_json(page: PageLike) -> bytes:
 
 
 def write_results(
-    job: Job, pages: Iterable[PageLike], formats: list[OutputFormat]
+    job: Job, pages: Iterable[PageLike], formats: list[OutputFormat], *, partial: bool = False
 ) -> dict[OutputFormat, IO[bytes]]:
-    """Write the requested formats to temp files (rewound) in one pass over the pages."""
+    """Write the requested formats to temp files (rewound) in one pass over the pages. ``partial``: the
+    pages finished so far of a job still running (the JSON says so: ``partial``, ``pages_total``)."""
     files: dict[OutputFormat, IO[bytes]] = {
         fmt: tempfile.TemporaryFile()  # noqa: SIM115 - returned open to the caller
         for fmt in formats
@@ -126,6 +127,8 @@ def write_results(
             "kind": job.kind,
             "page_count": job.page_count,
         }
+        if partial:
+            header.update(partial=True, pages_total=job.pages_total)
         json_out.write(json.dumps(header)[:-1].encode() + b', "pages": [')
     for page in pages:
         text = page.text or ""

@@ -55,6 +55,11 @@ class JobOut(BaseModel):
     source_url: str | None = Field(
         default=None, description="A URL job: the URL the worker fetches the document from; else null."
     )
+    callback_url: str | None = Field(
+        default=None,
+        description="Where the job's events are POSTed, signed with the tenant's callback secret (see "
+        "docs/api.md, Webhooks); null without one.",
+    )
     options: JobOptions
     cancel_requested: bool
     page_count: int | None = Field(
@@ -79,10 +84,22 @@ class JobOut(BaseModel):
         default=None, description="When the results were deleted (state expired): retention, or a purge."
     )
     purged: bool = Field(default=False, description="The results were deleted at the tenant's request.")
+    queue_position: int | None = Field(
+        default=None,
+        description="Pages of other jobs the scheduler serves before this job's remaining pages (an "
+        "approximation of the fair scheduler; see docs/api.md, ETA). Only on GET /jobs/{id} of an active "
+        "job; null otherwise.",
+    )
+    eta_s: float | None = Field(
+        default=None,
+        description="Estimated seconds until the job's pages are read: (queue_position + its pending pages) "
+        "/ the pool's pages per second over the last minute. Null when unknown (pages not planned yet, or "
+        "the pool read nothing lately), on final jobs and in listings.",
+    )
 
     @classmethod
-    def from_job(cls, job: Job) -> JobOut:
-        """Map a job row to its public shape."""
+    def from_job(cls, job: Job, *, queue_position: int | None = None, eta_s: float | None = None) -> JobOut:
+        """Map a job row to its public shape (with its estimate, where one was made)."""
         error = None
         if job.error_code:
             error = ErrorInfo(
@@ -101,6 +118,7 @@ class JobOut(BaseModel):
             size_bytes=job.size_bytes,
             sha256=job.sha256,
             source_url=job.source_url,
+            callback_url=job.callback_url,
             options=JobOptions.model_validate(job.options),
             cancel_requested=job.cancel_requested,
             page_count=job.page_count,
@@ -115,6 +133,8 @@ class JobOut(BaseModel):
             original_deleted_at=job.source_deleted_at,
             expired_at=job.expired_at,
             purged=bool(job.purged),
+            queue_position=queue_position,
+            eta_s=eta_s,
         )
 
 
@@ -173,3 +193,19 @@ class PageOut(BaseModel):
             error=error,
             lines=[LineOut(**line) for line in page_lines(page)],
         )
+
+
+class PageList(BaseModel):
+    """A job's finished pages after a page number, in page order (GET /jobs/{id}/pages)."""
+
+    items: list[PageOut] = Field(description="Finished pages (done or failed), in page order.")
+    next_after: int = Field(
+        description="Pass as `after` to get the pages that finish next: the listing never passes a page "
+        "still being read, so polling with it sees every page once."
+    )
+    has_more: bool = Field(
+        description="More pages may follow: the job is still active, or this page of the listing is full. "
+        "False once every page was listed and the job has ended."
+    )
+    state: str = Field(description="The job's state.")
+    pages: PageProgress

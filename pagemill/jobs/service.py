@@ -112,6 +112,15 @@ def get_page(session: Session, tenant_id: str, job_id: str, number: int) -> Page
     return page
 
 
+def job_with_pages(session: Session, tenant_id: str, job_id: str) -> Job:
+    """A tenant's job whose page rows can be read: NotFound, or ResultExpired once retention or a purge
+    deleted them."""
+    job = get_job(session, tenant_id, job_id)
+    if job.state == JobState.EXPIRED:
+        raise _expired(job)
+    return job
+
+
 def open_result(
     session: Session, store: BlobStore, tenant_id: str, job_id: str, fmt: OutputFormat, *, actor: Actor
 ) -> tuple[Iterator[bytes], str]:

@@ -97,6 +97,7 @@ def submit_document(
     idempotency_key: str | None = None,
     after_response: AfterResponse | None = None,
     use_cache: bool = True,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Check an upload against the tenant's tier and quotas and its type from its content, store it, record
     the job (counted in the usage ledger, audited) and enqueue it after commit; the job, and whether it is
@@ -114,6 +115,9 @@ def submit_document(
     With ``use_cache`` (and ``cache.enabled``) a document this tenant had read with the same options
     within ``cache.ttl_s`` gets a copy of those results: the job is answered succeeded, ``cached_from`` set,
     and nothing is enqueued (pagemill.jobs.cache).
+
+    ``callback_url`` (checked by the caller: pagemill.webhooks.service.checked_callback_url) receives the
+    job's events.
     """
     tier = settings.tiers.get(principal.tier)
     now = utcnow()
@@ -171,6 +175,7 @@ def submit_document(
                 idempotency_key=idempotency_key,
                 publish_after_commit=after_response is None,
                 cached_from=source,
+                callback_url=callback_url,
             )
     except BaseException:
         # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database, the store): no
@@ -208,6 +213,7 @@ def submit_stored_document(
     idempotency_key: str | None = None,
     before_record: Callable[[Session], None] | None = None,
     after_response: AfterResponse | None = None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Make the job ``job_id`` of an original already stored at ``source_key(job_id)`` (a finished tus
     upload) with the checks of :func:`submit_document`: type sniffed from the content (``head``, its first
@@ -247,6 +253,7 @@ def submit_stored_document(
             sealed_password=sealed_password,
             idempotency_key=idempotency_key,
             publish_after_commit=after_response is None,
+            callback_url=callback_url,
         )
     if after_response is not None:
         after_response(publish_ingest, job_id, tier.priority)
@@ -281,6 +288,7 @@ def record_job(
     batch_id: str | None = None,
     cached_from: cache.CacheSource | None = None,
     source_url: str | None = None,
+    callback_url: str | None = None,
 ) -> Job:
     """The write transaction of a submission: count it in the ledger, insert and audit the job, and (with
     ``publish_after_commit``) enqueue it after commit. Milliseconds: on SQLite the write lock is held only
@@ -311,6 +319,7 @@ def record_job(
         idempotency_key=idempotency_key,
         tier=principal.tier,
         batch_id=batch_id,
+        callback_url=callback_url,
     )
     repo.add_job(session, job)
     try:

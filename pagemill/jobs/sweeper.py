@@ -14,8 +14,13 @@ Then, for active (queued or running) jobs:
   ``worker.max_requeues`` times in a row without a page finishing or being taken by a worker in between;
   the next time it is ended ``failed`` (JOB_STALLED) instead of being re-enqueued forever.
 
+Then events (pagemill.events.relay.sweep): a relay pass over events not handed to their sinks yet, and a
+message for each webhook delivery that is due with none coming (a retry after a long wait, a lost message,
+a worker killed mid-attempt).
+
 Last, retention (pagemill.retention.service): originals and results past their tier's retention are deleted,
-and jobs whose results went end ``expired``.
+and jobs whose results went end ``expired``; events older than ``events.retention_s`` are deleted, in
+bounded batches.
 Expired and deleted tus uploads are removed, their S3 multipart uploads aborted (pagemill.uploads.sweeper).
 
 Pages still pending when a job is given up fail with the job's code. Every claim is a conditional update,
@@ -32,6 +37,7 @@ from datetime import timedelta
 from pagemill import queue
 from pagemill.db import session_scope
 from pagemill.errors import JobStalled, ProcessingError, ProcessingTimeout
+from pagemill.events import relay
 from pagemill.events import service as events
 from pagemill.jobs import claim_repository as claims_repo
 from pagemill.jobs import claims
@@ -39,7 +45,7 @@ from pagemill.jobs import repository as repo
 from pagemill.jobs.processing import finalize_job
 from pagemill.models import JobState
 from pagemill.models.base import utcnow
-from pagemill.retention.service import sweep_expired
+from pagemill.retention.service import sweep_events, sweep_expired
 from pagemill.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,9 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
         log.warning("re-enqueued %d stalled job(s): %s", len(requeued), ", ".join(requeued))
     for job in stalled:
         give_up(job.id, JobStalled(requeues=job.requeues - 1, lease_s=worker.lease_s))
+    # Events and webhooks before storage: a relay pass and lost or long-delayed deliveries (never raises).
+    relay.sweep(settings)
+    sweep_events(settings)  # the database only: before storage too
     # Last: a failing blob store must not hold up the recovery of stalled jobs above.
     sweep_expired(settings)
     sweep_uploads_safely(settings)

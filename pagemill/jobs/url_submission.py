@@ -32,6 +32,7 @@ def submit_url(
     password: str | None,
     idempotency_key: str | None = None,
     after_response: AfterResponse | None = None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Accept a document URL: the job (counted against the quota, audited, enqueued after commit) and
     whether it is an earlier job replayed for the same ``idempotency_key`` (same URL and options).
@@ -67,6 +68,7 @@ def submit_url(
             idempotency_key=idempotency_key,
             publish_after_commit=after_response is None,
             source_url=checked,
+            callback_url=callback_url,
         )
     if after_response is not None:
         after_response(publish_ingest, job_id, tier.priority)

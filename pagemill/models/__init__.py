@@ -6,6 +6,13 @@ from pagemill.models.event import Event
 from pagemill.models.job import Job, JobState, Page, PageState
 from pagemill.models.tenancy import DEFAULT_TENANT, ApiKey, AuditEvent, Tenant, UsageCounter
 from pagemill.models.upload import Upload, UploadState
+from pagemill.models.webhook import (
+    CallbackSecret,
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -14,6 +21,8 @@ __all__ = [
     "Base",
     "Batch",
     "BatchItem",
+    "CallbackSecret",
+    "DeliveryState",
     "Event",
     "Job",
     "JobState",
@@ -23,4 +32,7 @@ __all__ = [
     "Upload",
     "UploadState",
     "UsageCounter",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -132,6 +132,8 @@ class Page(Base):
         Index("ix_pages_queue_state_claim", "queue", "state", "claim_id", "job_id"),
         # The sweeper's question: which claims were not renewed in time?
         Index("ix_pages_claim_expires_at", "claim_expires_at"),
+        # The ETA's question: how many pages did this queue's pool finish in the last minute?
+        Index("ix_pages_queue_finished_at", "queue", "finished_at"),
     )
 
     job_id: Mapped[str] = mapped_column(

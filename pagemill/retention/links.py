@@ -13,27 +13,21 @@ import hmac
 import time
 from urllib.parse import urlencode
 
-from pagemill.errors import Forbidden, LinkExpired, SecretsNotConfigured
+from pagemill.errors import Forbidden, LinkExpired
 from pagemill.jobs.options import OutputFormat
-from pagemill.secret_box import KEY_FILE_NAME, load_or_create_key_file
+from pagemill.secret_box import derived_key
 from pagemill.settings import Settings
 
 LINK_PATH = "/api/v1/result-links"
-# Derived, never the Fernet key itself: a signature must reveal nothing usable against sealed passwords.
 _CONTEXT = b"pagemill result links v1"
 
 
 def _signing_key(settings: Settings) -> bytes:
-    if settings.secrets.key is not None:
-        secret = settings.secrets.key.get_secret_value().encode()
-    elif settings.is_embedded:
-        secret = load_or_create_key_file(settings.data_dir / KEY_FILE_NAME)
-    else:
-        raise SecretsNotConfigured(
-            "Result links on the local backend are signed with secrets.key (PAGEMILL_SECRETS__KEY), which "
-            "this server has not set."
-        )
-    return hmac.new(secret, _CONTEXT, hashlib.sha256).digest()
+    missing = (
+        "Result links on the local backend are signed with secrets.key (PAGEMILL_SECRETS__KEY), which this "
+        "server has not set."
+    )
+    return derived_key(settings, _CONTEXT, missing=missing)
 
 
 def _signature(settings: Settings, job_id: str, fmt: OutputFormat, expires: int) -> str:

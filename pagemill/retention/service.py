@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from pagemill.db import session_scope
 from pagemill.errors import Conflict
+from pagemill.events import repository as events_repo
 from pagemill.events import service as events
 from pagemill.jobs import service as jobs
 from pagemill.models import Job, JobState
@@ -31,6 +32,10 @@ from pagemill.tenancy.principal import Actor
 log = logging.getLogger(__name__)
 
 _BATCH = 200
+# Events are deleted this many per transaction, at most this many transactions per sweep: short locks, and a
+# backlog (a first sweep after a long time) is worked off over a few sweeps.
+_EVENT_BATCH = 1000
+_EVENT_BATCHES_PER_SWEEP = 10
 
 
 def job_prefix(job_id: str) -> str:
@@ -72,6 +77,23 @@ def sweep_expired(settings: Settings, store: BlobStore | None = None) -> tuple[i
     if originals or expired:
         log.info("retention: %d original(s) deleted, %d job(s) expired", originals, expired)
     return originals, expired
+
+
+def sweep_events(settings: Settings) -> int:
+    """The sweeper's event step: delete events handed to their sinks more than ``events.retention_s`` ago
+    (most when they were written), and with them their webhook deliveries; events not yet handed on are
+    kept. How many were deleted."""
+    cutoff = utcnow() - timedelta(seconds=settings.events.retention_s)
+    deleted = 0
+    for _ in range(_EVENT_BATCHES_PER_SWEEP):
+        with session_scope() as session:
+            count = events_repo.delete_events_before(session, cutoff, limit=_EVENT_BATCH)
+        deleted += count
+        if count < _EVENT_BATCH:
+            break
+    if deleted:
+        log.info("retention: %d event(s) deleted", deleted)
+    return deleted
 
 
 def purge_job(session: Session, store: BlobStore, tenant_id: str, job_id: str, *, actor: Actor) -> Job:

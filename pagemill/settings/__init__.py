@@ -42,7 +42,7 @@ from pagemill.settings.access import (
 )
 from pagemill.settings.cache import CacheSettings
 from pagemill.settings.egress import EgressSettings
-from pagemill.settings.events import EventSettings
+from pagemill.settings.events import EventSettings, masked_nats_url
 from pagemill.settings.processing import (
     EngineName,
     EngineSettings,
@@ -58,6 +58,7 @@ from pagemill.settings.services import (
     StorageSettings,
 )
 from pagemill.settings.uploads import UploadSettings
+from pagemill.settings.webhooks import WebhookSettings
 
 
 class Settings(BaseSettings):
@@ -90,6 +91,7 @@ class Settings(BaseSettings):
     egress: EgressSettings = EgressSettings()
     cache: CacheSettings = CacheSettings()
     events: EventSettings = EventSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -148,6 +150,8 @@ class Settings(BaseSettings):
                 data["engines"][engine]["api_key"] = "***"
         if data["storage"].get("s3_secret_access_key"):
             data["storage"]["s3_secret_access_key"] = "***"  # noqa: S105 - a mask, not a secret
+        if data["events"].get("nats_url"):
+            data["events"]["nats_url"] = masked_nats_url(data["events"]["nats_url"])
         return data
 
 
@@ -187,6 +191,7 @@ __all__ = [
     "TierName",
     "TierSettings",
     "TiersSettings",
+    "WebhookSettings",
     "WorkerSettings",
     "get_settings",
 ]

@@ -1,5 +1,5 @@
 """The audit log: who created or revoked keys, created, cancelled or purged jobs, created or cancelled
-batches, and read results; when; from where.
+batches, read results, and created, changed, deleted or re-keyed webhooks; when; from where.
 
 Events are written in the same transaction as the action they record: an action that rolls back leaves no
 event, and an action that commits always has one.
@@ -25,6 +25,11 @@ RESULT_READ = "job.result"
 JOB_PURGED = "job.purge"
 BATCH_CREATED = "batch.create"
 BATCH_CANCELLED = "batch.cancel"
+WEBHOOK_CREATED = "webhook.create"
+WEBHOOK_UPDATED = "webhook.update"
+WEBHOOK_DELETED = "webhook.delete"
+WEBHOOK_ROTATED = "webhook.rotate_secret"
+CALLBACK_SECRET_RENEWED = "webhook.callback_secret"  # noqa: S105 - an action name, not a secret
 ACTIONS = (
     KEY_CREATED,
     KEY_REVOKED,
@@ -34,6 +39,11 @@ ACTIONS = (
     JOB_PURGED,
     BATCH_CREATED,
     BATCH_CANCELLED,
+    WEBHOOK_CREATED,
+    WEBHOOK_UPDATED,
+    WEBHOOK_DELETED,
+    WEBHOOK_ROTATED,
+    CALLBACK_SECRET_RENEWED,
 )
 
 

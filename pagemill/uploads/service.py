@@ -191,6 +191,7 @@ def make_job(
     options: JobOptions,
     sealed_password: str | None,
     after_response: submission.AfterResponse | None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     def claim(session: Session) -> None:
         # In the job's own transaction: of two concurrent submissions of one upload, one makes the job.
@@ -214,6 +215,7 @@ def make_job(
         idempotency_key=meta.get("idempotency_key"),
         before_record=claim,
         after_response=after_response,
+        callback_url=callback_url,
     )
 
 
@@ -229,6 +231,7 @@ def submit_upload(
     password: str | None,
     idempotency_key: str | None = None,
     after_response: submission.AfterResponse | None = None,
+    callback_url: str | None = None,
 ) -> tuple[Job, bool]:
     """Make the job of a finished upload (POST /api/v1/documents with ``upload_id``); the job, and whether
     it is the one the upload became before (a replay).
@@ -266,4 +269,5 @@ def submit_upload(
         options=options,
         sealed_password=sealed,
         after_response=after_response,
+        callback_url=callback_url,
     )

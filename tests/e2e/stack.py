@@ -36,7 +36,8 @@ E2E_TENANT = "e2e"
 
 @dataclass
 class Stack:
-    """A Pagemill API and worker, with a client bound to the API that sends ``key`` (tenant ``e2e``,
+    """A Pagemill API and worker (and, when asked for, a worker of the event relay and webhook deliveries,
+    as `pagemill up` runs one), with a client bound to the API that sends ``key`` (tenant ``e2e``,
     enterprise tier, admin scope)."""
 
     base_url: str
@@ -44,6 +45,7 @@ class Stack:
     worker: ManagedProcess
     api: ManagedProcess
     key: str
+    webhook_worker: ManagedProcess | None = None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,17 +125,25 @@ def migrate(env: Mapping[str, str]) -> None:
 
 @contextlib.contextmanager
 def running_stack(
-    env: Mapping[str, str], *, concurrency: int = 2, queues: str = "ingest,cpu,gpu"
+    env: Mapping[str, str], *, concurrency: int = 2, queues: str = "ingest,cpu,gpu", webhooks: bool = False
 ) -> Iterator[Stack]:
-    """Migrate, start a worker (on ``queues``) and the API, yield the stack, stop both."""
+    """Migrate, start a worker (on ``queues``), with ``webhooks`` a worker on the ``webhooks`` queue (the
+    event relay and deliveries: webhooks and NATS need it; without it wanted events wait for one), and the
+    API; yield the stack, stop them."""
     full_env = {**TEST_LIMITS, **env}
     migrate(full_env)
     key = str(create_key(full_env, E2E_TENANT, "enterprise", admin=True)["secret"])
     with (
         pagemill_worker(full_env, queues=queues, concurrency=concurrency) as worker,
+        contextlib.ExitStack() as extra,
         pagemill_api(full_env) as (api, base_url),
     ):
-        stack = Stack(base_url=base_url, env=full_env, worker=worker, api=api, key=key)
+        webhook_worker = None
+        if webhooks:
+            webhook_worker = extra.enter_context(pagemill_worker(full_env, queues="webhooks", concurrency=2))
+        stack = Stack(
+            base_url=base_url, env=full_env, worker=worker, api=api, key=key, webhook_worker=webhook_worker
+        )
         try:
             yield stack
         finally:

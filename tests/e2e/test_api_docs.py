@@ -59,7 +59,9 @@ class Traffic:
 
 def _operation_count(api_url: str) -> int:
     schema = httpx.get(f"{api_url}/api/v1/openapi.json", timeout=30).json()
-    return sum(method in HTTP_METHODS for item in schema["paths"].values() for method in item)
+    # Both UIs render the OpenAPI 3.1 `webhooks` (the payloads Pagemill POSTs) as operations too.
+    items = [*schema["paths"].values(), *schema.get("webhooks", {}).values()]
+    return sum(method in HTTP_METHODS for item in items for method in item)
 
 
 def _render(api_url: str, path: str, selector: str) -> tuple[Traffic, int, str]:

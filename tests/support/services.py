@@ -13,6 +13,7 @@ Service selection, cheapest first:
 * :func:`redis_server` spawns a throwaway ``redis-server``; without the binary it borrows a random database
   number on 127.0.0.1:6379 and flushes it at the end.
 * :func:`s3_server` runs moto's S3-compatible server as a subprocess.
+* :func:`nats_server` spawns a throwaway ``nats-server`` (optionally with JetStream), always.
 * :func:`pagemill_process` runs ``python -m pagemill ...`` with a log file and a handle to stop or kill it;
   :func:`pagemill_worker` and :func:`pagemill_api` also wait until the worker is ready or the API is live.
 * :func:`distributed_env` and :func:`embedded_env` build the ``PAGEMILL_*`` environment for those processes.
@@ -956,6 +957,98 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         proc.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# NATS
+
+
+@dataclass
+class NatsServer:
+    """A throwaway ``nats-server`` on a free port (JetStream on request); ``url`` stays the same across
+    restarts."""
+
+    port: int
+    binary: str
+    root: Path
+    jetstream: bool = False
+    proc: ManagedProcess | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """``nats://127.0.0.1:PORT``."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server and wait until it greets a client."""
+        cmd = [self.binary, "--addr", "127.0.0.1", "--port", str(self.port)]
+        if self.jetstream:
+            cmd += ["--jetstream", "--store_dir", str(self.root / "jetstream")]
+        self.proc = ManagedProcess(cmd, name=f"nats:{self.port}", cwd=self.root, log_path=self.root / "log")
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise ServiceError(f"nats-server exited with {proc.returncode}:\n{proc.log_tail()}")
+            return _nats_greets(self.port) and (not self.jetstream or "Server is ready" in proc.log_text())
+
+        wait_until(ready, timeout, f"nats-server on port {self.port}", interval=0.02)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server (SIGTERM, SIGKILL after ``timeout``)."""
+        if self.proc is not None:
+            self.proc.stop(timeout)
+            self.proc = None
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop, stay down ``down_seconds``, start on the same port."""
+        self.stop()
+        time.sleep(down_seconds)
+        self.start()
+
+
+def _nats_greets(port: int, host: str = "127.0.0.1") -> bool:
+    """A NATS server sends ``INFO {...}`` first on every connection: no client library involved."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            return sock.recv(4).startswith(b"INFO")
+    except OSError:
+        return False
+
+
+def _nats_binary() -> str:
+    """The ``nats-server`` binary; installs it as root if missing."""
+    globs = ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
+    binary = _find_binary("nats-server", globs)
+    if binary is None:
+        _ensure_system_deps()
+        binary = _find_binary("nats-server", globs)
+    if binary is None:
+        raise ServiceError(
+            "no nats-server binary: install the Debian package 'nats-server' (scripts/install-system-deps.sh)"
+        )
+    return binary
+
+
+@contextlib.contextmanager
+def nats_server(*, jetstream: bool = False) -> Iterator[NatsServer]:
+    """A throwaway nats-server on a free port, always (never the machine's own NATS: tests must not depend
+    on it nor see its traffic), stopped and removed at the end."""
+    root = Path(tempfile.mkdtemp(prefix="pagemill-nats-"))
+    server = NatsServer(port=free_port(), binary=_nats_binary(), root=root, jetstream=jetstream)
+
+    def destroy() -> None:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    _CLEANUPS.append(destroy)
+    try:
+        server.start()
+        yield server
+    finally:
+        destroy()
+        with contextlib.suppress(ValueError):
+            _CLEANUPS.remove(destroy)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def _expected_default(value: Any) -> str:
     if isinstance(value, Path):
         return f"`{value.as_posix()}`"
     if isinstance(value, list):
-        return "`[" + ", ".join(f'"{item}"' for item in value) + "]`"
+        return "`[" + ", ".join(f'"{item}"' if isinstance(item, str) else str(item) for item in value) + "]`"
     return f"`{value}`"
 
 

@@ -131,15 +131,17 @@ def test_up_starts_its_worker_again_when_it_dies(tmp_path: Path) -> None:
     with running_up(tmp_path) as (proc, base_url):
         key = KEY_PATTERN.search(proc.log_text())
         assert key is not None
+        # Two workers: pages (ingest,cpu,gpu) and events (webhooks); the page worker is killed.
+        wait_until(lambda: len(re.findall(r"\bready\.", proc.log_text())) >= 2, 120, "both workers")
         workers = [
             pid
             for pid in descendant_pids(proc.pid, recursive=False)
-            if b"worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"ingest" in Path(f"/proc/{pid}/cmdline").read_bytes()
         ]
         assert len(workers) == 1, workers
         os.kill(workers[0], signal.SIGKILL)
         wait_for_log(proc, r"worker exited with -9; starting it again", timeout=30)
-        wait_until(lambda: len(re.findall(r"\bready\.", proc.log_text())) >= 2, 120, "the new worker")
+        wait_until(lambda: len(re.findall(r"\bready\.", proc.log_text())) >= 3, 120, "the new worker")
         headers = {"Authorization": f"Bearer {key.group(0)}"}
         pdf = documents.make_text_pdf(tmp_path / "after.pdf", ["Read after a restart"])
         with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
