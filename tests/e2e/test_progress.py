@@ -16,9 +16,9 @@ from tests.support import documents
 
 pytestmark = pytest.mark.e2e
 
-# Scanned pages: every one goes through OCR (a second or more each here), so a job of this many pages runs
-# long enough to be looked at while it runs.
-LONG = 10
+# Scanned pages: every one goes through OCR (Tesseract, the faster engine: about a second each here), so a
+# job of this many pages runs long enough to be looked at while it runs.
+LONG = 6
 FIRST = 20
 
 
@@ -40,7 +40,7 @@ def wait_for(stack: Stack, what: str, predicate: Any, timeout: float = 120) -> N
 
 
 def test_pages_as_they_finish_and_the_result_so_far(stack: Stack, docs: Path) -> None:
-    job_id = stack.submit_ok(scan(docs, "long", LONG))
+    job_id = stack.submit_ok(scan(docs, "long", LONG), engine="tesseract")
     seen: list[int] = []
     seen_while_running: list[int] = []
     after = 0
