@@ -146,27 +146,53 @@ def _write(
     now: datetime,
 ) -> None:
     base = job_data(snapshot, settings)
-    rows = []
-    relay = False
-    for seq, type_, extra in events:
-        wanted = routing.wants(session, settings, snapshot.tenant_id, type_, snapshot.callback_url)
-        relay = relay or wanted
-        rows.append(
-            {
-                "event_id": str(uuid.uuid4()),
-                "tenant_id": snapshot.tenant_id,
-                "job_id": snapshot.job_id,
-                "batch_id": snapshot.batch_id,
-                "seq": seq,
-                "type": str(type_),
-                "time": now,
-                "data": {**base, **extra},
-                "relayed_at": None if wanted else now,
-            }
+    # Whether a sink wants an event depends on its type only here (one job: one tenant, one callback URL):
+    # asked once per type, not once per page event.
+    wanted = {
+        type_: routing.wants(session, settings, snapshot.tenant_id, type_, snapshot.callback_url)
+        for type_ in {type_ for _, type_, _ in events}
+    }
+    rows = [
+        _row(
+            tenant_id=snapshot.tenant_id,
+            type_=type_,
+            now=now,
+            data={**base, **extra},
+            wanted=wanted[type_],
+            job_id=snapshot.job_id,
+            batch_id=snapshot.batch_id,
+            seq=seq,
         )
+        for seq, type_, extra in events
+    ]
     repo.add_events(session, rows)
-    if relay:
+    if any(wanted.values()):
         routing.relay_after_commit(session)
+
+
+def _row(
+    *,
+    tenant_id: str,
+    type_: EventType,
+    now: datetime,
+    data: dict[str, Any],
+    wanted: bool,
+    job_id: str | None = None,
+    batch_id: str | None = None,
+    seq: int | None = None,
+) -> dict[str, Any]:
+    """An event's column values; one no sink wants is written relayed already."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "tenant_id": tenant_id,
+        "job_id": job_id,
+        "batch_id": batch_id,
+        "seq": seq,
+        "type": str(type_),
+        "time": now,
+        "data": data,
+        "relayed_at": None if wanted else now,
+    }
 
 
 def tenant_event(
@@ -214,27 +240,14 @@ def _complete_batch(session: Session, settings: Settings, snapshot: JobSnapshot,
     type_ = EventType.BATCH_COMPLETED
     wanted = routing.wants(session, settings, batch.tenant_id, type_, None)
     counts = {str(state): n for state, n in sorted(states.items())}
-    repo.add_events(
-        session,
-        [
-            {
-                "event_id": str(uuid.uuid4()),
-                "tenant_id": batch.tenant_id,
-                "job_id": None,
-                "batch_id": batch.id,
-                "seq": None,
-                "type": str(type_),
-                "time": now,
-                "data": {
-                    "batch_id": batch.id,
-                    "tenant_id": batch.tenant_id,
-                    "jobs": counts,
-                    "items_total": batch.items_total,
-                    "items_refused": batch.items_refused,
-                },
-                "relayed_at": None if wanted else now,
-            }
-        ],
-    )
+    data = {
+        "batch_id": batch.id,
+        "tenant_id": batch.tenant_id,
+        "jobs": counts,
+        "items_total": batch.items_total,
+        "items_refused": batch.items_refused,
+    }
+    row = _row(tenant_id=batch.tenant_id, type_=type_, now=now, data=data, wanted=wanted, batch_id=batch.id)
+    repo.add_events(session, [row])
     if wanted:
         routing.relay_after_commit(session)
