@@ -21,16 +21,12 @@ from pathlib import Path
 
 from bench.born_digital import page_texts
 from bench.common import fmt, log, median, run_and_record, run_stamp, running_stack, table, temp_data_dir
+from bench.concurrent_uploads import percentile
 from tests.support.documents import make_text_pdf
 
 JOBS = 4
 PAGES = 8
 JOB_TIMEOUT_S = 600.0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def run(jobs: int = JOBS, pages: int = PAGES) -> str:
@@ -78,7 +74,7 @@ def run(jobs: int = JOBS, pages: int = PAGES) -> str:
                 str(place),
                 str(len(rel)),
                 fmt(median(rel) * 100, 0) if rel else "-",
-                fmt(_percentile(rel, 0.9) * 100, 0) if rel else "-",
+                fmt(percentile(rel, 0.9) * 100, 0) if rel else "-",
                 fmt(median(err), 1) if err else "-",
             ]
         )
@@ -87,7 +83,7 @@ def run(jobs: int = JOBS, pages: int = PAGES) -> str:
             "all",
             str(len(every_rel)),
             fmt(median(every_rel) * 100, 0) if every_rel else "-",
-            fmt(_percentile(every_rel, 0.9) * 100, 0) if every_rel else "-",
+            fmt(percentile(every_rel, 0.9) * 100, 0) if every_rel else "-",
             fmt(median(every_err), 1) if every_err else "-",
         ]
     )

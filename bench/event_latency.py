@@ -27,18 +27,12 @@ import httpx
 
 from bench.born_digital import make_document, stack_envs
 from bench.common import fmt, log, run_and_record, run_stamp, running_stack, table, verdict
+from bench.concurrent_uploads import percentile
 
 CLIENTS = 100
 PAGES = 12
 TARGET_P95_MS = 250.0
 JOB_TIMEOUT_S = 300.0
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def _client(
@@ -131,7 +125,7 @@ def run(clients: int = CLIENTS, pages: int = PAGES, distributed: bool = True) ->
             latencies, events, seconds = _one_stack(env, path, clients)
             pages_ms = latencies.get("job.page_completed", [])
             every = [value for kind, values in latencies.items() if kind != "replayed" for value in values]
-            p95 = _percentile(pages_ms, 0.95)
+            p95 = percentile(pages_ms, 0.95)
             log(f"  {label}: {events} events in {seconds:.1f}s, page events p95 {p95:.0f} ms")
             rows.append(
                 [
@@ -139,10 +133,10 @@ def run(clients: int = CLIENTS, pages: int = PAGES, distributed: bool = True) ->
                     str(clients),
                     f"{events:,}",
                     fmt(seconds, 1),
-                    fmt(_percentile(pages_ms, 0.5), 0),
+                    fmt(percentile(pages_ms, 0.5), 0),
                     fmt(p95, 0),
-                    fmt(_percentile(pages_ms, 0.99), 0),
-                    fmt(_percentile(every, 0.95), 0),
+                    fmt(percentile(pages_ms, 0.99), 0),
+                    fmt(percentile(every, 0.95), 0),
                     verdict(p95 <= TARGET_P95_MS),
                 ]
             )

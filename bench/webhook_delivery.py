@@ -21,17 +21,13 @@ from pathlib import Path
 
 from bench.born_digital import make_document, stack_envs
 from bench.common import fmt, log, run_and_record, run_stamp, running_stack, table
+from bench.concurrent_uploads import percentile
 from tests.support.webhook_receiver import WebhookReceiver
 
 JOBS = 10
 PAGES = 50
 TIMEOUT_S = 300.0
 ENV = {"PAGEMILL_EGRESS__ALLOW_NETWORKS": '["127.0.0.0/8"]', "PAGEMILL_WEBHOOKS__ROUTING_CACHE_S": "0"}
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def _one_stack(env: Mapping[str, str], path: Path, jobs: int) -> dict[str, float]:
@@ -68,8 +64,8 @@ def _one_stack(env: Mapping[str, str], path: Path, jobs: int) -> dict[str, float
         "deliveries": float(len(got)),
         "span_s": span,
         "per_s": len(got) / span if span > 0 else float("nan"),
-        "p50_ms": _percentile(delays, 0.5),
-        "p95_ms": _percentile(delays, 0.95),
+        "p50_ms": percentile(delays, 0.5),
+        "p95_ms": percentile(delays, 0.95),
     }
 
 
