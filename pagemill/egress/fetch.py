@@ -31,6 +31,7 @@ from pagemill.egress.guard import (
     resolve_checked,
     system_resolver,
 )
+from pagemill.egress.tls import default_ssl_context
 from pagemill.errors import UrlFetchFailed, UrlHttpError, UrlTimeout, UrlTooLarge, UrlUnreachable
 from pagemill.settings import EgressSettings
 
@@ -95,7 +96,7 @@ def fetch_to(
     deadline = time.monotonic() + limits.total_timeout_s
     url = check_url(raw_url)
     with httpx.Client(
-        verify=verify if verify is not None else True,
+        verify=verify if verify is not None else default_ssl_context(),
         trust_env=False,
         follow_redirects=False,
         headers={"User-Agent": USER_AGENT, "Accept": "*/*", "Accept-Encoding": "identity"},

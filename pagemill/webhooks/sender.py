@@ -16,6 +16,7 @@ import httpx
 
 from pagemill import __version__
 from pagemill.egress.guard import EgressPolicy, IPAddress, check_url, ip_literal, resolve_checked
+from pagemill.egress.tls import default_ssl_context
 from pagemill.errors import UrlFetchFailed
 
 RESPONSE_BYTES = 1024
@@ -62,7 +63,9 @@ def post(
         return failed(f"{exc.code}: {exc.message}")
     timeout = httpx.Timeout(timeout_s)
     last_error = "no address"
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(
+        timeout=timeout, verify=default_ssl_context(), follow_redirects=False, trust_env=False
+    ) as client:
         for address in addresses:
             request = client.build_request(
                 "POST",
