@@ -11,9 +11,15 @@ them), and in one transaction:
 * marks them relayed, unless NATS failed: then they stay unrelayed and the next pass publishes them again
   (their deliveries, made already, are not made twice);
 
-then sends one ``pagemill.deliver_webhook`` per new delivery after the commit. Woken by
-``pagemill.relay_events`` after each transaction that wrote a wanted event, and run by every sweep, so no
-event depends on one message.
+then, after the commit, sends a ``pagemill.deliver_webhook`` for each new delivery that is the first of its
+job to its target in the batch (and for each one of no job): the job's later ones wait for it anyway, and
+each attempt hands on to the next in line (pagemill.webhooks.delivery), so their own messages would only be
+read and dropped. Woken by ``pagemill.relay_events`` after each transaction that wrote a wanted event, and run
+by every sweep, so no event depends on one message.
+
+Wake-ups come one per such transaction, hundreds a second while pages finish; a pass of the process
+already running takes what they would, so a wake-up that finds one running asks it for one more pass and
+returns (:func:`relay_soon`) instead of holding a delivery thread on the lock.
 """
 
 from __future__ import annotations
@@ -44,6 +50,34 @@ BATCH = 500
 _NOT_TO_CALLBACKS = frozenset({EventType.JOB_PAGE_COMPLETED.value})
 # Passes of one process take turns: on SQLite (no row locks) two would read the same events.
 _one_pass_at_a_time = threading.Lock()
+# relay_soon's bookkeeping: whether a pass runs, and whether a wake-up came while it did.
+_wakeups = threading.Lock()
+_running = False
+_again = False
+
+
+def relay_soon(settings: Settings | None = None) -> int:
+    """Relay now, or, when a pass of this process is running already, have it make one more pass once done
+    (which sees every event committed before this call) and return at once; how many this call relayed."""
+    global _running, _again
+    with _wakeups:
+        if _running:
+            _again = True
+            return 0
+        _running = True
+    relayed = 0
+    try:
+        while True:
+            relayed += relay_pending(settings)
+            with _wakeups:
+                if not _again:
+                    _running = False
+                    return relayed
+                _again = False
+    except BaseException:
+        with _wakeups:
+            _running = False
+        raise
 
 
 def relay_pending(settings: Settings | None = None, *, max_batches: int = 20) -> int:
@@ -83,8 +117,16 @@ def relay_batch(session: Session, settings: Settings) -> tuple[int, int]:
         return 0, 0
     now = utcnow()
     rows = delivery_rows(session, events, now, settings)
-    for delivery_id in repo.add_deliveries(session, rows):
-        queue.enqueue_after_commit(session, queue.DELIVER_WEBHOOK, [delivery_id], queue.WEBHOOKS_QUEUE)
+    made = set(repo.add_deliveries(session, rows))
+    lines: set[tuple[str, str]] = set()
+    for row in rows:
+        if row["id"] not in made or row["message_due_at"] is None:
+            continue
+        if row["job_id"] is not None:
+            if (row["target"], row["job_id"]) in lines:
+                continue  # waits for the job's earlier delivery, whose attempt hands on to it
+            lines.add((row["target"], row["job_id"]))
+        queue.enqueue_after_commit(session, queue.DELIVER_WEBHOOK, [row["id"]], queue.WEBHOOKS_QUEUE)
     if settings.events.nats_url is not None and not _published(events, settings):
         return len(events), 0
     repo.mark_relayed(session, [event.id for event in events], now)

@@ -25,7 +25,7 @@ _RETRY = {
 @app.task(name=queue.RELAY_EVENTS, **_RETRY)
 def relay_events() -> None:
     """Hand unrelayed events to their sinks: webhook deliveries (sent on) and NATS."""
-    relay.relay_pending()
+    relay.relay_soon()
 
 
 @app.task(name=queue.DELIVER_WEBHOOK, **_RETRY)

@@ -11,7 +11,7 @@ from ipaddress import ip_network
 import pytest
 from sqlalchemy import select
 
-from pagemill import db
+from pagemill import db, queue
 from pagemill.events import relay
 from pagemill.events.types import EventType
 from pagemill.models import Event, WebhookEndpoint
@@ -58,12 +58,31 @@ def three_deliveries(receiver: WebhookReceiver, path: str) -> tuple[str, list[st
     return endpoint_id, [d.id for d in deliveries(target=endpoint_id)]
 
 
-def test_a_jobs_deliveries_wait_for_the_earlier_events_attempt(receiver: WebhookReceiver) -> None:
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[object]]]:
+    """The delivery messages sent after commits (name, args), kept from the broker (as every message)."""
+    sent: list[tuple[str, list[object]]] = []
+
+    def send_task(name: str, args: list[object], *_rest: object) -> None:
+        if name == queue.DELIVER_WEBHOOK:
+            sent.append((name, args))
+
+    monkeypatch.setattr(queue, "send_task", send_task)
+    return sent
+
+
+def test_a_jobs_deliveries_wait_for_the_earlier_events_attempt(
+    receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, published: list[tuple[str, list[object]]]
+) -> None:
+    monkeypatch.setattr(delivery, "CHAIN_BUDGET_S", 0.0)  # one attempt per call: each hands on by message
     _, (first, second, third) = three_deliveries(receiver, "/ordered")
+    assert published == [(queue.DELIVER_WEBHOOK, [first])]  # the relay's: the first in line only
+    published.clear()
     delivery.deliver(third)
     delivery.deliver(second)
     assert receiver.received("/ordered") == []  # both wait for job.queued's attempt
     delivery.deliver(first)
+    assert published == [(queue.DELIVER_WEBHOOK, [second])]  # handed on to the next in line
     delivery.deliver(third)  # still behind job.started
     delivery.deliver(second)
     delivery.deliver(third)
@@ -73,12 +92,39 @@ def test_a_jobs_deliveries_wait_for_the_earlier_events_attempt(receiver: Webhook
     assert [d.state for d in deliveries()] == ["succeeded"] * 3
 
 
+def test_after_a_success_the_same_call_delivers_the_jobs_next_events(
+    receiver: WebhookReceiver, published: list[tuple[str, list[object]]]
+) -> None:
+    _, (first, _second, _third) = three_deliveries(receiver, "/chained")
+    published.clear()
+    delivery.deliver(first)
+    got = receiver.received("/chained")
+    assert [r.type for r in got] == ["job.queued", "job.started", "job.succeeded"]
+    assert [d.state for d in deliveries()] == ["succeeded"] * 3
+    assert published == []  # no message for the ones it went on with
+
+
+def test_the_relay_sends_a_message_for_the_first_delivery_of_each_job_only(
+    receiver: WebhookReceiver, published: list[tuple[str, list[object]]]
+) -> None:
+    endpoint_id, _secret = add_endpoint(receiver.url("/firsts"))
+    jobs = [queued_job(), queued_job()]
+    for job_id in jobs:
+        job_event(job_id, EventType.JOB_STARTED)
+    relay.relay_pending()
+    made = deliveries(target=endpoint_id)
+    assert len(made) == 4
+    first_of_each = [next(d.id for d in made if d.job_id == job_id) for job_id in jobs]
+    assert sorted(str(args[0]) for _, args in published) == sorted(first_of_each)
+
+
 def test_a_failed_delivery_does_not_hold_back_the_next_ones(receiver: WebhookReceiver) -> None:
     receiver.script("/failing-first", Reply(500))
     _, (first, second, _third) = three_deliveries(receiver, "/failing-first")
     delivery.deliver(first)
-    delivery.deliver(second)
-    assert [r.type for r in receiver.received("/failing-first")] == ["job.queued", "job.started"]
+    delivery.deliver(second)  # and, succeeding, the third
+    got = receiver.received("/failing-first")
+    assert [r.type for r in got] == ["job.queued", "job.started", "job.succeeded"]
     states = {d.id: d for d in deliveries()}
     assert states[first].state == "failed" and states[first].next_attempt_at is not None
     assert states[first].last_status == 500 and states[second].state == "succeeded"
@@ -144,7 +190,10 @@ def test_a_success_clears_the_failure_record(receiver: WebhookReceiver) -> None:
         assert session.get(WebhookEndpoint, endpoint_id).first_failure_at is None  # type: ignore[union-attr]
 
 
-def test_the_previous_secret_signs_only_during_its_grace(receiver: WebhookReceiver) -> None:
+def test_the_previous_secret_signs_only_during_its_grace(
+    receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, published: list[tuple[str, list[object]]]
+) -> None:
+    monkeypatch.setattr(delivery, "CHAIN_BUDGET_S", 0.0)  # the grace ends between two attempts
     endpoint_id, (first, second, _third) = three_deliveries(receiver, "/rotated")
     old = new_secret()
     with db.session_scope() as session:
