@@ -38,7 +38,7 @@ from pagemill.egress.guard import EgressPolicy
 from pagemill.errors import SecretsNotConfigured
 from pagemill.events import service as events
 from pagemill.events.types import EventType, envelope_json
-from pagemill.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from pagemill.models import DeliveryState, WebhookAttempt, WebhookEndpoint
 from pagemill.models.base import utcnow
 from pagemill.secret_box import open_secret
 from pagemill.settings import Settings, get_settings
@@ -77,6 +77,8 @@ class _Attempt:
     body: bytes
     msg_id: str
     signing_secrets: list[str]
+    # Whether the endpoint was failing: only then does a success have a failure record to clear.
+    endpoint_failing: bool = False
 
 
 def deliver(delivery_id: str, settings: Settings | None = None) -> None:
@@ -154,11 +156,12 @@ def _claim(delivery_id: str, settings: Settings) -> _Attempt | None:
             body=envelope_json(event),
             msg_id=event.event_id,
             signing_secrets=signing_secrets,
+            endpoint_failing=endpoint is not None and endpoint.first_failure_at is not None,
         )
 
 
 def _target(
-    session: Session, delivery: WebhookDelivery, endpoint: WebhookEndpoint | None
+    session: Session, delivery: repo.ClaimedDelivery, endpoint: WebhookEndpoint | None
 ) -> tuple[str | None, list[str] | None]:
     """Where to send and the sealed secrets that sign (current first, then the previous one in its grace);
     (None, None) when there is nowhere to send: an endpoint disabled or gone, no callback secret."""
@@ -187,7 +190,7 @@ def _in_force(current: str, previous: str | None, expires_at: datetime | None, n
     return [current]
 
 
-def _end_unsendable(session: Session, delivery: WebhookDelivery, lock_id: str, now: datetime) -> None:
+def _end_unsendable(session: Session, delivery: repo.ClaimedDelivery, lock_id: str, now: datetime) -> None:
     reason = "endpoint disabled" if delivery.endpoint_id else "no callback secret for the tenant"
     repo.finish_attempt(
         session,
@@ -233,7 +236,7 @@ def _record(
         retry_in: float | None = None
         if outcome.succeeded:
             values["state"] = DeliveryState.SUCCEEDED
-            if attempt.endpoint_id is not None:
+            if attempt.endpoint_id is not None and attempt.endpoint_failing:
                 repo.note_success(session, attempt.endpoint_id)
         elif outcome.status == GONE:
             values["state"] = DeliveryState.DEAD

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from pagemill.models import (
     CallbackSecret,
@@ -205,70 +206,101 @@ def add_deliveries(session: Session, rows: Sequence[dict[str, Any]]) -> list[str
     return [str(value) for value in session.scalars(statement).all()]
 
 
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """What an attempt needs of the delivery it claimed."""
+
+    id: str
+    target: str
+    endpoint_id: str | None
+    url: str | None
+    event_pk: int
+    event_type: str
+    tenant_id: str
+    job_id: str | None
+    attempts: int
+    round_attempts: int
+
+
+# Built once: a worker claims and settles hundreds of deliveries a second, and building these statements
+# (and running them through the ORM's bulk-update machinery) cost more than the database did.
+_DELIVERY = cast(Table, WebhookDelivery.__table__)
+_EARLIER = _DELIVERY.alias("earlier")
+_ATTEMPT = cast(Table, WebhookAttempt.__table__)
+_CLAIM = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.id == bindparam("p_id"),
+        _DELIVERY.c.state.in_(OPEN_STATES),
+        _DELIVERY.c.next_attempt_at <= bindparam("p_now"),
+        or_(_DELIVERY.c.locked_until.is_(None), _DELIVERY.c.locked_until <= bindparam("p_now")),
+        or_(
+            _DELIVERY.c.job_id.is_(None),
+            ~exists().where(
+                _EARLIER.c.target == _DELIVERY.c.target,
+                _EARLIER.c.job_id == _DELIVERY.c.job_id,
+                _EARLIER.c.event_pk < _DELIVERY.c.event_pk,
+                _EARLIER.c.state == DeliveryState.PENDING,
+            ),
+        ),
+    )
+    .values(
+        lock_id=bindparam("p_lock"),
+        locked_until=bindparam("p_until"),
+        state=DeliveryState.PENDING,
+        attempts=_DELIVERY.c.attempts + 1,
+        round_attempts=_DELIVERY.c.round_attempts + 1,
+        updated_at=bindparam("p_now"),
+    )
+    .returning(*(_DELIVERY.c[field.name] for field in fields(ClaimedDelivery)))
+)
+_NEXT_IN_LINE = (
+    select(_DELIVERY.c.id)
+    .where(
+        _DELIVERY.c.target == bindparam("p_target"),
+        _DELIVERY.c.job_id == bindparam("p_job"),
+        _DELIVERY.c.event_pk > bindparam("p_after"),
+        _DELIVERY.c.state == DeliveryState.PENDING,
+    )
+    .order_by(_DELIVERY.c.event_pk)
+    .limit(1)
+)
+
+
 def claim_delivery(
     session: Session, delivery_id: str, lock_id: str, now: datetime, until: datetime
-) -> WebhookDelivery | None:
+) -> ClaimedDelivery | None:
     """Take a due delivery for one attempt (held until ``until`` under ``lock_id``), counting the attempt;
     None when it is not due, held by another worker, or an earlier event of the same job to the same
     target is still waiting for its attempt (one job's deliveries go out in event order)."""
-    earlier = aliased(WebhookDelivery)
-    blocked = exists().where(
-        earlier.target == WebhookDelivery.target,
-        earlier.job_id == WebhookDelivery.job_id,
-        earlier.event_pk < WebhookDelivery.event_pk,
-        earlier.state == DeliveryState.PENDING,
-    )
-    statement = (
-        update(WebhookDelivery)
-        .where(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.state.in_(OPEN_STATES),
-            WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.locked_until.is_(None), WebhookDelivery.locked_until <= now),
-            or_(WebhookDelivery.job_id.is_(None), ~blocked),
-        )
-        .values(
-            lock_id=lock_id,
-            locked_until=until,
-            state=DeliveryState.PENDING,
-            attempts=WebhookDelivery.attempts + 1,
-            round_attempts=WebhookDelivery.round_attempts + 1,
-            updated_at=now,
-        )
-        .returning(WebhookDelivery)
-        .execution_options(populate_existing=True)
-    )
-    return session.scalars(statement).first()
+    row = session.execute(
+        _CLAIM, {"p_id": delivery_id, "p_now": now, "p_lock": lock_id, "p_until": until}
+    ).first()
+    return None if row is None else ClaimedDelivery(**row._mapping)
 
 
 def finish_attempt(session: Session, delivery_id: str, lock_id: str, values: dict[str, Any]) -> bool:
     """Write an attempt's outcome on its delivery (and release it) if the attempt still holds it."""
     result = session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.lock_id == lock_id)
+        update(_DELIVERY)
+        .where(_DELIVERY.c.id == delivery_id, _DELIVERY.c.lock_id == lock_id)
         .values(lock_id=None, locked_until=None, **values)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def add_attempt(session: Session, attempt: WebhookAttempt) -> None:
-    """Record an attempt."""
-    session.add(attempt)
+    """Record an attempt (a plain INSERT: the attempt is not read back in this session)."""
+    values = {column.key: getattr(attempt, column.key) for column in _ATTEMPT.c if column.key != "id"}
+    session.execute(insert(_ATTEMPT).values(values))
 
 
 def next_in_line(session: Session, target: str, job_id: str, after_pk: int) -> str | None:
     """The next pending delivery of the same job to the same target (it waited for this one), or None."""
-    return session.scalar(
-        select(WebhookDelivery.id)
-        .where(
-            WebhookDelivery.target == target,
-            WebhookDelivery.job_id == job_id,
-            WebhookDelivery.event_pk > after_pk,
-            WebhookDelivery.state == DeliveryState.PENDING,
-        )
-        .order_by(WebhookDelivery.event_pk)
-        .limit(1)
-    )
+    found = session.execute(
+        _NEXT_IN_LINE, {"p_target": target, "p_job": job_id, "p_after": after_pk}
+    ).scalar()
+    return None if found is None else str(found)
 
 
 def end_open_deliveries(session: Session, endpoint_id: str, error: str, now: datetime) -> None:
