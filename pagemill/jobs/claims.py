@@ -36,7 +36,11 @@ from pagemill.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_CLAIM_TRIES = 5
+# A try fails only when other claimers took every candidate between its look and its claim, so each lost
+# try means another worker got work. Eight claimers racing over SQLite (whose readers see the snapshot
+# their transaction began with) lost five tries in a row often enough to answer "nothing waiting" while
+# pages waited; a try costs two queries.
+_CLAIM_TRIES = 20
 _EPOCH = datetime.min
 
 
