@@ -62,6 +62,11 @@ tus-js:  ## Install tus-js-client for the tus tests (npm ci in tests/support/tus
 test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# Renders deploy/kustomize (kubectl, from `make system-deps`) and the Helm chart (helm-python-sdk) offline and
+# checks them against the Kubernetes and KEDA schemas, each other, and the metric names (docs/deployment.md).
+deploy-check: install-dev  ## Validate deploy/: kustomize, Helm chart, alert rules, dashboard (no cluster)
+	$(PY) -m pytest tests/unit/deploy $(PYTEST_ARGS)
+
 lint: install-dev  ## ruff lint + format check, mypy strict
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -80,4 +85,4 @@ lock: $(VENV)/.stamp-venv  ## Re-pin requirements.lock (runtime) and requirement
 clean:  ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
 
-.PHONY: help system-deps install install-dev up api worker migrate test tus-js test-unit lint format bench lock clean
+.PHONY: help system-deps install install-dev up api worker migrate test tus-js test-unit deploy-check lint format bench lock clean

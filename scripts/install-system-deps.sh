@@ -8,6 +8,7 @@
 #                        chromium                                             (the offline API docs, in a real browser)
 #                        nodejs npm                                           (tus-js-client, in the tus upload tests)
 #                        nats-server                                          (throwaway NATS for the event sink tests)
+#                        kubernetes-client                                    (kubectl kustomize: the deploy/ tests)
 #
 # Idempotent and fast when everything is installed: it only asks dpkg, and runs `apt-get update` (once)
 # only when something is missing. Installs as root, or through `sudo -n` when that needs no password;
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
-test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm nats-server)
+test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm nats-server kubernetes-client)
 
 runtime_only=0
 check_only=0
@@ -28,7 +29,7 @@ for arg in "$@"; do
         --runtime-only) runtime_only=1 ;;
         --check) check_only=1 ;;
         -h | --help)
-            sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -66,6 +67,8 @@ pkg_present() {
         nodejs) command -v node >/dev/null 2>&1 ;;
         npm) command -v npm >/dev/null 2>&1 ;;
         nats-server) command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]] ;;
+        # Any kubectl renders kustomize (a cloud SDK's counts): installing Debian's over it would clash.
+        kubernetes-client) command -v kubectl >/dev/null 2>&1 ;;
         *) return 1 ;;
     esac
 }
