@@ -22,10 +22,12 @@ from api.rate_limits import limiter
 from api.routes import (
     admin,
     batches,
+    dead_letters,
     documents,
     events,
     health,
     jobs,
+    metrics,
     result_links,
     uploads,
     usage,
@@ -72,6 +74,7 @@ def create_app() -> FastAPI:
         result_links.router,
         usage.router,
         admin.router,
+        dead_letters.router,
         webhooks.router,
         webhook_deliveries.router,
         webhook_deliveries.callbacks,
@@ -81,7 +84,10 @@ def create_app() -> FastAPI:
     install_webhook_docs(app)
     app.state.api_routes = [route for router in [health.router, *routers] for route in router.routes]
     app.state.limiter = limiter
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app).expose(app, include_in_schema=False)
+    Instrumentator(excluded_handlers=["/metrics"]).instrument(app)
+    # Served by our route rather than the instrumentator's: it adds the gauges read at scrape time, and
+    # under `pagemill up` the workers' metrics (pagemill.observability.collector).
+    app.include_router(metrics.router)
     # Outermost last: the request id must exist before the body cap can answer with it.
     app.add_middleware(MultipartCompletenessMiddleware)
     # Inside the principal middleware: the caller's tier narrows the cap before the body is read.

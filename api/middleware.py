@@ -27,6 +27,7 @@ from pagemill.errors import (
     RequestTimeout,
     Unauthorized,
 )
+from pagemill.logging import bound as bound_log_context
 from pagemill.logging import request_id_var
 from pagemill.settings import Settings
 from pagemill.tenancy.keys import KEY_PREFIX, looks_like_key
@@ -74,16 +75,32 @@ class RequestIdMiddleware:
         finally:
             principal = state.get("principal")
             client = scope.get("client")
+            duration_ms = round((time.perf_counter() - started) * 1000, 1)
+            tenant = getattr(principal, "tenant_id", "-")
             access_log.info(
                 "%s %s %d %.1fms client=%s tenant=%s",
                 scope["method"],
                 scope["path"],
                 status,
-                (time.perf_counter() - started) * 1000,
+                duration_ms,
                 client[0] if client else "-",
-                getattr(principal, "tenant_id", "-"),
+                tenant,
+                # The same, as fields of a JSON line (pagemill.logging.EXTRA_FIELDS).
+                extra=_present(
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=duration_ms,
+                    client=client[0] if client else None,
+                    tenant=None if tenant == "-" else tenant,
+                ),
             )
             request_id_var.reset(token)
+
+
+def _present(**fields: object) -> dict[str, object]:
+    """The fields that have a value."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 class BodyLimitMiddleware:
@@ -272,7 +289,9 @@ class PrincipalMiddleware:
             # A batch carries many files: the service holds each to the tier's file size (refusing only
             # that item); the body as a whole is held to the upload limit only.
             state["upload_limit"] = self.settings.limits.max_upload_bytes
-        await self.app(scope, receive, send)
+        # Every line logged while the request is served names its tenant (threads inherit the context).
+        with bound_log_context(tenant=principal.tenant_id):
+            await self.app(scope, receive, send)
 
 
 def _resolve_and_look_at_limit(

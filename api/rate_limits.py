@@ -79,6 +79,17 @@ def rate_limited(func: F) -> F:
     return decorated
 
 
+def also_limited(limit: Callable[[], str]) -> Callable[[F], F]:
+    """A further limit of one route per API key, on top of the tier's (put it below ``@rate_limited``):
+    ``limit()`` gives it in limits notation, read per request (from the settings). Over it: 429 as any."""
+
+    def decorate(func: F) -> F:
+        decorated: F = limiter.limit(limit)(func)
+        return decorated
+
+    return decorate
+
+
 def count_request(principal: Principal) -> int | None:
     """Count one request of ``principal`` for an entrypoint the decorator cannot wrap (a WebSocket
     handshake): None when it is within the tier's limit, else the seconds until there is room. Blocking

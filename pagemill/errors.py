@@ -24,6 +24,10 @@
     │   ├── UploadIncomplete            UPLOAD_INCOMPLETE     409 (an upload id whose bytes are not all in)
     │   ├── UploadAlreadyUsed           UPLOAD_ALREADY_USED   409 (an upload that is another job already)
     │   ├── EventsDisabled              EVENTS_DISABLED       409 (a stream while events.enabled is off)
+    │   ├── ReplayNotAllowed            REPLAY_NOT_ALLOWED    409 (a dead letter replayed already, or its job
+    │   │                                                     active, cancelled or shared by cached copies)
+    │   ├── ReplaySourceGone            REPLAY_SOURCE_GONE    409 (a dead letter's original, or its password,
+    │   │                                                     is gone: purged, retention, blob missing)
     │   ├── UploadLocked                UPLOAD_LOCKED         423 + Retry-After (another PATCH is writing)
     │   ├── UploadExpired               UPLOAD_EXPIRED        410 (past uploads.expire_after_s)
     │   ├── TusVersionUnsupported       TUS_VERSION_UNSUPPORTED 412 + Tus-Version
@@ -46,7 +50,8 @@
     │   ├── RateLimited                 RATE_LIMITED          429 + Retry-After (requests per key)
     │   └── QuotaExceeded               QUOTA_EXCEEDED        429 + Retry-After (documents per day/month)
     ├── ProcessingError (permanent)     PROCESSING_FAILED     500 (a page or a job could not be read)
-    │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    the document took longer than allowed
+    │   ├── ProcessingTimeout           PROCESSING_TIMEOUT    a page, a text-layer chunk or the document took
+    │   │                                                     longer than allowed (details.kind, limit_s)
     │   ├── WorkerCrashed               WORKER_CRASHED        a page or job killed its worker too often
     │   ├── JobStalled                  JOB_STALLED           re-enqueued by the sweeper, still no progress
     │   └── EngineFailed                ENGINE_FAILED         an OCR engine answered, but unusably
@@ -228,6 +233,22 @@ class EventsDisabled(Conflict):
 
     code = "EVENTS_DISABLED"
     default_message = "This server does not record events (events.enabled is off); poll the job instead."
+
+
+class ReplayNotAllowed(Conflict):
+    """A dead letter cannot be replayed now (``details.reason``): replayed already, its job is active again
+    or was cancelled, or the job's page rows are shared by cached copies of it."""
+
+    code = "REPLAY_NOT_ALLOWED"
+    default_message = "This dead letter cannot be replayed now."
+
+
+class ReplaySourceGone(Conflict):
+    """A dead letter's work cannot run again: the job's original is gone (purged, deleted by retention,
+    missing from storage) or the password it needs was wiped when the job ended (``details.reason``)."""
+
+    code = "REPLAY_SOURCE_GONE"
+    default_message = "The job's original document is gone; its work cannot be replayed."
 
 
 class UploadLocked(InputError):

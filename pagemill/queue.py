@@ -80,6 +80,12 @@ def make_celery(settings: Settings) -> Celery:
     """Build the Celery app for the configured broker with the reliability settings of reliability.md."""
     broker_url = settings.broker_url
     app = Celery("pagemill", broker=broker_url, set_as_current=False, task_cls=QueueKeepingTask)
+    from celery.signals import before_task_publish
+
+    from pagemill.observability.job_metrics import stamp_sent_at
+
+    # Every message carries the time it was sent: the worker observes its queue wait (task_prerun).
+    before_task_publish.connect(stamp_sent_at, weak=False, dispatch_uid="pagemill-stamp-sent-at")
     transport_options: dict[str, Any] = {}
     if broker_url.startswith(("redis://", "rediss://")):
         transport_options = {

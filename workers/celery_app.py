@@ -1,4 +1,5 @@
-"""The worker's Celery app: tasks registered, per-process resources reset after fork, stalled-job sweeper."""
+"""The worker's Celery app: tasks registered, per-process resources reset after fork, stalled-job sweeper,
+metrics and heartbeat, and each task's log context (task id, then job and tenant as the task binds them)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import os
 import threading
 from typing import Any
 
-from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
+from pagemill import logging as pagemill_logging
 from pagemill.db import reset_engine
 from pagemill.logging import configure_logging
+from pagemill.observability.heartbeats import Heartbeat, heartbeat_store
+from pagemill.observability.job_metrics import observe_queue_wait
 from pagemill.queue import get_celery
 from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
@@ -22,6 +33,7 @@ import workers.tasks.events  # noqa: E402  (registers the tasks)
 import workers.tasks.jobs  # noqa: E402,F401
 
 _stop_sweeper = threading.Event()
+_heartbeat: list[Heartbeat] = []
 
 
 @worker_process_init.connect
@@ -49,6 +61,43 @@ def _start_metrics(**_: Any) -> None:
         serve(port, os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
 
+@task_prerun.connect
+def _task_started(task_id: str = "", task: Any = None, **_: Any) -> None:
+    # Each task starts with a clean context: a pool process or thread runs one task after another.
+    pagemill_logging.clear()
+    pagemill_logging.bind(task_id=task_id, task=getattr(task, "name", None))
+    if task is not None:
+        observe_queue_wait(task.request)
+
+
+@task_postrun.connect
+def _task_ended(**_: Any) -> None:
+    pagemill_logging.clear()
+
+
+@worker_ready.connect
+def _start_heartbeat(sender: Any = None, **_: Any) -> None:
+    settings = get_settings()
+    controller = getattr(sender, "controller", None)
+    queues = (getattr(sender, "app", None) or app).amqp.queues.consume_from or {}
+    heartbeat = Heartbeat(
+        heartbeat_store(settings),
+        node=str(getattr(sender, "hostname", None) or f"celery@{os.getpid()}"),
+        queues=list(queues),
+        pool=_pool_name(getattr(controller, "pool", None)),
+        concurrency=getattr(controller, "concurrency", None),
+        interval_s=settings.worker.heartbeat_interval_s,
+    )
+    heartbeat.start()
+    _heartbeat.append(heartbeat)
+
+
+def _pool_name(pool: Any) -> str:
+    """prefork, threads, solo...: Celery's pool classes are all named TaskPool; modules tell them apart."""
+    name = type(pool).__module__.rsplit(".", 1)[-1]
+    return {"thread": "threads"}.get(name, name)
+
+
 @worker_ready.connect
 def _start_sweeper(**_: Any) -> None:
     threading.Thread(target=_sweep_forever, name="pagemill-sweeper", daemon=True).start()
@@ -67,6 +116,8 @@ def _stop(**_: Any) -> None:
 
     _stop_sweeper.set()
     pool_watchdog.stop()
+    for heartbeat in _heartbeat:
+        heartbeat.stop()
 
 
 def _sweep_forever() -> None:

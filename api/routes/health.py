@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Liveness, readiness (both open and cheap) and the detailed health report (admin scope)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 
-from pagemill.db import get_engine
+from api.auth import ADMIN_ERRORS, AdminPrincipal
+from api.deps import SettingsDep
 from pagemill.errors import PagemillError
-from pagemill.migrate import require_migrated
-from pagemill.queue import get_celery
+from pagemill.observability import service
+from pagemill.observability.checks import check_broker, check_database_migrated, check_ocr, check_storage
+from pagemill.observability.schemas import HealthReport
 from pagemill.settings import get_settings
-from pagemill.storage import get_blob_store
 
 router = APIRouter(prefix="/api/v1/health", tags=["health"])
 
@@ -23,27 +23,6 @@ router = APIRouter(prefix="/api/v1/health", tags=["health"])
 def live() -> dict[str, str]:
     """200 while the process can answer; it does not look at dependencies (a restart would not fix them)."""
     return {"status": "ok"}
-
-
-def _check_database() -> None:
-    with get_engine().connect() as conn:
-        conn.execute(text("SELECT 1"))
-    # A database that answers but was never migrated (or is behind this code) would fail every request.
-    require_migrated(get_settings(), get_engine())
-
-
-def _check_broker() -> None:
-    with get_celery().connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=3)
-
-
-def _check_storage() -> None:
-    get_blob_store().check()
-
-
-def _check_ocr() -> None:
-    if shutil.which("tesseract") is None:
-        raise RuntimeError("tesseract is not installed")
 
 
 def _engine_states() -> dict[str, str]:
@@ -71,10 +50,10 @@ def ready() -> JSONResponse:
     """200 when the database, broker and blob store answer; 503 (with Retry-After) otherwise."""
     checks: dict[str, Any] = {}
     for name, check in (
-        ("database", _check_database),
-        ("broker", _check_broker),
-        ("storage", _check_storage),
-        ("ocr", _check_ocr),
+        ("database", check_database_migrated),
+        ("broker", check_broker),
+        ("storage", check_storage),
+        ("ocr", check_ocr),
     ):
         try:
             check()
@@ -89,3 +68,12 @@ def ready() -> JSONResponse:
         content={"status": "ready" if ok else "not_ready", "checks": checks, "engines": _engine_states()},
         headers=None if ok else {"Retry-After": "5"},
     )
+
+
+@router.get("", response_model=HealthReport, responses=ADMIN_ERRORS, summary="Detailed health")
+def detailed(admin: AdminPrincipal, settings: SettingsDep) -> HealthReport:
+    """Every part, checked now: the database, broker and blob store, each engine of the default chain (each
+    with its latency), what waits on each queue and since when, the live workers per queue (from their
+    heartbeats) and whether the schema is migrated to this release. Always 200: ``status`` sums it up. For
+    operators (admin scope); probes use ``/live`` and ``/ready``, which stay cheap."""
+    return service.health_report(settings)

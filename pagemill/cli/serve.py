@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from typing import Annotated
 
@@ -39,6 +41,9 @@ def api(
         port=port or settings.api.port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        # No handlers of uvicorn's own: its lines reach the root logger's, in the one format
+        # (pagemill.logging, configured by the CLI here and by create_app in each server process).
+        log_config=None,
         timeout_graceful_shutdown=30,
         # Client address and https scheme from trusted proxies: audit log addresses and HSTS need them.
         proxy_headers=True,
@@ -88,8 +93,6 @@ def worker(
         chosen = concurrency or settings.webhooks.worker_threads
     if settings.worker.metrics_port:
         # Before any process imports prometheus_client: each pool process then writes its own file here.
-        import tempfile
-
         os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pagemill-metrics-"))
     if gpu_only:
         # Only a pure GPU pool waits: a worker that also serves ingest and cpu (`pagemill up`) must start
@@ -177,8 +180,11 @@ def up(
         f"pagemill: other commands (pagemill keys, audit, config check) use this data from this folder, "
         f"or from anywhere with PAGEMILL_DATA_DIR={data_dir}"
     )
+    # One place to scrape: the API and both workers write their metrics to one multiprocess folder, and the
+    # API's /metrics serves the sum (pagemill.observability.collector). A fresh folder per run.
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="pagemill-metrics-")
     # Children get the resolved data dir: what they read cannot depend on a later change of folder.
-    env = {**os.environ, "PAGEMILL_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "PAGEMILL_DATA_DIR": str(data_dir), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     commands = {
         "worker": ["worker", "--queues", "ingest,cpu,gpu"],
         # Its own process: deliveries wait on receivers, and must never wait behind page work.
@@ -190,7 +196,12 @@ def up(
     # A worker that exits on its own (its pool wedged, the OOM killer) is started again; pages it held
     # are claimed in the database and offered again, so nothing is lost.
     restart = {name: _respawn(commands[name], env) for name in ("worker", "worker-webhooks")}
-    raise typer.Exit(code=supervise(children, stop_timeout_s, restart))
+    try:
+        code = supervise(children, stop_timeout_s, restart)
+    finally:
+        if metrics_dir != os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+    raise typer.Exit(code=code)
 
 
 def _respawn(args: list[str], env: dict[str, str]) -> Callable[[], subprocess.Popen[bytes]]:

@@ -14,8 +14,8 @@ What can go wrong with a page stays with that page:
 * the process dies while rendering it (a segfault on a poison page, the kernel's OOM killer): the page is
   tried once more in a fresh process; a second death fails the page ``WORKER_CRASHED``; the worker and the
   other pages go on;
-* it takes longer than ``limits.probe_timeout_s``: the process is killed and the page fails
-  ``PROCESSING_TIMEOUT``;
+* it takes longer than ``limits.probe_timeout_s``, or than what is left of the page's time limit
+  (pagemill.deadlines): the process is killed and the page fails ``PROCESSING_TIMEOUT``;
 * it needs more memory than ``limits.probe_memory_mb`` (each process caps its own address space): the page
   fails ``PROCESSING_FAILED``;
 * the document's own errors (a damaged page, a pixel cap) come back as the same errors as in-thread rendering;
@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pagemill import deadlines
 from pagemill.documents.render_process import ProcessDied, RenderProcess
 from pagemill.documents.source import SourceOrigin
 from pagemill.engines.page_image import EncodedImage, ImageSpec
@@ -127,8 +128,17 @@ class RenderPool:
         # Base64 of the largest image that may be sent, uncompressed: no honest answer is larger.
         max_bytes = max(limits.render_max_pixels, spec.max_side**2) * 4 + (1 << 20)
         for attempt in range(1, _TRIES + 1):
+            deadlines.check()  # the page's time is spent (waiting for a process, say): no render
             process = self._acquire()
-            deadline = time.monotonic() + limits.probe_timeout_s
+            # Its own limit, or what is left of the page's time (pagemill.deadlines) if that is less.
+            page = deadlines.current()
+            allowed = float(limits.probe_timeout_s)
+            if page is not None:
+                allowed = min(allowed, page.remaining())
+            if allowed <= 0:  # spent waiting for a free process: give it back unused
+                self._release(process)
+                raise deadlines.timed_out()
+            deadline = time.monotonic() + allowed
             try:
                 header, payload = process.ask(request, deadline, max_bytes)
             except ProcessDied:
@@ -144,6 +154,8 @@ class RenderPool:
                 continue
             except TimeoutError:
                 self._discard(process, kill=True)
+                if deadlines.spent():
+                    raise deadlines.timed_out() from None
                 raise ProcessingTimeout(
                     "The page took longer to render than allowed.",
                     page=index + 1,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pagemill import deadlines
 from pagemill.engines.base import PageResult, TextLine
 from pagemill.errors import ProcessingError
 from pagemill.settings import OcrSettings
@@ -65,6 +66,9 @@ class RapidOcrEngine:
 
     def recognize(self, image: Image.Image) -> PageResult:
         """Read ``image`` as it is; the registry wraps the engine to turn rotated pages upright first."""
+        # In-process inference takes no timeout: not started once the page's time is spent (the hard
+        # limit's alarm interrupts it in a prefork worker, pagemill.deadlines).
+        deadlines.check()
         started = time.perf_counter()
         scaled, scale = _scaled(image)
         # RapidOCR takes OpenCV's BGR channel order.

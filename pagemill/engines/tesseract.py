@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageChops
 
+from pagemill import deadlines
 from pagemill.engines.base import PageResult, TextLine
 from pagemill.errors import ProcessingError, ProcessingTimeout
 from pagemill.settings import OcrSettings
@@ -28,9 +29,11 @@ _INSTALL_HINT = "Tesseract is not installed; install the tesseract-ocr package (
 def run_tesseract(image: Image.Image, args: list[str], *, timeout_s: float) -> str:
     """Run ``tesseract stdin stdout *args`` on ``image`` and return what it prints.
 
-    Raises ProcessingTimeout when it takes longer than ``timeout_s`` (the process is killed) and
-    ProcessingError when the program is missing or fails.
+    Raises ProcessingTimeout when it takes longer than ``timeout_s``, or than what is left of the page's
+    time (pagemill.deadlines; the process is killed), and ProcessingError when the program is missing or
+    fails.
     """
+    allowed = deadlines.budget(timeout_s)
     # PNM is written without compression: encoding PNG would cost more than a small page's OCR.
     buffer = io.BytesIO()
     as_tesseract_input(image).save(buffer, format="PPM")
@@ -41,12 +44,14 @@ def run_tesseract(image: Image.Image, args: list[str], *, timeout_s: float) -> s
             input=buffer.getvalue(),
             capture_output=True,
             env=env,
-            timeout=timeout_s,
+            timeout=allowed,
             check=False,
         )
     except FileNotFoundError as exc:
         raise ProcessingError(_INSTALL_HINT) from exc
     except subprocess.TimeoutExpired as exc:
+        if deadlines.spent():
+            raise deadlines.timed_out() from exc
         raise ProcessingTimeout("OCR of a page took longer than allowed.", timeout_s=timeout_s) from exc
     if done.returncode != 0:
         raise ProcessingError("Tesseract could not read the page.", returncode=done.returncode)

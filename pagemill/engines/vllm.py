@@ -22,6 +22,10 @@ other 5xx (500 ...)                            no                EngineFailed {r
 200, degenerate repetition                     no                EngineFailed {reason: degenerate_repetition}
 200, empty content                             no                a blank page: empty text, settings.empty
 =============================================  ================  ============================================
+
+Within a page's time limit (pagemill.deadlines) every request gets at most what is left of it as its
+timeout, backoff waits are cut to it, and a timeout once it is spent raises the page's PROCESSING_TIMEOUT
+(no retry, no fallback: the page is out of time whatever engine comes next).
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ from typing import Any, NoReturn
 import httpx
 from PIL import Image
 
+from pagemill import deadlines
 from pagemill.engines.base import PageResult, TextLine
 from pagemill.engines.capacity import requests_in_flight
 from pagemill.engines.page_image import EncodedImage, ImageSpec, encode_image
 from pagemill.engines.vllm_presets import ModelPreset, get_preset
 from pagemill.errors import EngineFailed, EngineUnavailable
+from pagemill.metrics import ENGINE_IN_FLIGHT
 from pagemill.settings import OpenAiEngineSettings
 
 logger = logging.getLogger("pagemill.engines.vllm")
@@ -445,6 +451,9 @@ class OpenAiCompatibleEngine:
             try:
                 return self._post_once(url, body), attempt
             except _Transient as exc:
+                if deadlines.spent():
+                    # The page's time is up (pagemill.deadlines): not the server's fault, no retry.
+                    raise deadlines.timed_out() from exc
                 if attempt >= attempts_allowed:
                     logger.error(
                         "engine %s: unavailable after %d attempts: %s", self.name, attempt, exc.reason
@@ -456,6 +465,9 @@ class OpenAiCompatibleEngine:
                         "The OCR engine is unavailable or overloaded; try again shortly.", **details
                     ) from exc
                 delay = self._backoff(attempt, exc.retry_after_s)
+                deadline = deadlines.current()
+                if deadline is not None:
+                    delay = min(delay, deadline.remaining())
                 logger.warning(
                     "engine %s: attempt %d/%d failed (%s); retrying in %.2fs",
                     self.name,
@@ -474,9 +486,22 @@ class OpenAiCompatibleEngine:
         ceiling = min(self.settings.retry_backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
         return self._rng.uniform(0.0, ceiling)
 
+    def _request_timeout(self) -> httpx.Timeout | None:
+        """None (the client's timeouts), or less within a page's time limit: what is left of it
+        (pagemill.deadlines); a spent page raises its PROCESSING_TIMEOUT."""
+        if deadlines.current() is None:
+            return None
+        left = deadlines.budget(self.settings.timeout_s)
+        return httpx.Timeout(left, connect=min(self.settings.connect_timeout_s, left))
+
     def _post_once(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        timeout = self._request_timeout()
         try:
-            response = self._http().post(url, json=body)
+            with ENGINE_IN_FLIGHT.labels(engine=self.name).track_inprogress():
+                if timeout is None:
+                    response = self._http().post(url, json=body)
+                else:
+                    response = self._http().post(url, json=body, timeout=timeout)
         except httpx.ConnectError as exc:
             raise _Transient("connection_refused") from exc
         except httpx.TimeoutException as exc:

@@ -22,6 +22,7 @@ from pagemill.events.types import ENDED_BY_STATE, EventType
 from pagemill.jobs import repository as jobs_repo
 from pagemill.models import Event, JobState, PageState
 from pagemill.models.base import utcnow
+from pagemill.observability import job_metrics
 from pagemill.settings import Settings, get_settings
 
 
@@ -52,7 +53,9 @@ def job_event(session: Session, job_id: str, type_: EventType, *, settings: Sett
 
 
 def job_ended(session: Session, job_id: str, state: JobState, *, settings: Settings | None = None) -> None:
-    """Write the final event for a job that moved to ``state`` (succeeded, failed, cancelled, expired)."""
+    """Write the final event for a job that moved to ``state`` (succeeded, failed, cancelled, expired), and
+    count the job's end (pagemill_jobs_completed_total, at commit): every end of a job passes here."""
+    job_metrics.count_ended(session, job_id, state)
     job_event(session, job_id, ENDED_BY_STATE[state], settings=settings)
 
 

@@ -3,6 +3,10 @@
 Every step is idempotent and re-entrant: a task's message names a queue only, pages are claimed in the
 database with an attempt counted before work starts (so a worker killed mid-page is remembered), writes are
 fenced on the claim, and a page that keeps killing its worker is failed after ``worker.max_attempts``.
+
+Each claim reads under the time limits of its kind (pagemill.jobs.page_limits, pagemill.deadlines): a page
+over them is retried while it has attempts, then fails PROCESSING_TIMEOUT. A page that fails for good is
+recorded as a dead letter in the transaction that saves it (pagemill.dead_letters).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from pagemill import queue
+from pagemill import deadlines, queue
 from pagemill.db import session_scope
+from pagemill.dead_letters import service as dead_letters
+from pagemill.deadlines import HardTimeLimitExceeded
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.source import open_source
 from pagemill.engines.base import PageResult
@@ -24,13 +30,14 @@ from pagemill.errors import PagemillError, ProcessingError, ProcessingTimeout, T
 from pagemill.events import service as events
 from pagemill.events.service import FinishedPage
 from pagemill.jobs import claim_repository as claims_repo
-from pagemill.jobs import claims, reading
+from pagemill.jobs import claims, page_limits, reading
 from pagemill.jobs import repository as repo
 from pagemill.jobs.claim_repository import ClaimedPages
 from pagemill.jobs.local_files import local_copy
 from pagemill.jobs.options import JobOptions
 from pagemill.jobs.processing import finalize_job, ocr_route
 from pagemill.jobs.results import public_lines
+from pagemill.logging import bound as bound_log_context
 from pagemill.metrics import PAGES
 from pagemill.models import Job, JobState, PageState
 from pagemill.models.base import utcnow
@@ -79,9 +86,10 @@ def read_next(queue_name: str) -> bool:
         if claim is None:
             return read_any
         read_any = True
-        with claims.holding(claim, settings):
-            read_claim(claim, settings)
-        finalize_job(claim.job_id)
+        with bound_log_context(job_id=claim.job_id):
+            with claims.holding(claim, settings):
+                read_claim(claim, settings)
+            finalize_job(claim.job_id)
         # An OCR page takes seconds: a broker round trip is nothing beside it, and going back lets an
         # ingest task (a new job's first step) in instead of making it wait behind this loop.
         if claim.ocr or time.monotonic() >= deadline:
@@ -97,7 +105,8 @@ def read_claim(claim: ClaimedPages, settings: Settings) -> None:
         if job.cancel_requested:
             repo.skip_pending_pages(session, claim.job_id)
             return
-    _read_pages(job, claim, settings)
+    with bound_log_context(tenant=job.tenant_id):
+        _read_pages(job, claim, settings)
 
 
 def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
@@ -111,6 +120,7 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
     if not indices:
         return
     ocr = claim.ocr
+    tries = {index: attempts + 1 for index, attempts in claim.pages}  # this claim's attempt is counted
     path = local_copy(get_blob_store(), job.source_key)
     needs_ocr: list[int] = []
     batch: list[Outcome] = []
@@ -120,18 +130,30 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
     chain = reading.engine_chain(options, settings)
     password = open_secret(job.document_password_sealed, settings)
     assert job.kind is not None  # a job has pages only once its document is known (fetched, for a URL)
-    with open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source:
+    kind = page_limits.work_kind(DocumentKind(job.kind), ocr)
+    limit = page_limits.limit_of(kind, settings)
+    with (
+        open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source,
+        deadlines.limited(kind, limit.soft_s, limit.hard_s) as deadline,
+    ):
         for position, index in enumerate(indices):
+            if position and not ocr and deadline.spent():
+                # The chunk is out of time (not one page: each was quick enough): keep what is read and
+                # give the rest back unread, for the next task.
+                page_limits.chunk_stopped(deadline, job.id, len(indices) - position)
+                _stop_early(job, claim, batch, needs_ocr, indices[position:], options, settings)
+                return
             started = time.perf_counter()
             try:
-                if ocr:
-                    result = reading.ocr_page(source, index, chain, settings, claim.chain_start)
-                else:
-                    text = reading.text_pass(source, index, options, settings)
-                    if text is None:
-                        needs_ocr.append(index)
-                        continue
-                    result = text
+                with deadline.alarm():
+                    if ocr:
+                        result = reading.ocr_page(source, index, chain, settings, claim.chain_start)
+                    else:
+                        text = reading.text_pass(source, index, options, settings)
+                        if text is None:
+                            needs_ocr.append(index)
+                            continue
+                        result = text
                 result.timings_ms["total"] = (time.perf_counter() - started) * 1000
                 batch.append((index, result, None))
             except TransientError as exc:
@@ -139,17 +161,23 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
                 _save(job.id, fence, batch)
                 _defer(job.id, claim, [*indices[position:], *needs_ocr], exc, settings)
                 raise AssertionError("unreachable: _defer raises") from exc
-            except SoftTimeLimitExceeded:
-                # The task is out of time: record this page as timed out, keep what is done, and end the
-                # task; the pages not reached are given back with the claim.
-                batch.append((index, None, ProcessingTimeout(page=index + 1)))
-                _save(job.id, fence, batch)
-                raise
+            except (HardTimeLimitExceeded, SoftTimeLimitExceeded, ProcessingTimeout) as exc:
+                # Over the page's (or the chunk's) time, or Celery's task limit (a backstop above both):
+                # retried while it has attempts, failed on its last; the pages not reached go back.
+                failed = page_limits.page_timed_out(deadline, job.id, index, tries[index], settings, exc)
+                if failed is not None:
+                    batch.append((index, None, failed))
+                _stop_early(job, claim, batch, needs_ocr, indices[position + 1 :], options, settings)
+                if isinstance(exc, SoftTimeLimitExceeded):
+                    raise
+                return
             except PagemillError as exc:
                 batch.append((index, None, exc))
-            except Exception:  # a bug or a parser failure on this page must not sink the whole job
+            except Exception as exc:  # a bug or a parser failure on this page must not sink the whole job
                 log.exception("page %s of job %s failed", index + 1, job.id)
-                batch.append((index, None, ProcessingError("This page could not be read.", page=index + 1)))
+                error = ProcessingError("This page could not be read.", page=index + 1)
+                error.__cause__ = exc  # its traceback: the dead letter's fingerprint
+                batch.append((index, None, error))
             if ocr or len(batch) >= _FLUSH_EVERY_PAGES or time.monotonic() - last_flush > _FLUSH_EVERY_S:
                 _save(job.id, fence, batch)
                 batch, last_flush = [], time.monotonic()
@@ -159,6 +187,25 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
                 if not ocr and _cancelled(job.id):
                     return
     _save(job.id, fence, batch)
+    if needs_ocr:
+        _hand_to_ocr(job, claim, needs_ocr, options, settings)
+
+
+def _stop_early(
+    job: Job,
+    claim: ClaimedPages,
+    batch: list[Outcome],
+    needs_ocr: list[int],
+    unread: list[int],
+    options: JobOptions,
+    settings: Settings,
+) -> None:
+    """End a claim before its last page: save what was read, hand pages found to need OCR on, and take back
+    the attempt of the pages not reached (the claim gives them back, with a page task each)."""
+    _save(job.id, claim.claim_id, batch)
+    if unread:
+        with session_scope() as session:
+            repo.uncount_attempt(session, job.id, unread)
     if needs_ocr:
         _hand_to_ocr(job, claim, needs_ocr, options, settings)
 
@@ -228,6 +275,7 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
     finished = [FinishedPage(row["index"], PageState.DONE, engine=row["engine"]) for row in done] + [
         FinishedPage(row["index"], PageState.FAILED, error_code=row["error_code"]) for row in failed
     ]
+    errors = [(index, error) for index, result, error in batch if result is None and error is not None]
     now = utcnow()
     with session_scope() as session:
         repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence, now=now)
@@ -235,6 +283,8 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
         repo.refresh_progress(session, job_id)
         events.pages_completed(session, job_id, finished, finished_at=now)
         events.job_progress(session, job_id)
+        # In the failure's transaction: a page failed for good has its dead letter, or neither is stored.
+        dead_letters.record_page_failures(session, job_id, errors, finished_at=now)
     for row in done:
         PAGES.labels(engine=row["engine"], outcome="done").inc()
     for row in failed:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from pagemill import logging as pagemill_logging
 from pagemill import queue
 from pagemill.db import session_scope
+from pagemill.dead_letters import service as dead_letters
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.probe import probe_document
 from pagemill.engines.registry import engine_pool
@@ -40,10 +42,16 @@ _FLUSH_EVERY_S = 0.5
 
 
 def fail_job(job_id: str, error: PagemillError) -> None:
-    """End a job ``failed`` with a specific error (permanent errors only)."""
+    """End a job ``failed`` with a specific error (permanent errors only); one that spent its attempts (a
+    crash, a timeout, a document that cannot be decoded) is recorded as a dead letter in the same
+    transaction (pagemill.dead_letters)."""
     with session_scope() as session:
+        facts = dead_letters.job_facts(session, job_id)  # before the end wipes the job's sealed password
         if repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
             events.job_ended(session, job_id, JobState.FAILED)
+            if facts is not None:
+                task = dead_letters.TaskRef(queue.INGEST_JOB, [job_id])
+                dead_letters.record_job_failure(session, facts, error, task=task)
             log.info("job %s failed: %s %s", job_id, error.code, error.message)
 
 
@@ -58,6 +66,7 @@ def ingest_job(job_id: str) -> bool:
         job = repo.get_job(session, job_id)
     if attempt is None or job is None:
         return False  # final already (finished, cancelled before start) or gone
+    pagemill_logging.bind(job_id=job_id, tenant=job.tenant_id)
     if job.pages_total is None:
         # Only opening the document counts against the job's attempts: a re-planned job (after a lost
         # message) just re-sends its pending pages, whose own attempts are counted per page.

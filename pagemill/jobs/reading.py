@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image
 
+from pagemill import deadlines
 from pagemill.documents.render_pool import RenderedPage, SourceMissing, active_render_pool
 from pagemill.documents.source import PDFIUM_LOCK, DocumentSource, SourceOrigin
 from pagemill.engines.base import OcrEngine, PageResult
@@ -87,6 +88,7 @@ def ocr_page(
     pages = _PageImages(source, index, settings)
     candidates = chain[start:] or chain[-1:]
     for position, name in enumerate(candidates):
+        deadlines.check()  # a fallback is not started once the page's time is spent
         engine = get_engine(name, settings)
         try:
             result, size, render_ms = pages.read_with(engine)

@@ -32,6 +32,7 @@ from pagemill.jobs.options import JobOptions
 from pagemill.jobs.service import result_key, source_key
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
+from pagemill.observability import job_metrics
 from pagemill.secret_box import seal_secret
 from pagemill.settings import Settings, TierSettings
 from pagemill.storage import BlobStore
@@ -331,6 +332,7 @@ def record_job(
             "A request with this Idempotency-Key is in progress; retry shortly to get its job.",
             retry_after_s=1,
         ) from exc
+    job_metrics.count_submitted(session, job.kind)
     audit.record(
         session,
         actor,

@@ -36,6 +36,7 @@ from datetime import timedelta
 
 from pagemill import queue
 from pagemill.db import session_scope
+from pagemill.dead_letters import service as dead_letters
 from pagemill.errors import JobStalled, ProcessingError, ProcessingTimeout
 from pagemill.events import relay
 from pagemill.events import service as events
@@ -161,13 +162,23 @@ def resend_orphaned_pages(settings: Settings) -> int:
 
 def give_up(job_id: str, error: ProcessingError) -> bool:
     """End an active job ``failed`` with ``error``, its pending pages failed with the same code (pages
-    already read are kept); False if it was final already."""
+    already read are kept), recorded as a dead letter (with those pages); False if it was final already."""
     with session_scope() as session:
-        if not repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
+        facts = dead_letters.job_facts(session, job_id)  # before the end wipes the job's sealed password
+        if facts is None or not repo.finish_job(session, job_id, JobState.FAILED, error=error.to_dict()):
             return False
+        pending = repo.pending_pages(session, job_id)
         pages = repo.fail_pending_pages(session, job_id, error.code, error.message)
         repo.refresh_progress(session, job_id)
         events.job_ended(session, job_id, JobState.FAILED)
+        dead_letters.record_job_failure(
+            session,
+            facts,
+            error,
+            task=dead_letters.TaskRef(queue.SWEEP_STALLED),
+            attempts=max((attempts for _, attempts in pending), default=facts.attempts),
+            pages=[index for index, _ in pending],
+        )
     log.error("job %s given up: %s (%d pending page(s) failed)", job_id, error.code, pages)
     return True
 

@@ -2,6 +2,7 @@
 
 from pagemill.models.base import Base
 from pagemill.models.batch import Batch, BatchItem
+from pagemill.models.dead_letter import DeadLetter, DeadLetterCategory, DeadLetterState
 from pagemill.models.event import Event
 from pagemill.models.job import Job, JobState, Page, PageState
 from pagemill.models.tenancy import DEFAULT_TENANT, ApiKey, AuditEvent, Tenant, UsageCounter
@@ -22,6 +23,9 @@ __all__ = [
     "Batch",
     "BatchItem",
     "CallbackSecret",
+    "DeadLetter",
+    "DeadLetterCategory",
+    "DeadLetterState",
     "DeliveryState",
     "Event",
     "Job",

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from pagemill.models import Job, JobState, Page
+from pagemill.models import DeadLetter, Job, JobState, Page
 from pagemill.models.job import FINAL_JOB_STATES
 
 
@@ -62,7 +62,8 @@ def results_past(session: Session, tier: str, finished_before: datetime, limit: 
 
 def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, *, purged: bool) -> list[str]:
     """Mark final jobs expired (their blobs are deleted by the caller) and remove their page rows (the page
-    text); the ids changed. A purge also applies to jobs already expired (it marks them purged).
+    text) and their dead letters' tracebacks; the ids changed. A purge also applies to jobs already expired
+    (it marks them purged).
 
     Page rows that cached jobs still use (``pages_from``) are not deleted but handed over to one of them
     (see :func:`_hand_over_pages`): the expired job's own data is gone from it, and the copies keep theirs.
@@ -88,6 +89,10 @@ def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, *, purg
     ]
     for job_id in changed:
         _hand_over_pages(session, job_id)
+    if changed:
+        # Their dead letters stay (operations history) without the tracebacks, which may quote the document.
+        wiped = {"traceback": None, "error_details": None}
+        session.execute(update(DeadLetter).where(DeadLetter.job_id.in_(changed)).values(**wiped))
     return changed
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -41,6 +41,7 @@ from pagemill.settings.access import (
     TiersSettings,
 )
 from pagemill.settings.cache import CacheSettings
+from pagemill.settings.dead_letters import DeadLetterSettings
 from pagemill.settings.egress import EgressSettings
 from pagemill.settings.events import EventSettings, masked_nats_url
 from pagemill.settings.processing import (
@@ -75,7 +76,16 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path("pagemill-data"), description="Folder for all embedded-mode state.")
     log_level: str = Field(default="INFO", description="Log level.")
-    log_json: bool = Field(default=False, description="Log as JSON lines instead of text.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description="Log lines as JSON objects (`json`), as readable text (`text`), or `auto`: text when "
+        "stderr is a terminal, JSON otherwise (containers, files, log shippers).",
+    )
+    log_json: bool | None = Field(
+        default=None,
+        description="Older switch, kept working: true means log_format json, false means text. Unset: "
+        "log_format decides.",
+    )
     database: DatabaseSettings = DatabaseSettings()
     broker: BrokerSettings = BrokerSettings()
     storage: StorageSettings = StorageSettings()
@@ -92,6 +102,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = CacheSettings()
     events: EventSettings = EventSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    dead_letters: DeadLetterSettings = DeadLetterSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -168,6 +179,7 @@ __all__ = [
     "BrokerSettings",
     "CacheSettings",
     "DatabaseSettings",
+    "DeadLetterSettings",
     "DocumentQuota",
     "EgressSettings",
     "EngineName",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+from pagemill.settings.time_limits import TimeLimitSettings
 
 
 class LimitSettings(BaseModel):
@@ -185,6 +187,14 @@ class WorkerSettings(BaseModel):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port a worker serves Prometheus metrics on (0: off)."
     )
+    heartbeat_interval_s: float = Field(
+        default=10.0,
+        ge=0.5,
+        le=300,
+        description="How often a worker tells it is alive and which queues it consumes (a Redis hash "
+        "with a distributed broker, a file in the data dir in embedded mode); it counts as gone after 3 "
+        "intervals without one. The API's /metrics and GET /api/v1/health count workers per queue so.",
+    )
     sweep_interval_s: int = Field(
         default=10,
         ge=1,
@@ -196,8 +206,20 @@ class WorkerSettings(BaseModel):
         description="On SIGTERM a worker finishes its running tasks for at most this long, then stops and "
         "leaves the rest to be redelivered. Keep below the platform's kill delay (Kubernetes: 30 s).",
     )
-    task_soft_time_limit_s: int = Field(default=1500, ge=1, description="Soft time limit of one task.")
-    task_time_limit_s: int = Field(default=1800, ge=1, description="Hard time limit of one task.")
+    task_soft_time_limit_s: int = Field(
+        default=1500,
+        ge=1,
+        description="Soft time limit of one task (a backstop: above every hard limit of time_limits, which "
+        "bound each page or chunk a task reads).",
+    )
+    task_time_limit_s: int = Field(
+        default=1800, ge=1, description="Hard time limit of one task (above task_soft_time_limit_s)."
+    )
+    time_limits: TimeLimitSettings = Field(
+        default_factory=TimeLimitSettings,
+        description="Soft and hard time limits per kind of page work: image_page, document_page, "
+        "text_chunk, audio_chunk.",
+    )
     render_processes: int | None = Field(
         default=None,
         ge=0,
@@ -205,3 +227,20 @@ class WorkerSettings(BaseModel):
         "model engines are rendered and encoded there, off the worker's lock and GIL. Default: one per "
         "core; 0: render in the worker's threads.",
     )
+
+    @model_validator(mode="after")
+    def _task_limits_above_page_limits(self) -> Self:
+        # One task reads one OCR page or a chunk of text-layer pages (and may claim more for
+        # claim_more_for_s): Celery's limits must never cut a page short before its own limits do.
+        longest = self.time_limits.longest_hard_s()
+        if self.task_soft_time_limit_s <= longest + self.claim_more_for_s:
+            raise ValueError(
+                f"task_soft_time_limit_s ({self.task_soft_time_limit_s}) must be above the longest hard "
+                f"limit of time_limits ({longest:g} s) plus claim_more_for_s"
+            )
+        if self.task_time_limit_s <= self.task_soft_time_limit_s:
+            raise ValueError(
+                f"task_time_limit_s ({self.task_time_limit_s}) must be above task_soft_time_limit_s "
+                f"({self.task_soft_time_limit_s})"
+            )
+        return self

@@ -1,5 +1,6 @@
 """The audit log: who created or revoked keys, created, cancelled or purged jobs, created or cancelled
-batches, read results, and created, changed, deleted or re-keyed webhooks; when; from where.
+batches, read results, created, changed, deleted or re-keyed webhooks, and replayed dead letters; when;
+from where.
 
 Events are written in the same transaction as the action they record: an action that rolls back leaves no
 event, and an action that commits always has one.
@@ -30,6 +31,7 @@ WEBHOOK_UPDATED = "webhook.update"
 WEBHOOK_DELETED = "webhook.delete"
 WEBHOOK_ROTATED = "webhook.rotate_secret"
 CALLBACK_SECRET_RENEWED = "webhook.callback_secret"  # noqa: S105 - an action name, not a secret
+DEAD_LETTER_REPLAYED = "dead_letter.replay"
 ACTIONS = (
     KEY_CREATED,
     KEY_REVOKED,
@@ -44,6 +46,7 @@ ACTIONS = (
     WEBHOOK_DELETED,
     WEBHOOK_ROTATED,
     CALLBACK_SECRET_RENEWED,
+    DEAD_LETTER_REPLAYED,
 )
 
 

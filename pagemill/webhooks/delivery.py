@@ -38,8 +38,10 @@ from pagemill.egress.guard import EgressPolicy
 from pagemill.errors import SecretsNotConfigured
 from pagemill.events import service as events
 from pagemill.events.types import EventType, envelope_json
+from pagemill.logging import bound as bound_log_context
 from pagemill.models import DeliveryState, WebhookAttempt, WebhookEndpoint
 from pagemill.models.base import utcnow
+from pagemill.observability.job_metrics import count_webhook_attempt
 from pagemill.secret_box import open_secret
 from pagemill.settings import Settings, get_settings
 from pagemill.webhooks import repository as repo
@@ -92,9 +94,12 @@ def deliver(delivery_id: str, settings: Settings | None = None) -> None:
         attempt = _claim(following, settings)
         if attempt is None:
             return
-        started, outcome = _attempt(attempt, settings)
-        go_on = outcome.succeeded and time.monotonic() < budget_ends
-        following = _record(attempt, outcome, started, settings, go_on=go_on)
+        with bound_log_context(
+            job_id=attempt.job_id, tenant=attempt.tenant_id, delivery_id=attempt.delivery_id
+        ):
+            started, outcome = _attempt(attempt, settings)
+            go_on = outcome.succeeded and time.monotonic() < budget_ends
+            following = _record(attempt, outcome, started, settings, go_on=go_on)
 
 
 def _attempt(attempt: _Attempt, settings: Settings) -> tuple[datetime, sender.Outcome]:
@@ -192,7 +197,7 @@ def _in_force(current: str, previous: str | None, expires_at: datetime | None, n
 
 def _end_unsendable(session: Session, delivery: repo.ClaimedDelivery, lock_id: str, now: datetime) -> None:
     reason = "endpoint disabled" if delivery.endpoint_id else "no callback secret for the tenant"
-    repo.finish_attempt(
+    ended = repo.finish_attempt(
         session,
         delivery.id,
         lock_id,
@@ -205,6 +210,8 @@ def _end_unsendable(session: Session, delivery: repo.ClaimedDelivery, lock_id: s
             "updated_at": now,
         },
     )
+    if ended:
+        count_webhook_attempt(session, DeliveryState.DEAD)
     _send_next_in_line(session, delivery.target, delivery.job_id, delivery.event_pk)
 
 
@@ -251,6 +258,7 @@ def _record(
                 "webhook delivery %s: attempt %d ended after its hold", attempt.delivery_id, attempt.number
             )
             return None
+        count_webhook_attempt(session, str(values["state"]))
         if retry_in is not None and retry_in <= DELAYED_MESSAGE_MAX_S:
             queue.enqueue_after_commit(
                 session,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Task
 from sqlalchemy.exc import OperationalError
 
+from pagemill import logging as pagemill_logging
 from pagemill import queue
 from pagemill.errors import TransientError
 from pagemill.jobs import page_work, processing
@@ -26,6 +27,7 @@ _RETRY = {
 @app.task(name=queue.INGEST_JOB, bind=True, **_RETRY)
 def ingest_job(self: Task, job_id: str) -> None:
     """Open, check and plan a job's pages; on a worker that serves the CPU queue, start on its text layer."""
+    pagemill_logging.bind(job_id=job_id)  # cleared when the task ends (workers.celery_app)
     text_waiting = processing.ingest_job(job_id)
     if text_waiting and queue.CPU_QUEUE in (self.app.amqp.queues.consume_from or {}):
         # This process has just opened the document: reading on from here saves the broker round trip
