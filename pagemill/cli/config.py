@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from pagemill.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pagemill.cli.config_checks import Finding
 
 config_cli = typer.Typer(no_args_is_help=True, help="Show and check settings.")
 
@@ -34,11 +39,54 @@ def config_show() -> None:
 
 
 @config_cli.command("check")
-def config_check() -> None:
-    """Validate the settings and test the database (and its schema), broker and blob store."""
+def config_check(
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="Check this TOML file (as PAGEMILL_CONFIG_FILE would name it) with the environment.",
+            dir_okay=False,
+        ),
+    ] = None,
+) -> None:
+    """Validate the settings (TOML file and environment) and test each connection they name.
+
+    The file's keys and the PAGEMILL_* variables must name settings; then the database (and its schema),
+    broker, blob store and each engine of the OCR chain are tried, each with its latency. Exit 1 when
+    anything failed; exit 2 when a setting's value is invalid (each is named).
+    """
+    import os
+    import sys
+
+    from pagemill.cli.config_checks import (
+        Finding,
+        broker_check,
+        database_check,
+        engine_check,
+        environment_findings,
+        file_findings,
+        storage_check,
+        timed,
+    )
+    from pagemill.jobs.reading import configured_engines
     from pagemill.migrate import missing_database
 
-    settings = get_settings()
+    if file is not None and os.environ.get("PAGEMILL_CONFIG_FILE") != str(file.resolve()):
+        # Settings read PAGEMILL_CONFIG_FILE when they are first imported, as every service does: check the
+        # file by running this check again with it named there, so it is loaded exactly as they load it.
+        os.environ["PAGEMILL_CONFIG_FILE"] = str(file.resolve())
+        os.execv(sys.executable, [sys.executable, "-m", "pagemill", "config", "check"])  # noqa: S606
+    findings: list[Finding] = []
+    if os.environ.get("PAGEMILL_CONFIG_FILE"):
+        found, loads = file_findings(Path(os.environ["PAGEMILL_CONFIG_FILE"]))
+        findings += found
+        if not loads:
+            _report(findings)
+    findings += environment_findings(dict(os.environ))
+    settings = get_settings()  # invalid values: one line each, exit 2 (pagemill.cli.main)
+    findings.append(Finding("settings", True, "valid"))
+    for finding in findings:
+        typer.echo(finding.line())
     if settings.is_embedded:
         typer.echo(f"{'data_dir':10} {settings.data_dir.resolve()}")
     missing = missing_database(settings)
@@ -46,11 +94,24 @@ def config_check() -> None:
         # Checking the broker and blob store would create an empty data dir here: stop at the reason.
         typer.echo(f"{'database':10} missing: {missing.message}")
         raise typer.Exit(code=1)
-    from api.routes.health import ready
+    checks = [
+        timed("database", database_check(settings)),
+        timed("broker", broker_check(settings)),
+        timed("storage", storage_check(settings)),
+    ]
+    for finding in checks:
+        typer.echo(finding.line())
+    for name in configured_engines(settings):
+        checks.append(timed(name, engine_check(name, settings)))
+        typer.echo(checks[-1].line())
+    _report([*findings, *checks], echo=False)
 
-    response = ready()
-    body = json.loads(bytes(response.body))
-    # The database check includes the schema: "not migrated" names `pagemill migrate`.
-    for name, state in body["checks"].items():
-        typer.echo(f"{name:10} {state}")
-    raise typer.Exit(code=0 if response.status_code == 200 else 1)
+
+def _report(findings: list[Finding], *, echo: bool = True) -> NoReturn:
+    """Print the findings (unless printed already) and a last line; exit 1 when any failed."""
+    if echo:
+        for finding in findings:
+            typer.echo(finding.line())
+    failed = [finding for finding in findings if not finding.ok]
+    typer.echo(f"{'result':10} " + (f"{len(failed)} problem(s)" if failed else "all checks passed"))
+    raise typer.Exit(code=1 if failed else 0)

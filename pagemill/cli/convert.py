@@ -1,7 +1,8 @@
-"""`pagemill convert`: documents to text in this process, without a server or a database."""
+"""`pagemill convert`: documents to text in this process (or N worker processes), without a server."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from pagemill.cli.common import fail
 from pagemill.errors import PagemillError
-from pagemill.jobs.options import OcrMode, OutputFormat
+from pagemill.jobs.options import OcrMode, OutputFormat, validate_page_range
 from pagemill.settings import EngineName
 
 
@@ -31,9 +32,27 @@ def parse_formats(value: str) -> list[OutputFormat]:
     return [OutputFormat(name) for name in dict.fromkeys(names)]
 
 
+def check_page_range(value: str | None) -> str | None:
+    """A page range such as ``1-3,5,9-``; a malformed one is a usage error (exit 2)."""
+    try:
+        return validate_page_range(value)
+    except PagemillError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
 def convert(
-    files: Annotated[list[Path], typer.Argument(help="Documents to convert.", exists=True, dir_okay=False)],
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: beside each file).")] = None,
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            help="Documents, folders (walked recursively; only PDFs and images, recognised by their first "
+            "bytes) and glob patterns (quote them: 'scans/**/*.pdf').",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Output folder (default: beside each file); a folder's tree is mirrored under it."),
+    ] = None,
     formats: Annotated[
         str, typer.Option(help="Comma-separated: markdown, text, json.", callback=_check_formats)
     ] = "markdown,text,json",
@@ -47,15 +66,35 @@ def convert(
             "base_url set (PAGEMILL_ENGINES__VLLM__BASE_URL, ...).",
         ),
     ] = None,
+    page_range: Annotated[
+        str | None,
+        typer.Option(help="Pages to read, e.g. 1-3,5,9- (default: all).", callback=check_page_range),
+    ] = None,
     password: Annotated[str | None, typer.Option(help="Password of encrypted PDFs.")] = None,
+    parallel: Annotated[
+        int, typer.Option(min=1, help="Documents converted at once, each in its own process.")
+    ] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="Convert documents whose results exist too.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON on stdout (progress stays on stderr).")
+    ] = False,
 ) -> None:
     """Convert documents in this process, without a server; writes .md, .txt and .json files.
 
     Each file's results are named after it (report.pdf -> report.md). When two files would get the same
     names in one folder (a.png and a.jpg), both keep their extension instead (a.png.md, a.jpg.md).
+    A document whose results all exist is skipped (--force redoes it). Exit 1 when any document failed
+    (a document with some failed pages has results: they say which).
     """
-    from pagemill.convert import convert_files
+    from rich.console import Console
+
+    from pagemill.bulk.display import print_summary
+    from pagemill.bulk.inputs import InputProblem, collect_files
+    from pagemill.convert import convert_inputs
     from pagemill.engines.registry import require_configured
+    from pagemill.jobs.options import JobOptions
     from pagemill.settings import get_settings
 
     if engine is not None:
@@ -63,7 +102,18 @@ def convert(
             require_configured([engine], get_settings())
         except PagemillError as exc:
             raise fail(exc) from None
-    failures = convert_files(
-        files, out=out, formats=parse_formats(formats), ocr_mode=ocr_mode, engine=engine, password=password
+    try:
+        inputs = collect_files(files)
+    except InputProblem as exc:
+        raise typer.BadParameter(str(exc), param_hint="'FILES...'") from None
+    options = JobOptions(
+        formats=parse_formats(formats), page_range=page_range, ocr_mode=ocr_mode, engine=engine
     )
-    raise typer.Exit(code=1 if failures else 0)
+    console = Console(stderr=True)
+    summary = convert_inputs(
+        inputs, out=out, options=options, password=password, parallel=parallel, force=force, console=console
+    )
+    print_summary(summary, console)
+    if as_json:
+        typer.echo(json.dumps(summary.to_json()))
+    raise typer.Exit(code=summary.exit_code)
