@@ -22,7 +22,9 @@ from pagemill.models import DeadLetterCategory, DeadLetterState
 from pagemill.settings import get_settings
 from pagemill.tenancy.schemas import IsoDateTime
 
-router = APIRouter(prefix="/api/v1/admin/dead-letters", tags=["admin"], responses=ADMIN_ERRORS)
+# The bulk replay is a collection of its own (dead-letter-replays): under /dead-letters/ its path would also
+# match /dead-letters/{dead_letter_id}, whose GET it would then advertise in Allow.
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], responses=ADMIN_ERRORS)
 
 INT32_MAX = 2**31 - 1
 DeadLetterId = Annotated[str, Path(max_length=36, description="The dead letter's id.")]
@@ -50,7 +52,7 @@ def _bulk_replay_limit() -> str:
     return get_settings().dead_letters.bulk_replay_rate_limit
 
 
-@router.get("", response_model=DeadLetterList, responses=_INVALID, summary="List dead letters")
+@router.get("/dead-letters", response_model=DeadLetterList, responses=_INVALID, summary="List dead letters")
 @rate_limited
 def list_dead_letters(
     request: Request,
@@ -90,7 +92,7 @@ def list_dead_letters(
 
 
 @router.get(
-    "/{dead_letter_id}",
+    "/dead-letters/{dead_letter_id}",
     response_model=DeadLetterDetail,
     responses={**_NOT_FOUND, **_INVALID},
     summary="Read a dead letter",
@@ -109,7 +111,7 @@ def get_dead_letter(
 
 
 @router.post(
-    "/{dead_letter_id}/replay",
+    "/dead-letters/{dead_letter_id}/replay",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeadLetterOut,
     responses={**_NOT_FOUND, **_CONFLICT, **_INVALID},
@@ -133,7 +135,7 @@ def replay_dead_letter(
 
 
 @router.post(
-    "/replay",
+    "/dead-letter-replays",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BulkReplayOut,
     responses={

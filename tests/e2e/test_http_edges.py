@@ -31,6 +31,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     env = embedded_env(tmp_path_factory.mktemp("edges-data"))
     # The free tier keeps its page cap; its request rate is raised so polling a job does not hit it.
     env["PAGEMILL_TIERS__FREE__RATE_LIMIT"] = "6000/minute"
+    # The assertions below read the text log line ("... request_id=..."); a process without a terminal logs
+    # JSON by default (tests/unit/test_logging.py covers that format).
+    env["PAGEMILL_LOG_FORMAT"] = "text"
     with running_stack(env) as running:
         yield running
 
@@ -69,7 +72,7 @@ def test_a_long_query_string_gets_the_error_body(stack: Stack, query_bytes: int)
     request = b"GET /api/v1/health/live?q=" + b"a" * query_bytes + b" HTTP/1.1\r\nHost: pagemill\r\n\r\n"
     status, headers, body = raw_request(stack.base_url, request)
     request_id = assert_error_body(status, headers, body, 414, "URI_TOO_LONG")
-    assert f"[{request_id}]" in stack.api.log_text()
+    assert f"request_id={request_id}" in stack.api.log_text()
 
 
 def test_a_query_string_under_the_limit_still_works(stack: Stack) -> None:
@@ -109,13 +112,14 @@ def test_an_unhandled_error_is_logged_once_with_its_request_id(stack: Stack) -> 
         # after it (on a new connection: the old one may be closed), once in the log, is the barrier after
         # which the log is complete.
         httpx.get(f"{base_url}/api/v1/health/live", headers={"X-Request-ID": "after-500"}, timeout=30)
-        wait_for_log(api, r"\[after-500\]")
+        wait_for_log(api, r"request_id=after-500")
         log = api.log_text()
     assert log.count("Traceback (most recent call last)") == 1, log
     assert log.count(FAULT_MESSAGE) == 1, log
     [line] = [line for line in log.splitlines() if "unhandled error" in line]
-    assert "[trace-500-x]" in line, line
-    assert "[trace-500-x]: GET /api/v1/usage 500" in log, log
+    assert "request_id=trace-500-x" in line, line
+    [access] = [line for line in log.splitlines() if "GET /api/v1/usage 500" in line]
+    assert "request_id=trace-500-x" in access, log
 
 
 def test_an_upper_case_job_id_finds_the_job(stack: Stack, docs: Path) -> None:

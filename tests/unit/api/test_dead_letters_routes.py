@@ -20,6 +20,7 @@ from tests.support.factories import make_job
 from tests.unit.api.conftest import TestClient
 
 BASE = "/api/v1/admin/dead-letters"
+BULK = "/api/v1/admin/dead-letter-replays"
 
 pytestmark = pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")
 
@@ -93,17 +94,17 @@ def test_bulk_replay_is_bounded_and_rate_limited_apart(
     monkeypatch.setattr(get_settings().dead_letters, "bulk_replay_max", 2)
     jobs = [crashed_job() for _ in range(3)]
 
-    first = client.post(f"{BASE}/replay", headers=admin, json={"category": "crash", "limit": 50})
+    first = client.post(BULK, headers=admin, json={"category": "crash", "limit": 50})
     assert first.status_code == 202, first.text
     assert (first.json()["replayed"], first.json()["remaining"], first.json()["skipped"]) == (2, 1, [])
-    second = client.post(f"{BASE}/replay", headers=admin, json={"category": "crash"})
+    second = client.post(BULK, headers=admin, json={"category": "crash"})
     assert (second.json()["replayed"], second.json()["remaining"]) == (1, 0)
     assert set(first.json()["dead_letter_ids"]) | set(second.json()["dead_letter_ids"]) == {
         row["id"] for row in client.get(BASE, headers=admin, params={"state": "replayed"}).json()["items"]
     }
     assert {row["job_id"] for row in client.get(BASE, headers=admin).json()["items"]} == set(jobs)
 
-    third = client.post(f"{BASE}/replay", headers=admin, json={"category": "crash"})
+    third = client.post(BULK, headers=admin, json={"category": "crash"})
     assert third.status_code == 429 and third.json()["error"]["code"] == "RATE_LIMITED"
     assert int(third.headers["Retry-After"]) >= 1
     assert client.get(BASE, headers=admin).status_code == 200, "other admin requests are not held back"
