@@ -50,7 +50,7 @@ worker: install  ## Run only a worker (distributed mode)
 migrate: install  ## Apply database migrations
 	$(PY) -m pagemill migrate
 
-test: $(VENV)/.stamp-dev system-deps tus-js  ## Install everything and run the whole test suite
+test: $(VENV)/.stamp-dev system-deps tus-js promtool  ## Install everything and run the whole test suite
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # tus-js-client (npm, pinned by its package-lock.json) for the tus tests, which run it with node (system-deps
@@ -59,12 +59,17 @@ tus-js:  ## Install tus-js-client for the tus tests (npm ci in tests/support/tus
 	@command -v npm >/dev/null 2>&1 || { echo "npm missing: run make system-deps (Debian nodejs, npm)"; exit 1; }
 	cd tests/support/tus_js && npm ci --no-audit --no-fund --loglevel=error
 
+# promtool (Prometheus's rule checker and unit-test runner) for the alert-rule tests, taken out of Debian's
+# prometheus package into .venv/bin without installing that package (which would start a Prometheus server).
+promtool: install-dev  ## Put promtool into .venv/bin for the alert-rule tests
+	bash scripts/install-promtool.sh $(VENV)
+
 test-unit: install-dev  ## Only the unit tests (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # Renders deploy/kustomize (kubectl, from `make system-deps`) and the Helm chart (helm-python-sdk) offline and
 # checks them against the Kubernetes and KEDA schemas, each other, and the metric names (docs/deployment.md).
-deploy-check: install-dev  ## Validate deploy/: kustomize, Helm chart, alert rules, dashboard (no cluster)
+deploy-check: install-dev promtool  ## Validate deploy/: kustomize, Helm chart, alert rules, dashboard (no cluster)
 	$(PY) -m pytest tests/unit/deploy $(PYTEST_ARGS)
 
 lint: install-dev  ## ruff lint + format check, mypy strict
@@ -85,4 +90,4 @@ lock: $(VENV)/.stamp-venv  ## Re-pin requirements.lock (runtime) and requirement
 clean:  ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
 
-.PHONY: help system-deps install install-dev up api worker migrate test tus-js test-unit deploy-check lint format bench lock clean
+.PHONY: help system-deps install install-dev up api worker migrate test tus-js promtool test-unit deploy-check lint format bench lock clean
