@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pagemill.documents.kinds import DocumentKind
 from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
-from pagemill.jobs.results import PAGE_SEPARATOR_TEXT, public_lines, write_results
+from pagemill.jobs.results import PAGE_SEPARATOR_TEXT, PageRecord, public_lines, write_results
 from pagemill.models import Job
 
 RESULT_SUFFIXES: dict[OutputFormat, str] = {
@@ -133,45 +133,26 @@ class ConversionResult:
     def _job(self) -> Job:
         return Job(id="", filename=self.filename, kind=self.kind.value, page_count=self.page_count)
 
-    def _rows(self) -> list[_PageRow]:
-        return [_PageRow.of(page) for page in self.pages]
+    def _rows(self) -> list[PageRecord]:
+        return [_record(page) for page in self.pages]
 
 
-@dataclass(slots=True)
-class _PageRow:
-    """A page in the shape result assembly reads (:class:`pagemill.jobs.results.PageLike`)."""
-
-    index: int
-    state: str
-    text: str | None
-    markdown: str | None
-    engine: str | None
-    model: str | None
-    rotation: int
-    data: dict[str, Any] | None
-    lines_json: str | None
-    attempts: int
-    duration_ms: float | None
-    error_code: str | None
-    error_message: str | None
-
-    @classmethod
-    def of(cls, page: ConvertedPage) -> _PageRow:
-        return cls(
-            index=page.index,
-            state=page.state,
-            text=page.text,
-            markdown=page.markdown,
-            engine=page.engine,
-            model=page.model,
-            rotation=page.rotation,
-            data={"settings": page.settings, "timings_ms": page.timings_ms},
-            lines_json=public_lines(page.lines),
-            attempts=1,
-            duration_ms=page.timings_ms.get("total"),
-            error_code=page.error.code if page.error else None,
-            error_message=page.error.message if page.error else None,
-        )
+def _record(page: ConvertedPage) -> PageRecord:
+    return PageRecord(
+        index=page.index,
+        state=page.state,
+        text=page.text,
+        markdown=page.markdown,
+        engine=page.engine,
+        model=page.model,
+        rotation=page.rotation,
+        data={"settings": page.settings, "timings_ms": page.timings_ms},
+        lines_json=public_lines(page.lines),
+        attempts=1,
+        duration_ms=page.timings_ms.get("total"),
+        error_code=page.error.code if page.error else None,
+        error_message=page.error.message if page.error else None,
+    )
 
 
 def write_atomically(destination: Path, chunks: Iterable[bytes]) -> None:

@@ -38,7 +38,7 @@ from pagemill.jobs import repository as jobs_repo
 from pagemill.jobs import service as jobs
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.jobs.progress_repository import QueueThroughput, WaitingJob
-from pagemill.jobs.results import write_results
+from pagemill.jobs.results import PageRecord, write_results
 from pagemill.models import Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.settings import Settings
@@ -279,7 +279,7 @@ def open_result(
     )
     counts = {PageState.DONE: 0, PageState.FAILED: 0}
 
-    def finished() -> Iterator[jobs_repo.PageRecord]:
+    def finished() -> Iterator[PageRecord]:
         for record in jobs_repo.iter_page_records(session, job.pages_from or job.id):
             if record.state in counts:
                 counts[PageState(record.state)] += 1

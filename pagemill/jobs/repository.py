@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from pagemill.jobs.results import PageRecord
 from pagemill.models import Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 
@@ -276,25 +277,6 @@ def iter_pages(session: Session, job_id: str, batch: int = 200) -> Iterator[Page
         yield from rows
         last = rows[-1].index
         session.expunge_all()
-
-
-@dataclass(slots=True)
-class PageRecord:
-    """A page's columns for result assembly, read without the ORM's per-object bookkeeping."""
-
-    index: int
-    state: str
-    text: str | None
-    markdown: str | None
-    engine: str | None
-    model: str | None
-    rotation: int
-    data: dict[str, Any] | None
-    lines_json: str | None
-    attempts: int
-    duration_ms: float | None
-    error_code: str | None
-    error_message: str | None
 
 
 _RECORD_COLUMNS = [field.name for field in fields(PageRecord)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import IO, Any, Protocol
 
 from pagemill.engines.base import TextLine
@@ -21,6 +22,26 @@ def _page_marker(number: int) -> str:
 
 class PageLike(Protocol):
     """What result assembly reads of a page: a ``Page`` row, or a lighter record of the same columns."""
+
+    index: int
+    state: str
+    text: str | None
+    markdown: str | None
+    engine: str | None
+    model: str | None
+    rotation: int
+    data: dict[str, Any] | None
+    lines_json: str | None
+    attempts: int
+    duration_ms: float | None
+    error_code: str | None
+    error_message: str | None
+
+
+@dataclass(slots=True)
+class PageRecord:
+    """A page's columns for result assembly without an ORM row: read straight from the database
+    (:func:`pagemill.jobs.repository.iter_page_records`) or made by an in-process conversion."""
 
     index: int
     state: str
