@@ -15,16 +15,30 @@ from tests.support.services import S3Server, distributed_env, embedded_env
 
 
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A running Pagemill in each mode."""
-    if request.param == "embedded":
-        env = embedded_env(tmp_path_factory.mktemp("embedded-data"))
-    else:
-        pg_url: str = request.getfixturevalue("pg_url")
-        redis_url: str = request.getfixturevalue("redis_url")
-        s3: S3Server = request.getfixturevalue("s3")
-        env = distributed_env(pg_url, redis_url, s3)
-    with running_stack(env) as running:
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """A running Pagemill in each mode, with the default settings, shared by every module that asks for it:
+    each start costs 5-10 s, and the modules that need other settings start their own."""
+    shared: Stack = request.getfixturevalue(f"shared_{request.param}_stack")
+    return shared
+
+
+@pytest.fixture(scope="session")
+def shared_embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The embedded stack behind ``stack`` (one per test process; its own data folder)."""
+    with running_stack(embedded_env(tmp_path_factory.mktemp("embedded-data"))) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def shared_distributed_stack(s3: S3Server) -> Iterator[Stack]:
+    """The distributed stack behind ``stack``. It lives for the whole session, so it has a database, a Redis
+    and a bucket of its own: on the session's shared ones its idle worker would take the tasks of the other
+    modules' stacks."""
+    with (
+        services.postgres_url() as pg_url,
+        services.redis_server() as redis,
+        running_stack(distributed_env(pg_url, redis.url, s3, bucket="pagemill-shared-stack")) as running,
+    ):
         yield running
 
 
