@@ -59,17 +59,38 @@ def job_ended(session: Session, job_id: str, state: JobState, *, settings: Setti
     job_event(session, job_id, ENDED_BY_STATE[state], settings=settings)
 
 
-def job_progress(session: Session, job_id: str, *, settings: Settings | None = None) -> None:
+def job_progress(
+    session: Session,
+    job_id: str,
+    *,
+    settings: Settings | None = None,
+    counts: jobs_repo.ProgressCounts | None = None,
+) -> None:
     """Write a job.progress event if one is due (call after the job's counts were refreshed): at most one
-    per ``events.progress_interval_s``, plus one for each further tenth of the pages finished."""
+    per ``events.progress_interval_s``, plus one for each further tenth of the pages finished.
+
+    ``counts``, what :func:`pagemill.jobs.repository.refresh_progress` returned in this transaction, spares
+    the statement when no event can be due (most saves of a fast job: a second has not passed)."""
     settings = settings or get_settings()
     if not settings.events.enabled:
         return
     now = utcnow()
     not_since = now - timedelta(seconds=settings.events.progress_interval_s)
+    if counts is not None and not _progress_due(counts, not_since):
+        return
     snapshot = repo.take_progress_seq(session, job_id, now=now, not_since=not_since)
     if snapshot is not None:
         _write(session, settings, snapshot, [(snapshot.seq, EventType.JOB_PROGRESS, {})], now)
+
+
+def _progress_due(counts: jobs_repo.ProgressCounts, not_since: datetime) -> bool:
+    """The condition of :func:`pagemill.events.repository.take_progress_seq`, on the counts at hand: when
+    it is false here, that statement would change nothing."""
+    finished, total = counts.pages_done + counts.pages_failed, counts.pages_total or 0
+    if counts.state != JobState.RUNNING or total <= 0 or finished <= counts.progress_event_pages:
+        return False
+    tenth_crossed = finished * 10 // total > counts.progress_event_pages * 10 // total
+    return counts.progress_event_at is None or counts.progress_event_at <= not_since or tenth_crossed
 
 
 def pages_completed(

@@ -280,9 +280,9 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
     with session_scope() as session:
         repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence, now=now)
         repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence, now=now)
-        repo.refresh_progress(session, job_id)
+        counts = repo.refresh_progress(session, job_id)
         events.pages_completed(session, job_id, finished, finished_at=now)
-        events.job_progress(session, job_id)
+        events.job_progress(session, job_id, counts=counts)
         # In the failure's transaction: a page failed for good has its dead letter, or neither is stored.
         dead_letters.record_page_failures(session, job_id, errors, finished_at=now)
     for row in done:

@@ -195,8 +195,20 @@ def finish_pages(
     session.connection().execute(statement, params)
 
 
-def refresh_progress(session: Session, job_id: str) -> None:
-    """Recount the job's done and failed pages and touch it (the sweeper's heartbeat).
+class ProgressCounts(NamedTuple):
+    """A job's counts as a recount left them, with what its last job.progress event recorded."""
+
+    state: str
+    pages_total: int | None
+    pages_done: int
+    pages_failed: int
+    progress_event_at: datetime | None
+    progress_event_pages: int
+
+
+def refresh_progress(session: Session, job_id: str) -> ProgressCounts | None:
+    """Recount the job's done and failed pages and touch it (the sweeper's heartbeat); the counts (None if
+    the job is gone).
 
     Counting instead of adding keeps the counters right when duplicate deliveries race on the same pages.
     """
@@ -213,7 +225,7 @@ def refresh_progress(session: Session, job_id: str) -> None:
     # A page finished since the last recount is progress: the sweeper's count of fruitless re-enqueues
     # starts again (on the right-hand side, columns are the row's values before this update).
     unchanged = and_(Job.pages_done == done, Job.pages_failed == failed)
-    session.execute(
+    row = session.execute(
         update(Job)
         .where(Job.id == job_id)
         .values(
@@ -222,7 +234,16 @@ def refresh_progress(session: Session, job_id: str) -> None:
             requeues=case((unchanged, Job.requeues), else_=0),
             updated_at=utcnow(),
         )
-    )
+        .returning(
+            Job.state,
+            Job.pages_total,
+            Job.pages_done,
+            Job.pages_failed,
+            Job.progress_event_at,
+            Job.progress_event_pages,
+        )
+    ).first()
+    return None if row is None else ProgressCounts(*row)
 
 
 def skip_pending_pages(session: Session, job_id: str, indices: Sequence[int] | None = None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from cloudevents.core.formats.json import JSONFormat
@@ -54,20 +55,23 @@ def _queued_job(**fields: object) -> str:
     return job_id
 
 
-def _finish_pages(job_id: str, indices: list[int]) -> None:
+def _finish_pages(job_id: str, indices: list[int], *, counts: bool = True) -> None:
+    """Save pages as a worker does; ``counts``: job_progress decides from the recount's counts first (the
+    worker's way), else by its statement alone."""
     now = utcnow()
     rows = [
         {"index": i, "engine": "text_layer", "text": f"page {i}", "markdown": f"page {i}"} for i in indices
     ]
     with db.session_scope() as session:
         repo.finish_pages(session, job_id, PageState.DONE, rows, now=now)
-        repo.refresh_progress(session, job_id)
+        recount = repo.refresh_progress(session, job_id)
         finished = [FinishedPage(i, PageState.DONE, engine="text_layer") for i in indices]
         events.pages_completed(session, job_id, finished, finished_at=now)
-        events.job_progress(session, job_id)
+        events.job_progress(session, job_id, counts=recount if counts else None)
 
 
-def test_a_job_run_writes_its_events_in_order_with_no_gap() -> None:
+@pytest.mark.parametrize("counts", [True, False], ids=["decided-from-counts", "by-statement"])
+def test_a_job_run_writes_its_events_in_order_with_no_gap(counts: bool) -> None:
     job_id = _queued_job()
     with db.session_scope() as session:
         assert repo.start_job(session, job_id) == 1
@@ -76,7 +80,7 @@ def test_a_job_run_writes_its_events_in_order_with_no_gap() -> None:
     # Twenty saves of one page each within the throttle's second: a progress event for the first finished
     # page, then one per further tenth (2 pages), never one per save.
     for index in range(20):
-        _finish_pages(job_id, [index])
+        _finish_pages(job_id, [index], counts=counts)
     finalize_job(job_id)
 
     rows = _events(job_id)
@@ -93,6 +97,23 @@ def test_a_job_run_writes_its_events_in_order_with_no_gap() -> None:
     assert set(final["results"]) == {"markdown", "text", "json"}
     # Page events are off unless a sink wants them (events.page_events=subscribed, no subscriber here).
     assert "job.page_completed" not in types
+
+
+@pytest.mark.parametrize("counts", [True, False], ids=["decided-from-counts", "by-statement"])
+def test_a_progress_event_is_due_again_after_the_interval_without_a_tenth_crossed(counts: bool) -> None:
+    job_id = _queued_job(state=JobState.RUNNING)
+    with db.session_scope() as session:
+        repo.set_planned(session, job_id, 100, list(range(100)))
+    _finish_pages(job_id, [0], counts=counts)  # the first finished page: due
+    _finish_pages(job_id, [1], counts=counts)  # within the second, no tenth crossed: not due
+    with db.session_scope() as session:
+        interval = get_settings().events.progress_interval_s
+        old = utcnow() - timedelta(seconds=interval + 1)
+        session.execute(update(Job).where(Job.id == job_id).values(progress_event_at=old))
+    _finish_pages(job_id, [2], counts=counts)  # the interval has passed: due
+    _finish_pages(job_id, [2], counts=counts)  # nothing new finished: not due, however long since
+    progress = [row.data["pages"]["done"] for row in _events(job_id) if row.type == "job.progress"]
+    assert progress == [1, 3]
 
 
 def test_the_envelope_is_a_valid_cloudevent() -> None:
