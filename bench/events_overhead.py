@@ -1,4 +1,5 @@
-"""What events cost the born-digital path: pages/s of a 3,000-page text PDF (the born-digital benchmark's pages, three times over: a 1-second job's start and poll jitter hid a few percent) with events off and on.
+"""What events cost the born-digital path: pages/s of a 3,000-page text PDF with events off and on (the
+born-digital benchmark's pages, three times over: a 1-second job's start and poll jitter hid a few percent).
 
 ``python -m bench events_overhead``
 
