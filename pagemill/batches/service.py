@@ -166,18 +166,22 @@ def submit_batch(
                     max_pages=max_pages,
                     now=now,
                 )
+    originals = {
+        doc.job_id: functools.partial(
+            store.put_file, jobs.source_key(doc.job_id), doc.fileobj, content_type=doc.kind.media_type
+        )
+        for doc in accepted
+    }
     try:
         for doc in accepted:
             doc.fileobj.seek(0)
-            store_original = functools.partial(
-                store.put_file, jobs.source_key(doc.job_id), doc.fileobj, content_type=doc.kind.media_type
-            )
-            if doc.source is None:
-                store_original()
-            elif not cache.copy_results(
-                store, doc.source, doc.job_id, options.formats, jobs.result_key, alongside=store_original
+            # A cache hit stores no original: nothing reads it (as for a single document).
+            if doc.source is not None and not cache.copy_results(
+                store, doc.source, doc.job_id, options.formats, jobs.result_key
             ):
                 doc.source = None
+            if doc.source is None:
+                originals[doc.job_id]()
         with sessions() as session:
             batch = Batch(
                 id=batch_id,
@@ -205,7 +209,7 @@ def submit_batch(
                         options=options,
                         sealed_password=sealed_password,
                         idempotency_key=None,
-                        publish_after_commit=after_response is None,
+                        publish_after_commit=after_response is None and doc.source is None,
                         batch_id=batch_id,
                         cached_from=doc.source,
                         callback_url=callback_url,
@@ -219,6 +223,13 @@ def submit_batch(
                 tenant_id=principal.tenant_id,
                 details={"items": count, "files": len(made), "refused": count - len(accepted) - len(later)},
             )
+        for doc, job in zip(accepted, made, strict=True):
+            if doc.source is not None and job.cached_from is None:
+                # Its source lost its pages meanwhile: read afresh, from its own original, stored first.
+                doc.fileobj.seek(0)
+                originals[job.id]()
+                if after_response is None:
+                    submission.publish_ingest(job.id, tier.priority)
     except BaseException:
         # Not recorded (a quota taken meanwhile, the database, the store): no orphan blobs.
         for doc in accepted:

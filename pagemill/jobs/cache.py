@@ -81,14 +81,10 @@ def copy_results(
     job_id: str,
     formats: list[OutputFormat],
     key: Callable[[str, OutputFormat], str],
-    *,
-    alongside: Callable[[], object] | None = None,
 ) -> bool:
-    """Copy the source's result blobs to ``job_id``'s keys, all at once (and run ``alongside``, the store
-    of the submission's own original, at the same time); False if one is gone (purged meanwhile). An error
-    of ``alongside`` is raised."""
-    with ThreadPoolExecutor(max_workers=len(formats) + 1) as pool:
-        side = pool.submit(alongside) if alongside is not None else None
+    """Copy the source's result blobs to ``job_id``'s keys, all at once; False if one is gone (purged
+    meanwhile)."""
+    with ThreadPoolExecutor(max_workers=len(formats)) as pool:
         copies = [pool.submit(store.copy, key(source.job_id, fmt), key(job_id, fmt)) for fmt in formats]
         copied = True
         for copy in copies:
@@ -96,8 +92,6 @@ def copy_results(
                 copy.result()
             except NotFound:
                 copied = False
-        if side is not None:
-            side.result()
     if not copied:
         log.info("cache source %s lost its results; %s is processed afresh", source.job_id, job_id)
     return copied
@@ -120,5 +114,8 @@ def adopt(session: Session, job: Job, source: CacheSource, now: datetime) -> boo
     # Started and ended when it was created (the flush above set created_at): queued and running 0 ms.
     job.started_at = job.finished_at = job.updated_at = job.created_at or now
     job.document_password_sealed = None  # final jobs hold none
+    # A cached job keeps no original (nothing would read it): said from the start, and retention has
+    # nothing to delete.
+    job.source_deleted_at = job.finished_at
     session.flush()
     return True

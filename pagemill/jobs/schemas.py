@@ -78,7 +78,9 @@ class JobOut(BaseModel):
         "null when the pages were read for this job.",
     )
     original_deleted_at: datetime | None = Field(
-        default=None, description="When retention (or a purge) deleted the original document; results stay."
+        default=None,
+        description="When retention (or a purge) deleted the original document; results stay. A job "
+        "answered from the result cache keeps none: its finished_at.",
     )
     expired_at: datetime | None = Field(
         default=None, description="When the results were deleted (state expired): retention, or a purge."

@@ -153,12 +153,12 @@ def submit_document(
         store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
 
     try:
+        # A cache hit stores no original: nothing reads it (the job's pages are the source's, and no page
+        # work runs for it), and on S3 its upload was most of a hit's time.
+        if source is not None and not cache.copy_results(store, source, job_id, options.formats, result_key):
+            source = None
         if source is None:
             store_original()
-        elif not cache.copy_results(
-            store, source, job_id, options.formats, result_key, alongside=store_original
-        ):
-            source = None
         with sessions() as session:
             job = record_job(
                 session,
@@ -174,10 +174,16 @@ def submit_document(
                 options=options,
                 sealed_password=sealed_password,
                 idempotency_key=idempotency_key,
-                publish_after_commit=after_response is None,
+                publish_after_commit=after_response is None and source is None,
                 cached_from=source,
                 callback_url=callback_url,
             )
+        if source is not None and job.cached_from is None:
+            # The source lost its pages between the lookup and the copy: this job is read afresh, from its
+            # own original, stored before anyone is told to read it.
+            store_original()
+            if after_response is None:
+                publish_ingest(job_id, tier.priority)
     except BaseException:
         # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database, the store): no
         # orphan blob, the original or results copied for the cache.
