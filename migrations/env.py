@@ -26,6 +26,11 @@ def run_migrations_online() -> None:
 
 def _run(connection: Connection) -> None:
     sqlite = connection.dialect.name == "sqlite"
+    if not sqlite:
+        # A migration may rebuild an index of a big table: no statement limit (database.statement_timeout_s)
+        # for this session.
+        connection.exec_driver_sql("SET statement_timeout = 0")
+        connection.commit()
     if sqlite:
         # Batch mode rebuilds a table (new table, copy, DROP the old one): with foreign keys on, SQLite
         # deletes the rows that refer to the dropped table through ON DELETE CASCADE, so rebuilding `jobs`

@@ -159,10 +159,20 @@ def make_engine(settings: Settings) -> Engine:
         # Overflow connections (API bursts, a GPU worker's page threads) close again when handed back.
         max_overflow=capacity - settings.database.pool_size,
         pool_timeout=settings.database.pool_timeout_s,
-        connect_args={"connect_timeout": settings.database.connect_timeout_s},
+        connect_args={"connect_timeout": settings.database.connect_timeout_s, **_postgres_options(settings)},
     )
     _ping_when_idle(engine)
     return engine
+
+
+def _postgres_options(settings: Settings) -> dict[str, str]:
+    """The session limits sent when connecting (libpq's ``options``): none when both are 0."""
+    limits = {
+        "statement_timeout": settings.database.statement_timeout_s,
+        "idle_in_transaction_session_timeout": settings.database.idle_in_transaction_timeout_s,
+    }
+    options = " ".join(f"-c {name}={round(seconds * 1000)}" for name, seconds in limits.items() if seconds)
+    return {"options": options} if options else {}
 
 
 # A connection handed back less than this long ago is used without a ping: it was fine a moment ago.

@@ -28,6 +28,19 @@ class DatabaseSettings(BaseModel):
         "queue in-process, processes in SQLite's busy handler); then 503 in the API, a retry in a worker.",
     )
     connect_timeout_s: int = Field(default=5, ge=1, description="Timeout for opening a connection.")
+    statement_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Postgres: a statement running longer is cancelled (503 in the API, a retry in a "
+        "worker), so a stuck query cannot hold its connection and locks for ever. 0: no limit (behind "
+        "PgBouncer in transaction mode, which refuses the startup option). Migrations run without it.",
+    )
+    idle_in_transaction_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Postgres: a connection left idle inside a transaction this long (a process hung "
+        "mid-transaction) is closed by the server, releasing its locks. 0: no limit.",
+    )
 
 
 class BrokerSettings(BaseModel):
