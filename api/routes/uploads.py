@@ -84,7 +84,10 @@ _BODY_ERRORS: dict[int | str, dict[str, object]] = {
         "UNSUPPORTED_MEDIA_TYPE (not application/offset+octet-stream), or UNSUPPORTED_TYPE "
         "(the finished upload is not a supported document; the upload stays, complete).",
     ),
-    422: _error("VALIDATION_ERROR (an option in Upload-Metadata), EMPTY_FILE, ENGINE_NOT_CONFIGURED."),
+    422: _error(
+        "VALIDATION_ERROR (an option in Upload-Metadata), EMPTY_FILE, ENGINE_NOT_CONFIGURED, URL_FORBIDDEN "
+        "(its callback_url)."
+    ),
     423: _error("UPLOAD_LOCKED: another PATCH of this upload is being written; see Retry-After."),
     429: _error("RATE_LIMITED, or QUOTA_EXCEEDED at the last byte (the upload stays, complete)."),
     460: _error("CHECKSUM_MISMATCH: the body is not what Upload-Checksum says; nothing of it was kept."),
@@ -241,8 +244,8 @@ async def create_upload(
         Header(
             alias="Upload-Metadata",
             description="tus metadata (`key base64value` pairs): filename, formats, page_range, ocr_mode, "
-            "engine, password, submit (false: no job at the last byte; POST /api/v1/documents with "
-            "upload_id makes it).",
+            "engine, password, callback_url, submit (false: no job at the last byte; POST "
+            "/api/v1/documents with upload_id makes it).",
         ),
     ] = None,
     content_type: Annotated[str | None, Header(alias="Content-Type")] = None,

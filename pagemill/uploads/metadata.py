@@ -29,6 +29,8 @@ class UploadMetadata:
     password: str | None
     # False: the finished upload waits for POST /api/v1/documents with its upload_id.
     submit: bool
+    # The job's events go there, signed (checked by the caller, as a form field's is).
+    callback_url: str | None = None
 
 
 def decode_header(header: str | None) -> dict[str, str]:
@@ -74,5 +76,9 @@ def parse_metadata(header: str | None) -> UploadMetadata:
     # "filename" is ours; "name" is what Uppy and many tus-js-client examples send.
     filename = pairs.get("filename") or pairs.get("name") or None
     return UploadMetadata(
-        filename=filename, options=options, password=pairs.get("password") or None, submit=submit == "true"
+        filename=filename,
+        options=options,
+        password=pairs.get("password") or None,
+        submit=submit == "true",
+        callback_url=pairs.get("callback_url") or None,
     )

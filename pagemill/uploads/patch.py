@@ -226,6 +226,7 @@ class Patch:
                 options=JobOptions.model_validate(self.meta["options"]),
                 sealed_password=self.meta.get("password_sealed"),
                 after_response=after_response,
+                callback_url=self.meta.get("callback_url"),
             )
         except PagemillError as error:
             # The upload stays completed: POST /api/v1/documents with its id can make the job later.

@@ -41,6 +41,7 @@ from pagemill.uploads import repository as repo
 from pagemill.uploads.metadata import decode_header, parse_metadata
 from pagemill.uploads.schemas import UploadInfo, upload_cap
 from pagemill.uploads.storage import UploadStore, make_upload_store
+from pagemill.webhooks.service import checked_callback_url
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ def create_upload(
         raise EmptyFile()
     meta = parse_metadata(metadata)
     reading.require_engines_configured(meta.options, settings)
+    # Checked now, as the form field is at POST: a refused URL fails the creation, before any byte.
+    callback_url = checked_callback_url(sessions, settings, principal.tenant_id, meta.callback_url)
     now = utcnow()
     upload = Upload(
         id=str(uuid.uuid4()),
@@ -84,6 +87,7 @@ def create_upload(
             "password_sealed": submission.seal_password(meta.password, settings),
             "idempotency_key": idempotency_key,
             "header": _echoed(metadata),
+            "callback_url": callback_url,
         },
         parts=[],
         pending_bytes=0,
@@ -253,6 +257,8 @@ def submit_upload(
         head = upload.head
     if idempotency_key is not None:
         target[4]["idempotency_key"] = idempotency_key
+    # The POST's own callback_url (checked by the route) wins over the one the upload was created with.
+    callback_url = callback_url or target[4].get("callback_url")
     sealed = submission.seal_password(password, settings) if password else target[4].get("password_sealed")
     return make_job(
         sessions,

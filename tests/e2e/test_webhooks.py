@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from cloudevents.core.formats.json import JSONFormat
+from tusclient import client as tus_client
 
 from tests.e2e.stack import Stack
 from tests.e2e.webhooks_stack import (
@@ -143,6 +144,33 @@ def test_callback_url_gets_the_jobs_events_signed_with_the_tenants_callback_secr
 
 # --------------------------------------------------------------------------------------------------
 # Delivery behaviour, on test pings
+
+
+def test_a_tus_upload_carries_its_callback_url_in_upload_metadata(
+    hooks: Stack, tenant: httpx.Client, receiver: WebhookReceiver, docs: Path
+) -> None:
+    """tuspy sends callback_url in Upload-Metadata; the job made at the last byte calls it back, signed."""
+    made = tenant.post("/api/v1/callbacks/secret")
+    assert made.status_code == 201, made.text
+    receiver.trust("/tus-cb", made.json()["secret"])
+    pdf = documents.make_text_pdf(docs / "tus-cb.pdf", ["Called back after a tus upload"])
+    key = tenant.headers["Authorization"]
+    client = tus_client.TusClient(f"{hooks.base_url}/api/v1/uploads", headers={"Authorization": key})
+    with pdf.open("rb") as stream:
+        uploader = client.uploader(
+            file_stream=stream,
+            chunk_size=1 << 20,
+            metadata={"filename": "tus-cb.pdf", "callback_url": receiver.url("/tus-cb")},
+        )
+        uploader.upload()
+    assert uploader.request is not None
+    job_id = uploader.request.response_headers["pagemill-job-id"]
+    job = wait_job(tenant, job_id)
+    assert job["state"] == "succeeded" and job["callback_url"] == receiver.url("/tus-cb")
+    receiver.wait_for("/tus-cb", 1, what=lambda r: r.type == "job.succeeded")
+    events = receiver.received("/tus-cb")
+    assert_in_order(events)
+    assert {r.json()["subject"] for r in events} == {job_id} and all(r.verified for r in events)
 
 
 def test_500_then_200_is_retried_with_the_same_webhook_id(

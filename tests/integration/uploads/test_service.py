@@ -4,16 +4,25 @@ discarded, the last byte making exactly one job, and the sweeper removing expire
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from pagemill.db import session_scope
-from pagemill.errors import ChecksumMismatch, UploadAlreadyUsed, UploadLocked, UploadOffsetMismatch
+from pagemill.errors import (
+    ChecksumMismatch,
+    UploadAlreadyUsed,
+    UploadLocked,
+    UploadOffsetMismatch,
+    UrlForbidden,
+    ValidationFailed,
+)
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.jobs.service import source_key
 from pagemill.models import Job, Upload
@@ -26,7 +35,9 @@ from pagemill.tenancy.repository import ensure_tenant
 from pagemill.uploads import patch as patching
 from pagemill.uploads import service
 from pagemill.uploads.sweeper import sweep_uploads
+from pagemill.webhooks import service as webhooks
 from tests.support.documents import make_text_pdf
+from tests.support.services import TEST_SECRETS_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -174,3 +185,39 @@ def test_the_last_byte_makes_one_job_and_the_sweeper_removes_the_rest(
         assert session.get(Job, job.id) is not None
     assert get_blob_store().path_for(source_key(job.id)).exists()  # type: ignore[attr-defined]
     assert not other_path.exists()
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_a_callback_url_in_the_metadata_is_checked_at_creation_and_given_to_the_job(
+    principal: Principal, tmp_path: Path
+) -> None:
+    callback = "https://hooks.example.com/pagemill"
+    # No callback secret yet: refused at creation, before any byte (as the form field is at POST).
+    with pytest.raises(ValidationFailed, match="callback secret"):
+        _create(principal, 10, f"callback_url {_b64(callback)}")
+    settings = get_settings()
+    keyed = settings.model_copy(
+        update={"secrets": settings.secrets.model_copy(update={"key": SecretStr(TEST_SECRETS_KEY)})}
+    )
+    with session_scope() as session:
+        webhooks.renew_callback_secret(session, keyed, tenant_id=principal.tenant_id, actor=ACTOR)
+    with pytest.raises(UrlForbidden):  # the SSRF guard
+        _create(principal, 10, f"callback_url {_b64('http://127.0.0.1:8080/hook')}")
+
+    pdf = make_text_pdf(tmp_path / "a.pdf", ["Callback by tus"]).read_bytes()
+    upload_id = _create(principal, len(pdf), f"filename {_b64('a.pdf')},callback_url {_b64(callback)}")
+    patch = _begin(principal, upload_id, 0)
+    patch.write(pdf)
+    result = patch.finish(whole_body=True, after_response=None)
+    assert result.job is not None and result.job.callback_url == callback
+
+    # submit=false, then POST with the upload id: the upload's callback_url unless the POST names another.
+    later = _create(principal, len(pdf), f"submit {_b64('false')},callback_url {_b64(callback)}")
+    patch = _begin(principal, later, 0)
+    patch.write(pdf)
+    patch.finish(whole_body=True, after_response=None)
+    job, _ = _submit(principal, later, JobOptions())
+    assert job.callback_url == callback

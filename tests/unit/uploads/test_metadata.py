@@ -45,6 +45,7 @@ def test_job_options_come_from_the_metadata() -> None:
                 f"password {_b64('s3cret')}",
                 f"submit {_b64('false')}",
                 f"filetype {_b64('application/pdf')}",
+                f"callback_url {_b64('https://hooks.example.com/pagemill')}",
             ]
         )
     )
@@ -55,6 +56,7 @@ def test_job_options_come_from_the_metadata() -> None:
     assert meta.options.engine == "tesseract"
     assert meta.password == "s3cret"
     assert meta.submit is False
+    assert meta.callback_url == "https://hooks.example.com/pagemill"
 
 
 def test_defaults_without_metadata() -> None:
