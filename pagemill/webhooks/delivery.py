@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from pagemill import queue
-from pagemill.db import session_scope
+from pagemill.db import autocommit_scope, session_scope
 from pagemill.egress.guard import EgressPolicy
 from pagemill.errors import SecretsNotConfigured
 from pagemill.events import service as events
@@ -267,11 +267,15 @@ def _record(
                 queue.WEBHOOKS_QUEUE,
                 countdown=retry_in,
             )
+    # Looked up only after the commit: a delivery the relay made meanwhile is either seen here or was
+    # committed after this one settled, and then its own message finds the line free. (Looked up before,
+    # both could miss it, leaving it to the sweeper's redeliver_after_s.)
+    with autocommit_scope() as session:
         following = _next_in_line(session, attempt.target, attempt.job_id, attempt.event_pk)
-        if following is not None and not go_on:
-            queue.enqueue_after_commit(session, queue.DELIVER_WEBHOOK, [following], queue.WEBHOOKS_QUEUE)
-            return None
-        return following
+    if following is not None and not go_on:
+        queue.send_task(queue.DELIVER_WEBHOOK, [following], queue.WEBHOOKS_QUEUE)
+        return None
+    return following
 
 
 def _failed(

@@ -104,6 +104,40 @@ def test_after_a_success_the_same_call_delivers_the_jobs_next_events(
     assert published == []  # no message for the ones it went on with
 
 
+def test_a_delivery_made_while_the_one_before_settles_is_not_left_to_the_sweeper(
+    receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, published: list[tuple[str, list[object]]]
+) -> None:
+    """The relay makes the job's next delivery and its message is handled just as the earlier one settles,
+    after that one looked for a next in line: one of the two must send it (no redeliver_after_s wait)."""
+    endpoint_id, secret = add_endpoint(receiver.url("/race"))
+    receiver.trust("/race", secret)
+    job_id = queued_job()
+    relay.relay_pending()
+    (first,) = [d.id for d in deliveries(target=endpoint_id)]
+    next_in_line = delivery._next_in_line
+    made: list[str] = []
+
+    def look_then_race(*args: object) -> str | None:
+        found = next_in_line(*args)  # type: ignore[arg-type]
+        if not made:  # only around the first delivery's lookup
+            job_event(job_id, EventType.JOB_SUCCEEDED)
+            relay.relay_pending()
+            made.extend(d.id for d in deliveries(target=endpoint_id) if d.id != first)
+            relayed = list(published)
+            published.clear()
+            for _name, args_ in relayed:
+                delivery.deliver(str(args_[0]))  # the relay's message, handled at once (and gone)
+        return found
+
+    monkeypatch.setattr(delivery, "_next_in_line", look_then_race)
+    published.clear()
+    delivery.deliver(first)
+    for _name, args_ in list(published):  # messages sent since (by the settle)
+        delivery.deliver(str(args_[0]))
+    assert [r.type for r in receiver.received("/race")] == ["job.queued", "job.succeeded"]
+    assert [d.state for d in deliveries(target=endpoint_id)] == ["succeeded", "succeeded"]
+
+
 def test_the_relay_sends_a_message_for_the_first_delivery_of_each_job_only(
     receiver: WebhookReceiver, published: list[tuple[str, list[object]]]
 ) -> None:
