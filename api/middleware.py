@@ -167,7 +167,8 @@ class BodyLimitMiddleware:
 async def send_error(scope: Scope, send: Send, error: PagemillError, *, close: bool = False) -> None:
     """Answer from middleware with the one error body (the app's handlers are not reached)."""
     request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps({"error": error.to_dict(), "request_id": request_id}).encode()
+    # Compact, as the app's own error bodies are.
+    body = json.dumps({"error": error.to_dict(), "request_id": request_id}, separators=(",", ":")).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
     if close and b"connection" not in {name for name, _ in headers}:
