@@ -11,6 +11,7 @@ from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
 from api.deps import ReadScopeDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
+from pagemill.errors import ValidationFailed
 from pagemill.jobs import progress, service
 from pagemill.jobs.options import OutputFormat
 from pagemill.jobs.schemas import JobList, JobOut, PageList, PageOut, PageProgress
@@ -53,8 +54,23 @@ def list_jobs(
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
     ] = None,
+    ids: Annotated[
+        list[Annotated[str, Query(max_length=64)]] | None,
+        Query(
+            alias="id",
+            description="Only these jobs (repeat it: `?id=…&id=…`, at most api.page_size_max): follow many "
+            "jobs in one request. Ids of no job of the tenant are left out.",
+        ),
+    ] = None,
 ) -> JobList:
-    """List the tenant's jobs, newest first, with cursor pagination."""
+    """List the tenant's jobs, newest first, with cursor pagination; `id` picks the jobs to follow."""
+    if ids is not None and len(ids) > settings.api.page_size_max:
+        raise ValidationFailed(
+            f"At most {settings.api.page_size_max} ids a request.",
+            field="id",
+            count=len(ids),
+            max=settings.api.page_size_max,
+        )
     # Read routes open their session here, in the route's thread: a session dependency would close it in a
     # thread hop of its own after the route, and under load each hop waits for a thread and the GIL.
     with sessions() as session:
@@ -64,6 +80,7 @@ def list_jobs(
             state=state,
             limit=min(limit, settings.api.page_size_max),
             cursor=cursor,
+            ids=ids,
         )
         return JobList(items=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)
 

@@ -13,7 +13,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -183,6 +183,13 @@ class ApiClient:
         """GET /api/v1/jobs/{job_id}."""
         body: dict[str, Any] = self._send(lambda: self._http.get(f"/api/v1/jobs/{job_id}")).json()
         return body
+
+    def jobs(self, job_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """GET /api/v1/jobs?id=… (at most the server's api.page_size_max ids; its 422 says how many): the
+        tenant's jobs among them, by id (an id missing from the answer is no job of the tenant any more)."""
+        params = httpx.QueryParams({"id": list(job_ids), "limit": len(job_ids)})
+        body = self._send(lambda: self._http.get("/api/v1/jobs", params=params)).json()
+        return {str(item["id"]): item for item in body["items"]}
 
     def download(self, job_id: str, fmt: OutputFormat, destination: Path) -> None:
         """Stream a job's result in ``fmt`` to ``destination`` (through a temporary file, renamed into

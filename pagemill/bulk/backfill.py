@@ -248,6 +248,10 @@ def _submit(run: BackfillRun, obj: SourceObject) -> ApiError | bool:
     return replayed
 
 
+# Jobs asked for in one GET /api/v1/jobs?id=… (the API's default api.page_size_max).
+FOLLOW_BATCH = 100
+
+
 def _follow_jobs(run: BackfillRun, report: BackfillReport) -> None:
     """Poll every open job of the checkpoint (this run's and earlier runs') until it ends, recording its
     end; with ``out``, download the results of every job that has some and whose files are missing."""
@@ -262,27 +266,37 @@ def _follow_jobs(run: BackfillRun, report: BackfillReport) -> None:
             and not results_exist(run.out / entry.key, formats)
         ]
     progress = ProgressLine(run.console, "jobs ended", len(waiting))
+    batch = FOLLOW_BATCH
     with progress:
         while waiting and not run.stop.is_set():
             still: list[CheckpointEntry] = []
-            for entry in waiting:
+            # A hundred jobs a request (GET /api/v1/jobs?id=…), not one: thousands followed stay far
+            # below the key's rate limit.
+            start = 0
+            while start < len(waiting):
                 if run.stop.is_set():
                     return
-                assert entry.job_id is not None
+                chunk = waiting[start : start + batch]
                 try:
-                    job = run.client.job(entry.job_id)
+                    found = run.client.jobs([str(entry.job_id) for entry in chunk])
                 except ApiError as exc:
-                    if exc.code == "NOT_FOUND":  # purged or another tenant's: nothing to wait for
-                        run.checkpoint.record(entry, job_id=entry.job_id, state="missing", code=exc.code)
-                        progress.advance()
+                    smaller = exc.details.get("max") if exc.details.get("field") == "id" else None
+                    if isinstance(smaller, int) and 0 < smaller < len(chunk):
+                        batch = smaller  # a server with a smaller api.page_size_max
                         continue
                     report.stopped = f"{exc.code}: {exc.message}"
                     return
-                if job["state"] not in FINAL_STATES:
-                    still.append(entry)
-                    continue
-                _job_ended(run, report, entry, job)
-                progress.advance()
+                start += len(chunk)
+                for entry in chunk:
+                    job = found.get(str(entry.job_id))
+                    if job is None:  # deleted, or another tenant's: nothing to wait for
+                        run.checkpoint.record(entry, job_id=entry.job_id, state="missing", code="NOT_FOUND")
+                        progress.advance()
+                    elif job["state"] not in FINAL_STATES:
+                        still.append(entry)
+                    else:
+                        _job_ended(run, report, entry, job)
+                        progress.advance()
             waiting = still
             if waiting:
                 run.stop.wait(1.0)

@@ -45,8 +45,9 @@ def list_jobs(
     state: str | None,
     limit: int,
     after: tuple[datetime, str] | None,
+    ids: Sequence[str] | None = None,
 ) -> Sequence[Job]:
-    """A tenant's jobs newest first, after a (created_at, id) cursor."""
+    """A tenant's jobs newest first, after a (created_at, id) cursor; only ``ids`` when given."""
     query = (
         select(Job)
         .where(Job.tenant_id == tenant_id)
@@ -55,6 +56,8 @@ def list_jobs(
     )
     if state is not None:
         query = query.where(Job.state == state)
+    if ids is not None:
+        query = query.where(Job.id.in_(list(ids)))
     if after is not None:
         created_at, job_id = after
         query = query.where(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -67,11 +67,23 @@ def _canonical_uuid(value: str) -> str | None:
 
 
 def list_jobs(
-    session: Session, tenant_id: str, *, state: JobState | None, limit: int, cursor: str | None
+    session: Session,
+    tenant_id: str,
+    *,
+    state: JobState | None,
+    limit: int,
+    cursor: str | None,
+    ids: Sequence[str] | None = None,
 ) -> tuple[list[Job], str | None]:
-    """A page of a tenant's jobs, newest first, and the cursor of the next page."""
+    """A page of a tenant's jobs (only ``ids``, when given), newest first, and the cursor of the next
+    page."""
     after = decode_cursor(cursor) if cursor else None
-    jobs = list(repo.list_jobs(session, tenant_id=tenant_id, state=state, limit=limit + 1, after=after))
+    if ids is not None:
+        # Any UUID spelling, as GET /jobs/{id} takes; what is no UUID matches nothing.
+        ids = [canonical for canonical in map(_canonical_uuid, ids) if canonical is not None]
+    jobs = list(
+        repo.list_jobs(session, tenant_id=tenant_id, state=state, limit=limit + 1, after=after, ids=ids)
+    )
     next_cursor = encode_cursor(jobs[limit - 1]) if len(jobs) > limit else None
     return jobs[:limit], next_cursor
 

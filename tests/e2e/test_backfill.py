@@ -29,8 +29,10 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One embedded stack for the module."""
-    with running_stack(embedded_env(tmp_path_factory.mktemp("bulk-data"))) as running:
+    """One embedded stack for the module. Listings of at most 3 jobs: the backfill follower asks for 100
+    jobs a request, is told the server's limit (422, details.max) and goes on 3 at a time."""
+    env = {**embedded_env(tmp_path_factory.mktemp("bulk-data")), "PAGEMILL_API__PAGE_SIZE_MAX": "3"}
+    with running_stack(env) as running:
         yield running
 
 
