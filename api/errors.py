@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from slowapi.errors import RateLimitExceeded
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -174,6 +174,19 @@ async def _rate_limited(request: Request, exc: Exception) -> JSONResponse:
     return injected
 
 
+def database_down(exc: BaseException) -> bool:
+    """Whether a database error means the database (or this connection to it) is gone, not a bug: an
+    OperationalError, or any driver error after which SQLAlchemy dropped the connection (Postgres ending a
+    session idle in a transaction arrives as an InternalError)."""
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    if database_down(exc):
+        return await _database_down(request, exc)
+    return await _unexpected(request, exc)
+
+
 async def _database_down(request: Request, exc: Exception) -> JSONResponse:
     # Logged here, once, with the database's own error; the 503 rendered below is not logged again.
     log.error("database unavailable", exc_info=exc)
@@ -239,5 +252,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RateLimitExceeded, _rate_limited)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OperationalError, _database_down)
+    app.add_exception_handler(DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -12,11 +12,12 @@ import uuid
 
 import anyio
 import anyio.to_thread
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import credentials_of, resolve_principal
+from api.errors import database_down
 from api.rate_limits import seconds_until_allowed
 from api.stream_auth import is_event_stream, stream_principal, stream_token_of
 from pagemill.errors import (
@@ -271,7 +272,9 @@ class PrincipalMiddleware:
         except PagemillError as error:
             await send_error(scope, send, error)
             return
-        except OperationalError:
+        except DBAPIError as exc:
+            if not database_down(exc):
+                raise
             log.exception("database unavailable while authenticating")
             await send_error(
                 scope, send, DependencyUnavailable("The database is unavailable; try again shortly.")
