@@ -6,11 +6,11 @@ import json
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
-from pagemill.models import Job, PageState
+from pagemill.models import Job, Page, PageState
 
 PAGE_SEPARATOR_TEXT = "\f"
 """Form feed between pages in plain text, as pdftotext does."""
@@ -18,24 +18,6 @@ PAGE_SEPARATOR_TEXT = "\f"
 
 def _page_marker(number: int) -> str:
     return f"<!-- page {number} -->"
-
-
-class PageLike(Protocol):
-    """What result assembly reads of a page: a ``Page`` row, or a lighter record of the same columns."""
-
-    index: int
-    state: str
-    text: str | None
-    markdown: str | None
-    engine: str | None
-    model: str | None
-    rotation: int
-    data: dict[str, Any] | None
-    lines_json: str | None
-    attempts: int
-    duration_ms: float | None
-    error_code: str | None
-    error_message: str | None
 
 
 @dataclass(slots=True)
@@ -56,6 +38,10 @@ class PageRecord:
     duration_ms: float | None
     error_code: str | None
     error_message: str | None
+
+
+PageLike = Page | PageRecord
+"""What result assembly reads of a page: a ``Page`` row, or a :class:`PageRecord` of the same columns."""
 
 
 def _floats(values: Iterable[Any] | None) -> list[float] | None:

@@ -16,7 +16,7 @@ import pytest
 import pagemill
 from pagemill.conversion import ConversionResult, ConvertedPage, JobOptions, NoProgress, OcrMode, OutputFormat
 from pagemill.errors import CorruptFile, EngineNotConfigured, TooManyPages, ValidationFailed
-from pagemill.jobs.results import page_body
+from pagemill.jobs.results import PageRecord, page_body
 from pagemill.settings import Settings
 from tests.support import documents
 from tests.support.services import REPO_ROOT, free_port
@@ -38,6 +38,24 @@ class Recorder(NoProgress):
 
     def conversion_completed(self, result: ConversionResult) -> None:
         self.calls.append(("finished", result.pages_done, len(result.pages)))
+
+
+# The smallest page record, to read the API's page keys from page_body.
+_SMALLEST_PAGE = PageRecord(
+    index=0,
+    state="done",
+    text=None,
+    markdown=None,
+    engine=None,
+    model=None,
+    rotation=0,
+    data=None,
+    lines_json=None,
+    attempts=0,
+    duration_ms=None,
+    error_code=None,
+    error_message=None,
+)
 
 
 def test_text_layer_and_ocr_pages_with_a_page_range_and_progress_in_order(tmp_path: Path) -> None:
@@ -76,7 +94,7 @@ def test_results_are_the_server_formats(tmp_path: Path) -> None:
     document = json.loads((tmp_path / "out" / "memo.json").read_text())
     assert (document["filename"], document["kind"], document["page_count"]) == ("memo.pdf", "pdf", 2)
     # Each page has exactly the keys of the API's page object.
-    assert list(document["pages"][0]) == list(page_body(_Row()))
+    assert list(document["pages"][0]) == list(page_body(_SMALLEST_PAGE))
     assert not list((tmp_path / "out").glob(".*")), "no temporary file is left"
 
 
@@ -129,14 +147,3 @@ def test_the_documented_example_runs(tmp_path: Path) -> None:
     assert "5/5 pages in" in done.stdout, "page_range 1-5 of 6"
     assert (tmp_path / "out" / "report.md").read_text().startswith("<!-- page 1 -->\n\nPage 1 of the annual")
     assert (tmp_path / "out" / "report.json").is_file()
-
-
-class _Row:
-    """The smallest page record, to read the API's page keys from :func:`page_body`."""
-
-    index = 0
-    state = "done"
-    text = markdown = engine = model = lines_json = error_code = error_message = None
-    rotation = attempts = 0
-    data = None
-    duration_ms = None
