@@ -76,6 +76,11 @@ class _Accepted:
     source: cache.CacheSource | None = None
 
 
+def _store_original(store: BlobStore, doc: _Accepted) -> None:
+    doc.fileobj.seek(0)
+    store.put_file(jobs.source_key(doc.job_id), doc.fileobj, content_type=doc.kind.media_type)
+
+
 def submit_batch(
     sessions: SessionScope,
     store: BlobStore,
@@ -166,22 +171,12 @@ def submit_batch(
                     max_pages=max_pages,
                     now=now,
                 )
-    originals = {
-        doc.job_id: functools.partial(
-            store.put_file, jobs.source_key(doc.job_id), doc.fileobj, content_type=doc.kind.media_type
-        )
-        for doc in accepted
-    }
+    originals = {doc.job_id: functools.partial(_store_original, store, doc) for doc in accepted}
     try:
         for doc in accepted:
-            doc.fileobj.seek(0)
-            # A cache hit stores no original: nothing reads it (as for a single document).
-            if doc.source is not None and not cache.copy_results(
-                store, doc.source, doc.job_id, options.formats, jobs.result_key
-            ):
-                doc.source = None
-            if doc.source is None:
-                originals[doc.job_id]()
+            doc.source = submission.store_unless_cached(
+                store, doc.source, doc.job_id, options.formats, originals[doc.job_id]
+            )
         with sessions() as session:
             batch = Batch(
                 id=batch_id,
@@ -224,12 +219,9 @@ def submit_batch(
                 details={"items": count, "files": len(made), "refused": count - len(accepted) - len(later)},
             )
         for doc, job in zip(accepted, made, strict=True):
-            if doc.source is not None and job.cached_from is None:
-                # Its source lost its pages meanwhile: read afresh, from its own original, stored first.
-                doc.fileobj.seek(0)
-                originals[job.id]()
-                if after_response is None:
-                    submission.publish_ingest(job.id, tier.priority)
+            submission.read_afresh_if_not_adopted(
+                job, doc.source, originals[job.id], tier.priority, publish=after_response is None
+            )
     except BaseException:
         # Not recorded (a quota taken meanwhile, the database, the store): no orphan blobs.
         for doc in accepted:

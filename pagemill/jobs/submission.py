@@ -28,7 +28,7 @@ from pagemill.events import service as events
 from pagemill.events.types import EventType
 from pagemill.jobs import cache
 from pagemill.jobs import repository as repo
-from pagemill.jobs.options import JobOptions
+from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.jobs.service import result_key, source_key
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
@@ -153,12 +153,7 @@ def submit_document(
         store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
 
     try:
-        # A cache hit stores no original: nothing reads it (the job's pages are the source's, and no page
-        # work runs for it), and on S3 its upload was most of a hit's time.
-        if source is not None and not cache.copy_results(store, source, job_id, options.formats, result_key):
-            source = None
-        if source is None:
-            store_original()
+        source = store_unless_cached(store, source, job_id, options.formats, store_original)
         with sessions() as session:
             job = record_job(
                 session,
@@ -178,12 +173,7 @@ def submit_document(
                 cached_from=source,
                 callback_url=callback_url,
             )
-        if source is not None and job.cached_from is None:
-            # The source lost its pages between the lookup and the copy: this job is read afresh, from its
-            # own original, stored before anyone is told to read it.
-            store_original()
-            if after_response is None:
-                publish_ingest(job_id, tier.priority)
+        read_afresh_if_not_adopted(job, source, store_original, tier.priority, publish=after_response is None)
     except BaseException:
         # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database, the store): no
         # orphan blob, the original or results copied for the cache.
@@ -192,6 +182,43 @@ def submit_document(
     if after_response is not None and job.cached_from is None:
         after_response(publish_ingest, job_id, tier.priority)
     return job, False
+
+
+def store_unless_cached(
+    store: BlobStore,
+    source: cache.CacheSource | None,
+    job_id: str,
+    formats: list[OutputFormat],
+    store_original: Callable[[], object],
+) -> cache.CacheSource | None:
+    """Before the job is recorded: copy the cache source's results to ``job_id``, or store the original
+    when there is no source or its results are gone; the source still to adopt, or None.
+
+    A cache hit stores no original: nothing reads it (the job's pages are the source's, and no page work
+    runs for it), and on S3 its upload was most of a hit's time."""
+    if source is not None and not cache.copy_results(store, source, job_id, formats, result_key):
+        source = None
+    if source is None:
+        store_original()
+    return source
+
+
+def read_afresh_if_not_adopted(
+    job: Job,
+    source: cache.CacheSource | None,
+    store_original: Callable[[], object],
+    priority: int,
+    *,
+    publish: bool,
+) -> None:
+    """After the job is recorded: a job whose source lost its pages between the lookup and the answer is
+    read afresh, from its own original, stored before anyone is told to read it (``publish``: told here;
+    otherwise by the caller, after the response)."""
+    if source is None or job.cached_from is not None:
+        return
+    store_original()
+    if publish:
+        publish_ingest(job.id, priority)
 
 
 def inspect_upload(fileobj: IO[bytes], settings: Settings, tier_name: str) -> tuple[DocumentKind, str, int]:
