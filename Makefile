@@ -84,10 +84,16 @@ format: install-dev  ## Format and fix what ruff can
 bench: install-dev system-deps  ## Run the benchmarks and record them in docs/benchmarks.md
 	$(PY) -m bench
 
+office-peers:  ## Put docling's office backends in .venv-peers (no torch, no models) for the office benchmark
+	bash scripts/install-office-peers.sh .venv-peers
+
+bench-office: install-dev office-peers  ## Office quality and speed against markitdown and docling
+	$(PY) -m bench office_quality
+
 lock: $(VENV)/.stamp-venv  ## Re-pin requirements.lock (runtime) and requirements-dev.lock from pyproject.toml (UPGRADE=1: newest)
 	$(PY) scripts/lock_requirements.py $(if $(UPGRADE),--upgrade)
 
 clean:  ## Remove the venv, caches and the embedded data folder
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache pagemill-data
 
-.PHONY: help system-deps install install-dev up api worker migrate test tus-js promtool test-unit deploy-check lint format bench lock clean
+.PHONY: help system-deps install install-dev up api worker migrate test tus-js promtool test-unit deploy-check lint format bench office-peers bench-office lock clean

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Form
+from fastapi import Depends, Form
 
 from pagemill.egress.guard import MAX_URL_CHARS
-from pagemill.jobs.options import OcrMode
+from pagemill.jobs.options import AttachmentMode, OcrMode, OfficeOptions, TableFormat
 
 FormatsField = Annotated[str, Form(description="Comma-separated result formats: markdown, text, json.")]
 PageRangeField = Annotated[str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")]
@@ -30,3 +30,31 @@ CallbackUrlField = Annotated[
     ),
 ]
 DEFAULT_FORMATS = "markdown,text,json"
+
+
+def _office_description(name: str) -> str:
+    return OfficeOptions.model_fields[name].description or ""
+
+
+def office_fields(
+    speaker_notes: Annotated[bool, Form(description=_office_description("speaker_notes"))] = True,
+    formulas: Annotated[bool, Form(description=_office_description("formulas"))] = False,
+    hidden: Annotated[bool, Form(description=_office_description("hidden"))] = False,
+    table_format: Annotated[
+        TableFormat, Form(description=_office_description("table_format"))
+    ] = TableFormat.MARKDOWN,
+    attachments: Annotated[
+        AttachmentMode, Form(description=_office_description("attachments"))
+    ] = AttachmentMode.LIST,
+) -> OfficeOptions:
+    """The office options of a submission form (ignored for PDFs and images)."""
+    return OfficeOptions(
+        speaker_notes=speaker_notes,
+        formulas=formulas,
+        hidden=hidden,
+        table_format=table_format,
+        attachments=attachments,
+    )
+
+
+OfficeFields = Annotated[OfficeOptions, Depends(office_fields)]

@@ -16,10 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pagemill.egress.guard import MAX_URL_CHARS
-from pagemill.jobs.options import OcrMode, OutputFormat
+from pagemill.jobs.options import OcrMode, OfficeOptions, OutputFormat
 
 
-class UrlJobOptionsIn(BaseModel):
+class UrlJobOptionsIn(OfficeOptions):
     """The options of a URL job; the same as the form fields of a multipart submission."""
 
     model_config = ConfigDict(extra="forbid")
@@ -36,7 +36,13 @@ class UrlJobOptionsIn(BaseModel):
         default=None,
         description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default.",
     )
-    password: str | None = Field(default=None, description="Password of an encrypted PDF.")
+    password: str | None = Field(
+        default=None, description="Password of an encrypted PDF or password-protected DOCX, XLSX or PPTX."
+    )
+
+    def office(self) -> OfficeOptions:
+        """The office options among these."""
+        return OfficeOptions.model_validate(self.model_dump(include=set(OfficeOptions.model_fields)))
 
 
 class UrlSubmission(BaseModel):

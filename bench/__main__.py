@@ -32,6 +32,7 @@ BENCHMARKS = {
     "eta_accuracy": "OCR jobs queued behind each other: eta_s predictions against the real end times",
     "webhook_delivery": "webhook deliveries per second to a local receiver, event-to-arrival delay",
     "tus_upload": "1 GiB as a tus upload in 8 MiB chunks vs. one multipart POST, to moto S3: ratio, API RSS",
+    "office_quality": "DOCX/PPTX/XLSX: quality (corpus, known content), pages/s vs. markitdown and docling",
 }
 
 

@@ -10,6 +10,9 @@
     │   ├── WrongPassword               WRONG_PASSWORD        422
     │   ├── ImageTooLarge               IMAGE_TOO_LARGE       422
     │   ├── TooManyPages                TOO_MANY_PAGES        422
+    │   ├── ArchiveBomb                 ARCHIVE_BOMB          422 (an office file's zip or XML is a bomb or
+    │   │                                                     a trap: sizes, ratios, names, XML entities)
+    │   ├── TooManyCells                TOO_MANY_CELLS        422 (a sheet over limits.max_sheet_cells)
     │   ├── InvalidPageRange            INVALID_PAGE_RANGE    422
     │   ├── ValidationFailed            VALIDATION_ERROR      422
     │   ├── NotFound                    NOT_FOUND             404
@@ -109,7 +112,10 @@ class EmptyFile(InputError):
 class UnsupportedType(InputError):
     code = "UNSUPPORTED_TYPE"
     http_status = 415
-    default_message = "The file's content is not a supported type (PDF, PNG, JPEG, TIFF, WebP)."
+    default_message = (
+        "The file's content is not a supported type (PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, XLSX, ODT, ODP, "
+        "ODS, HTML, EPUB, EML)."
+    )
 
 
 class FileTooLarge(InputError):
@@ -141,6 +147,16 @@ class ImageTooLarge(InputError):
 class TooManyPages(InputError):
     code = "TOO_MANY_PAGES"
     default_message = "The document has more pages than allowed."
+
+
+class ArchiveBomb(InputError):
+    code = "ARCHIVE_BOMB"
+    default_message = "The file unpacks to more than a real document does, or holds unsafe parts."
+
+
+class TooManyCells(InputError):
+    code = "TOO_MANY_CELLS"
+    default_message = "A sheet of the workbook has more cells than allowed."
 
 
 class InvalidPageRange(InputError):

@@ -2,6 +2,8 @@
 # Ensure the Debian/Ubuntu packages Pagemill needs are present.
 #
 #   runtime (mandatory): tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd   (CPU OCR)
+#   runtime (optional):  libreoffice-writer-nogui libreoffice-calc-nogui     (legacy DOC, XLS, PPT, RTF;
+#                        libreoffice-impress-nogui                            without them: UNSUPPORTED_TYPE)
 #   tests   (optional):  postgresql redis-server                              (throwaway test services)
 #                        qpdf                                                 (building encrypted/broken PDFs)
 #                        poppler-utils                                        (pdftotext: benchmark baseline)
@@ -20,6 +22,7 @@
 set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
+office_pkgs=(libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)
 test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm nats-server kubernetes-client)
 
 runtime_only=0
@@ -78,6 +81,10 @@ missing_test=()
 for pkg in "${runtime_pkgs[@]}"; do
     pkg_present "$pkg" || missing_runtime+=("$pkg")
 done
+# Optional everywhere (the images too): their absence only refuses legacy office files, naming them.
+for pkg in "${office_pkgs[@]}"; do
+    pkg_present "$pkg" || missing_test+=("$pkg")
+done
 if [[ $runtime_only -eq 0 ]]; then
     for pkg in "${test_pkgs[@]}"; do
         pkg_present "$pkg" || missing_test+=("$pkg")
@@ -111,7 +118,7 @@ if [[ $check_only -eq 1 || $can_install -eq 0 ]]; then
         log "mandatory (OCR) packages missing: ${missing_runtime[*]}"
         exit 1
     fi
-    log "only optional (test) packages are missing; continuing"
+    log "only optional (test, LibreOffice) packages are missing; continuing"
     exit 0
 fi
 

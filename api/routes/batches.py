@@ -15,13 +15,14 @@ from api.form_fields import (
     EngineField,
     FormatsField,
     OcrModeField,
+    OfficeFields,
     PageRangeField,
 )
 from api.rate_limits import rate_limited
 from pagemill.batches import service
 from pagemill.batches.schemas import BatchList, BatchOut, BatchSummary
 from pagemill.jobs import reading
-from pagemill.jobs.options import JobOptions, OcrMode, form_options
+from pagemill.jobs.options import JobOptions, OcrMode, OfficeOptions, form_options
 from pagemill.settings import Settings
 from pagemill.webhooks.service import checked_callback_url
 
@@ -65,10 +66,15 @@ _SUBMIT_ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def job_options(
-    settings: Settings, formats: str, page_range: str | None, ocr_mode: OcrMode, engine: str | None
+    settings: Settings,
+    formats: str,
+    page_range: str | None,
+    ocr_mode: OcrMode,
+    engine: str | None,
+    office: OfficeOptions,
 ) -> JobOptions:
     """The job options of the form fields, checked as POST /api/v1/documents checks them."""
-    options = form_options(formats, page_range, ocr_mode, engine)
+    options = form_options(formats, page_range, ocr_mode, engine, office)
     reading.require_engines_configured(options, settings)
     return options
 
@@ -90,9 +96,13 @@ def submit_batch(
     actor: ActorDep,
     response: Response,
     background: BackgroundTasks,
+    office: OfficeFields,
     files: Annotated[
         list[UploadFile] | None,
-        File(description="The documents, one part each (repeat the field): PDF, PNG, JPEG, TIFF or WebP."),
+        File(
+            description="The documents, one part each (repeat the field): any type POST /api/v1/documents "
+            "takes."
+        ),
     ] = None,
     urls: Annotated[
         list[str] | None,
@@ -109,7 +119,9 @@ def submit_batch(
     page_range: PageRangeField = None,
     ocr_mode: OcrModeField = OcrMode.AUTO,
     engine: EngineField = None,
-    password: Annotated[str | None, Form(description="Password of the batch's encrypted PDFs.")] = None,
+    password: Annotated[
+        str | None, Form(description="Password of the batch's encrypted PDFs and office files.")
+    ] = None,
     cache: Annotated[
         bool,
         Form(description="false: read every document afresh, even one whose results the cache holds."),
@@ -125,7 +137,7 @@ def submit_batch(
     refused for itself does not refuse the others; the whole batch is refused when its options are invalid,
     it has more items than the tier allows, the quota cannot take every item, or no item is accepted.
     """
-    options = job_options(settings, formats, page_range, ocr_mode, engine)
+    options = job_options(settings, formats, page_range, ocr_mode, engine, office)
     callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     uploads = [service.FileUpload(upload.filename, upload.file) for upload in files or []]
     batch = service.submit_batch(

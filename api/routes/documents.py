@@ -27,6 +27,7 @@ from api.form_fields import (
     EngineField,
     FormatsField,
     OcrModeField,
+    OfficeFields,
     PageRangeField,
 )
 from api.json_body import JSON_REQUEST_BODY, MISSING_DOCUMENT, UrlSubmission, url_submission_body
@@ -105,8 +106,13 @@ def submit_document(
     response: Response,
     background: BackgroundTasks,
     json_body: Annotated[UrlSubmission | None, Depends(url_submission_body)],
+    office: OfficeFields,
     file: Annotated[
-        UploadFile | None, File(description="The document: PDF, PNG, JPEG, TIFF or WebP.")
+        UploadFile | None,
+        File(
+            description="The document: PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, XLSX, ODT, ODP, ODS, HTML, "
+            "EPUB, EML (and DOC, XLS, PPT, RTF where LibreOffice is installed)."
+        ),
     ] = None,
     upload_id: Annotated[
         str | None,
@@ -122,7 +128,10 @@ def submit_document(
     page_range: PageRangeField = None,
     ocr_mode: OcrModeField = OcrMode.AUTO,
     engine: EngineField = None,
-    password: Annotated[str | None, Form(description="Password of an encrypted PDF.")] = None,
+    password: Annotated[
+        str | None,
+        Form(description="Password of an encrypted PDF or a password-protected DOCX, XLSX or PPTX."),
+    ] = None,
     cache: Annotated[
         bool,
         Form(
@@ -161,7 +170,8 @@ def submit_document(
         formats = ",".join(json_body.options.formats)
         page_range, ocr_mode = json_body.options.page_range, json_body.options.ocr_mode
         callback_url = json_body.callback_url
-    options = form_options(formats, page_range, ocr_mode, engine)
+        office = json_body.options.office()
+    options = form_options(formats, page_range, ocr_mode, engine, office)
     reading.require_engines_configured(options, settings)
     callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     given = [name for name, value in (("file", file), ("upload_id", upload_id), ("url", url)) if value]

@@ -3,7 +3,7 @@
 Arguments are files, folders (walked recursively) and glob patterns (``"scans/**/*.pdf"``: quoted, so
 that Pagemill expands them; unquoted, the shell already did). A file named on the command line is always
 worked on (an unsupported one is reported with its error). Files found in a folder or by a pattern are kept
-only when their first bytes are a supported kind (PDF, PNG, JPEG, TIFF, WebP), as the server decides: the
+only when their content is a supported kind (PDF, images, office documents), as the server decides: the
 results written beside them (``.md``, ``.txt``, ``.json``) and other files are ignored, whatever their
 names. Hidden files and folders (``.name``) are skipped.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pagemill.conversion.result import RESULT_SUFFIXES
-from pagemill.documents.kinds import SNIFF_BYTES, sniff
+from pagemill.documents.kinds import sniff_file
 from pagemill.errors import PagemillError
 from pagemill.jobs.options import OutputFormat
 
@@ -145,7 +145,7 @@ def _walk(folder: Path) -> list[Path]:
 def _supported(path: Path) -> bool:
     try:
         with path.open("rb") as f:
-            sniff(f.read(SNIFF_BYTES))
+            sniff_file(f)
     except (OSError, PagemillError):
         return False
     return True

@@ -10,7 +10,7 @@ import typer
 
 from pagemill.cli.common import fail
 from pagemill.errors import PagemillError
-from pagemill.jobs.options import OcrMode, OutputFormat, validate_page_range
+from pagemill.jobs.options import AttachmentMode, OcrMode, OutputFormat, TableFormat, validate_page_range
 from pagemill.settings import EngineName
 
 
@@ -44,8 +44,8 @@ def convert(
     files: Annotated[
         list[str],
         typer.Argument(
-            help="Documents, folders (walked recursively; only PDFs and images, recognised by their first "
-            "bytes) and glob patterns (quote them: 'scans/**/*.pdf').",
+            help="Documents, folders (walked recursively; only the files of a supported type, recognised by "
+            "their content) and glob patterns (quote them: 'scans/**/*.pdf').",
             show_default=False,
         ),
     ],
@@ -70,7 +70,26 @@ def convert(
         str | None,
         typer.Option(help="Pages to read, e.g. 1-3,5,9- (default: all).", callback=check_page_range),
     ] = None,
-    password: Annotated[str | None, typer.Option(help="Password of encrypted PDFs.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Password of encrypted PDFs and password-protected DOCX/XLSX/PPTX.")
+    ] = None,
+    speaker_notes: Annotated[
+        bool,
+        typer.Option("--speaker-notes/--no-speaker-notes", help="Slides: speaker notes under each slide."),
+    ] = True,
+    formulas: Annotated[
+        bool, typer.Option("--formulas", help="Sheets: formula cells show their formulas, not their values.")
+    ] = False,
+    hidden: Annotated[
+        bool, typer.Option("--hidden", help="Read hidden sheets and slides too (flagged hidden).")
+    ] = False,
+    table_format: Annotated[
+        TableFormat,
+        typer.Option(help="Office tables in markdown: markdown, html, or auto (html where markdown cannot)."),
+    ] = TableFormat.MARKDOWN,
+    attachments: Annotated[
+        AttachmentMode, typer.Option(help="E-mail attachments: list, or convert (office and text types).")
+    ] = AttachmentMode.LIST,
     parallel: Annotated[
         int, typer.Option(min=1, help="Documents converted at once, each in its own process.")
     ] = 1,
@@ -107,7 +126,15 @@ def convert(
     except InputProblem as exc:
         raise typer.BadParameter(str(exc), param_hint="'FILES...'") from None
     options = JobOptions(
-        formats=parse_formats(formats), page_range=page_range, ocr_mode=ocr_mode, engine=engine
+        formats=parse_formats(formats),
+        page_range=page_range,
+        ocr_mode=ocr_mode,
+        engine=engine,
+        speaker_notes=speaker_notes,
+        formulas=formulas,
+        hidden=hidden,
+        table_format=table_format,
+        attachments=attachments,
     )
     console = Console(stderr=True)
     summary = convert_inputs(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pagemill.conversion.progress import NO_PROGRESS, ProgressCallback
 from pagemill.conversion.result import ConversionResult, ConvertedPage, PageError
-from pagemill.documents.kinds import SNIFF_BYTES, DocumentKind, sniff
+from pagemill.documents.kinds import DocumentKind, sniff_file
 from pagemill.documents.probe import probe_document
 from pagemill.documents.source import DocumentSource, open_source
 from pagemill.errors import PagemillError, ProcessingError
@@ -48,12 +48,13 @@ def convert_document(
     settings = settings or get_settings()
     options = _checked(options or JobOptions(), settings)
     with source_path.open("rb") as f:
-        kind: DocumentKind = sniff(f.read(SNIFF_BYTES))
-    info = probe_document(source_path, kind, password=password, limits=settings.limits)
+        kind: DocumentKind = sniff_file(f)
+    office = options.read_options()
+    info = probe_document(source_path, kind, password=password, limits=settings.limits, office=office)
     probed = time.perf_counter()
     indices = select_pages(options.page_range, info.page_count)
     pages: list[ConvertedPage] = []
-    with open_source(source_path, kind, password=password, limits=settings.limits) as source:
+    with open_source(source_path, kind, password=password, limits=settings.limits, office=office) as source:
         for index in indices:
             progress.page_started(index + 1, len(indices))
             page = read_one_page(source, index, options, settings)
@@ -102,6 +103,7 @@ def read_one_page(
         lines=list(result.lines),
         settings=result.settings,
         timings_ms=result.timings_ms,
+        blocks=result.blocks,
     )
 
 

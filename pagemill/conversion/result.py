@@ -52,6 +52,8 @@ class ConvertedPage:
     timings_ms: dict[str, float] = field(default_factory=dict)
     """Milliseconds per step (``text_layer``, ``render``, ``ocr``, ...) and ``total``."""
     error: PageError | None = None
+    blocks: list[dict[str, Any]] | None = None
+    """The page's structure, for office documents (headings, lists, tables, ...)."""
 
     @property
     def number(self) -> int:
@@ -146,7 +148,11 @@ def _record(page: ConvertedPage) -> PageRecord:
         engine=page.engine,
         model=page.model,
         rotation=page.rotation,
-        data={"settings": page.settings, "timings_ms": page.timings_ms},
+        data={
+            "settings": page.settings,
+            "timings_ms": page.timings_ms,
+            **({"blocks": page.blocks} if page.blocks is not None else {}),
+        },
         lines_json=public_lines(page.lines),
         attempts=1,
         duration_ms=page.timings_ms.get("total"),

@@ -22,13 +22,16 @@ import select
 import signal
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from PIL import Image
 
 from pagemill.documents.kinds import DocumentKind
+from pagemill.documents.office.document import ReadOptions
+from pagemill.documents.office.readers import read_office
+from pagemill.documents.office.source import visible_pages
 from pagemill.documents.source import (
     check_frame_size,
     check_page_count,
@@ -38,6 +41,7 @@ from pagemill.documents.source import (
     open_pdf,
 )
 from pagemill.errors import (
+    ArchiveBomb,
     CorruptFile,
     EmptyFile,
     EncryptedFile,
@@ -45,6 +49,7 @@ from pagemill.errors import (
     PagemillError,
     ProcessingError,
     ProcessingTimeout,
+    TooManyCells,
     TooManyPages,
     TransientError,
     UnsupportedType,
@@ -61,13 +66,16 @@ _WATCH_INTERVAL_S: Final = 0.01
 _CHILD_ERRORS: Final[dict[str, type[PagemillError]]] = {
     cls.code: cls
     for cls in (
+        ArchiveBomb,
         CorruptFile,
         EmptyFile,
         EncryptedFile,
         ImageTooLarge,
         ProcessingError,
         ProcessingTimeout,
+        TooManyCells,
         TooManyPages,
+        TransientError,
         UnsupportedType,
         WrongPassword,
     )
@@ -87,14 +95,19 @@ class DocumentInfo:
 
 
 def probe_document(
-    path: Path, kind: DocumentKind, *, password: str | None, limits: LimitSettings
+    path: Path,
+    kind: DocumentKind,
+    *,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None = None,
 ) -> DocumentInfo:
     """Open and fully check ``path`` in a sandboxed child; return its page count or raise a typed error.
 
     Raises CorruptFile, EncryptedFile, WrongPassword, TooManyPages, ImageTooLarge or ProcessingTimeout.
     Images are decoded completely (every TIFF frame), so truncated or broken data is found here.
     """
-    answer, peak_rss = _run_in_child(path, kind, password, limits)
+    answer, peak_rss = _run_in_child(path, kind, password, limits, office)
     if "internal" in answer:
         logger.info("document probe: parser raised %s", str(answer["internal"])[:300])
     if "error" in answer:
@@ -111,9 +124,20 @@ def probe_document(
 
 
 def inspect_document(
-    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings
+    path: Path,
+    kind: DocumentKind,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None = None,
 ) -> dict[str, Any]:
-    """The probe's work, run inside the child: open, count pages, check sizes, decode images."""
+    """The probe's work, run inside the child: open, count pages, check sizes, decode images; an office
+    file is read whole (with ``office``, the job's reading options) and its pages counted."""
+    if kind.is_office:
+        options = replace(office or ReadOptions(), password=password)
+        document = read_office(path, kind, options, limits)
+        page_count = len(visible_pages(document, options))
+        check_page_count(page_count, limits)
+        return {"page_count": page_count, "encrypted": kind is DocumentKind.ENCRYPTED_OOXML}
     if kind is DocumentKind.PDF:
         pdf = open_pdf(path, password)
         try:
@@ -142,7 +166,7 @@ def inspect_document(
 
 
 def _run_in_child(
-    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings
+    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings, office: ReadOptions | None
 ) -> tuple[dict[str, Any], int | None]:
     """Fork, run :func:`inspect_document` in the child, and return its answer and peak RSS."""
     read_fd, write_fd = os.pipe()
@@ -157,9 +181,11 @@ def _run_in_child(
         raise TransientError("The document could not be inspected right now.") from None
     if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
         os.close(read_fd)
-        _child_main(write_fd, path, kind, password, limits)
+        _child_main(write_fd, path, kind, password, limits, office)
     os.close(write_fd)
-    deadline = time.monotonic() + limits.probe_timeout_s
+    # A legacy file is converted by LibreOffice (itself held to probe_timeout_s) before it is read: the
+    # child gets the conversion's time and the reading's.
+    deadline = time.monotonic() + limits.probe_timeout_s * (2 if kind.is_legacy else 1)
     try:
         raw, failure = _read_answer(read_fd, pid, deadline, limits)
     finally:
@@ -179,7 +205,12 @@ def _run_in_child(
 
 
 def _child_main(
-    write_fd: int, path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings
+    write_fd: int,
+    path: Path,
+    kind: DocumentKind,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None,
 ) -> NoReturn:
     """Entry point of the forked child; never returns."""
     exit_code = 70
@@ -191,7 +222,7 @@ def _child_main(
         faulthandler.disable()
         _apply_limits(limits)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        answer = _answer(path, kind, password, limits)
+        answer = _answer(path, kind, password, limits, office)
         data = json.dumps(answer).encode() + b"\n"
         view = memoryview(data)
         while view:
@@ -202,9 +233,11 @@ def _child_main(
         os._exit(exit_code)
 
 
-def _answer(path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings) -> dict[str, Any]:
+def _answer(
+    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings, office: ReadOptions | None
+) -> dict[str, Any]:
     try:
-        return {"ok": inspect_document(path, kind, password, limits)}
+        return {"ok": inspect_document(path, kind, password, limits, office)}
     except PagemillError as exc:
         return {"error": exc.to_dict()}
     except MemoryError:

@@ -11,7 +11,7 @@ import math
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Self, cast
@@ -21,6 +21,7 @@ import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped, unused-ignore]
 from PIL import Image, ImageFile, ImageOps
 
 from pagemill.documents.kinds import DocumentKind
+from pagemill.documents.office.document import ReadOptions
 from pagemill.errors import (
     CorruptFile,
     EncryptedFile,
@@ -342,13 +343,25 @@ def _init_forms(pdf: pdfium.PdfDocument) -> None:
 
 
 def open_source(
-    path: Path, kind: DocumentKind, *, password: str | None, limits: LimitSettings
+    path: Path,
+    kind: DocumentKind,
+    *,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None = None,
 ) -> DocumentSource:
-    """Open a local document for reading its pages; cheap, nothing is decoded until asked for.
+    """Open a local document for reading its pages; cheap, nothing is decoded until asked for (an office
+    file is read whole, with ``office``, the job's reading options, and kept for the next call).
 
     Raises the same errors as the probe for what can be seen without decoding (CorruptFile, EncryptedFile,
     WrongPassword, TooManyPages, ImageTooLarge).
     """
+    if kind.is_office:
+        from pagemill.documents.office.source import OfficeSource
+
+        office_source = OfficeSource(path, kind, replace(office or ReadOptions(), password=password), limits)
+        check_page_count(office_source.page_count, limits)
+        return office_source  # no origin: office pages never go through a render process
     if kind is DocumentKind.PDF:
         with PDFIUM_LOCK:
             pdf = open_pdf(path, password)

@@ -34,6 +34,9 @@ class PageResult:
     rotation: int = 0
     """Degrees (clockwise) the page image was turned to read it upright: 0, 90, 180 or 270."""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    blocks: list[dict[str, Any]] | None = None
+    """The page's structure (headings, paragraphs, lists, tables, pictures, notes) when its reader knows it:
+    office documents (pagemill.documents.office)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, stored with the page."""
@@ -45,6 +48,7 @@ class PageResult:
             "settings": self.settings,
             "rotation": self.rotation,
             "timings_ms": self.timings_ms,
+            "blocks": self.blocks,
             "lines": [
                 {"text": ln.text, "bbox": list(ln.bbox) if ln.bbox else None, "confidence": ln.confidence}
                 for ln in self.lines

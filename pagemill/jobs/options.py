@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from pagemill.documents.office.document import ReadOptions
 from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.errors import InvalidPageRange, ValidationFailed
 
@@ -27,7 +28,49 @@ class OcrMode(StrEnum):
     OCR = "ocr"
 
 
-class JobOptions(BaseModel):
+class TableFormat(StrEnum):
+    """How office tables are written in markdown: pipe tables (a merged cell's text repeated in every
+    position it covers), HTML tables (rowspan/colspan), or HTML only where markdown cannot hold the table
+    (merged cells, cells of several paragraphs)."""
+
+    MARKDOWN = "markdown"
+    HTML = "html"
+    AUTO = "auto"
+
+
+class AttachmentMode(StrEnum):
+    """E-mail attachments: listed, or also converted (those of a supported office or text type)."""
+
+    LIST = "list"
+    CONVERT = "convert"
+
+
+class OfficeOptions(BaseModel):
+    """Options of office documents (DOCX, PPTX, XLSX, ODF, HTML, EPUB, EML); other kinds ignore them.
+    The same fields in a form, a JSON body, tus Upload-Metadata and the CLI."""
+
+    speaker_notes: bool = Field(default=True, description="Slides: speaker notes under each slide.")
+    formulas: bool = Field(
+        default=False, description="Sheets: formula cells show their formulas instead of their cached values."
+    )
+    hidden: bool = Field(
+        default=False,
+        description="Hidden sheets and slides are pages too (flagged hidden in their settings); skipped by "
+        "default.",
+    )
+    table_format: TableFormat = Field(
+        default=TableFormat.MARKDOWN,
+        description="Tables in markdown: markdown (pipe tables; a merged cell's text in each position it "
+        "covers), html (rowspan/colspan), or auto (html only for tables markdown cannot hold).",
+    )
+    attachments: AttachmentMode = Field(
+        default=AttachmentMode.LIST,
+        description="E-mail attachments: list them, or also convert those of a supported office or text "
+        "type.",
+    )
+
+
+class JobOptions(OfficeOptions):
     """What the client asked for; stored with the job."""
 
     formats: list[OutputFormat] = Field(default_factory=lambda: list(OutputFormat))
@@ -35,6 +78,16 @@ class JobOptions(BaseModel):
     ocr_mode: OcrMode = OcrMode.AUTO
     engine: str | None = None
     """CPU OCR engine ('tesseract', 'rapidocr'); None means the configured default."""
+
+    def read_options(self, password: str | None = None) -> ReadOptions:
+        """What an office reader needs of these options."""
+        return ReadOptions(
+            speaker_notes=self.speaker_notes,
+            formulas=self.formulas,
+            hidden=self.hidden,
+            attachments=self.attachments.value,
+            password=password,
+        )
 
 
 _RANGE_PART = re.compile(r"^\s*(\d{1,9})\s*(?:-\s*(\d{0,9})\s*)?$")
@@ -109,11 +162,18 @@ def check_engine_name(engine: str | None) -> str | None:
     return engine
 
 
-def form_options(formats: str, page_range: str | None, ocr_mode: OcrMode, engine: str | None) -> JobOptions:
+def form_options(
+    formats: str,
+    page_range: str | None,
+    ocr_mode: OcrMode,
+    engine: str | None,
+    office: OfficeOptions | None = None,
+) -> JobOptions:
     """The job options of a submission's form fields (POST /documents, /batches, tus metadata), checked."""
     return JobOptions(
         formats=parse_formats(formats),
         page_range=validate_page_range(page_range),
         ocr_mode=ocr_mode,
         engine=check_engine_name(engine),
+        **(office or OfficeOptions()).model_dump(),
     )

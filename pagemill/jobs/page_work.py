@@ -133,7 +133,13 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
     kind = page_limits.work_kind(DocumentKind(job.kind), ocr)
     limit = page_limits.limit_of(kind, settings)
     with (
-        open_source(path, DocumentKind(job.kind), password=password, limits=settings.limits) as source,
+        open_source(
+            path,
+            DocumentKind(job.kind),
+            password=password,
+            limits=settings.limits,
+            office=options.read_options(),
+        ) as source,
         deadlines.limited(kind, limit.soft_s, limit.hard_s) as deadline,
     ):
         for position, index in enumerate(indices):
@@ -147,7 +153,9 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
             try:
                 with deadline.alarm():
                     if ocr:
-                        result = reading.ocr_page(source, index, chain, settings, claim.chain_start)
+                        result = reading.ocr_page(
+                            source, index, chain, settings, claim.chain_start, options=options
+                        )
                     else:
                         text = reading.text_pass(source, index, options, settings)
                         if text is None:
@@ -265,7 +273,7 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
                     "rotation": result.rotation,
                     "text": result.text,
                     "markdown": result.markdown,
-                    "data": {"settings": result.settings, "timings_ms": result.timings_ms},
+                    "data": _page_data(result),
                     "lines_json": public_lines(result.lines),
                     "duration_ms": result.timings_ms.get("total"),
                 }
@@ -289,3 +297,11 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
         PAGES.labels(engine=row["engine"], outcome="done").inc()
     for row in failed:
         PAGES.labels(engine="-", outcome=row["error_code"]).inc()
+
+
+def _page_data(result: PageResult) -> dict[str, Any]:
+    """What a page stores in its ``data`` column: how it was read, and its structure when it has one."""
+    data: dict[str, Any] = {"settings": result.settings, "timings_ms": result.timings_ms}
+    if result.blocks is not None:
+        data["blocks"] = result.blocks
+    return data

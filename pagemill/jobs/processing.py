@@ -94,12 +94,18 @@ def _plan(job: Job, settings: Settings) -> None:
     password = open_secret(job.document_password_sealed, settings)
     try:
         # The document itself is held to the service-wide page cap (what opening it may cost)...
-        info = probe_document(path, DocumentKind(job.kind), password=password, limits=settings.limits)
+        options = JobOptions.model_validate(job.options)
+        info = probe_document(
+            path,
+            DocumentKind(job.kind),
+            password=password,
+            limits=settings.limits,
+            office=options.read_options(),
+        )
     except TooManyPages as exc:
         _record_page_count(job.id, exc.details.get("pages"))
         raise
     _record_page_count(job.id, info.page_count)  # known from here on, also if the job fails below
-    options = JobOptions.model_validate(job.options)
     indices = select_pages(options.page_range, info.page_count)
     # ... and the tier's cap (fixed at submission) counts the pages the job will read: its page range.
     if job.max_pages is not None and len(indices) > job.max_pages:
@@ -139,7 +145,11 @@ def _enqueue_pending(job_id: str, settings: Settings) -> bool:
         if job is None:
             return False
         options = JobOptions.model_validate(job.options)
-        text_first = job.kind == DocumentKind.PDF and options.ocr_mode != OcrMode.OCR
+        # Office pages always start with their structure (the text pass); only their pictures are OCR'd.
+        kind = DocumentKind(job.kind) if job.kind else None
+        text_first = kind is not None and (
+            kind.is_office or (kind is DocumentKind.PDF and options.ocr_mode != OcrMode.OCR)
+        )
         ocr_queue, chain_start = ocr_route(options, settings)
         claims_repo.route_pending_pages(
             session, job_id, text_first=text_first, ocr_queue=ocr_queue, chain_start=chain_start

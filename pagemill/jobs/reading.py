@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image
 
 from pagemill import deadlines
+from pagemill.documents.office.source import OfficeSource
 from pagemill.documents.render_pool import RenderedPage, SourceMissing, active_render_pool
 from pagemill.documents.source import PDFIUM_LOCK, DocumentSource, SourceOrigin
 from pagemill.engines.base import OcrEngine, PageResult
@@ -17,6 +18,7 @@ from pagemill.engines.page_image import EncodedImageReader, ImageSpec, encode_im
 from pagemill.engines.registry import engine_healthy, get_engine, require_configured
 from pagemill.engines.text_layer import read_text_layer
 from pagemill.errors import EngineFailed, EngineUnavailable
+from pagemill.jobs import office_pages
 from pagemill.jobs.options import JobOptions, OcrMode
 from pagemill.metrics import FALLBACKS
 from pagemill.settings import Settings
@@ -71,7 +73,12 @@ def routed_start(chain: list[str], settings: Settings) -> int:
 
 
 def ocr_page(
-    source: DocumentSource, index: int, chain: list[str], settings: Settings, start: int = 0
+    source: DocumentSource,
+    index: int,
+    chain: list[str],
+    settings: Settings,
+    start: int = 0,
+    options: JobOptions | None = None,
 ) -> PageResult:
     """Render the page (once per image the engines want) and read it with the first engine of
     ``chain[start:]`` that succeeds.
@@ -83,7 +90,12 @@ def ocr_page(
     An engine that answers unusably (EngineFailed) or stays unavailable after its own retries
     (EngineUnavailable) hands the page to the next one; each such fallback is logged and recorded in the
     page's settings. The last engine's error is raised.
+
+    An office page is not rendered: the text of each of its pictures is read (pagemill.jobs.office_pages),
+    written as ``options`` ask.
     """
+    if isinstance(source, OfficeSource):
+        return office_pages.read_pictures(source, index, chain, settings, options or JobOptions(), start)
     fallbacks: list[dict[str, Any]] = []
     pages = _PageImages(source, index, settings)
     candidates = chain[start:] or chain[-1:]
@@ -174,7 +186,9 @@ def text_pass(
 ) -> PageResult | None:
     """What a page gives without OCR: its usable text layer, or an empty result when OCR is off
     (ocr_mode=text_layer); None when the page needs OCR (images always do; so does every page with
-    ocr_mode=ocr)."""
+    ocr_mode=ocr). An office page gives its structure, or None when its pictures are to be read."""
+    if isinstance(source, OfficeSource):
+        return office_pages.structured_page(source, index, options)
     if options.ocr_mode == OcrMode.OCR or not source.is_pdf:
         return None
     result = read_page_text_layer(source, index, settings)
@@ -188,7 +202,7 @@ def read_page(source: DocumentSource, index: int, options: JobOptions, settings:
     started = time.perf_counter()
     result = text_pass(source, index, options, settings)
     if result is None:
-        result = ocr_page(source, index, engine_chain(options, settings), settings)
+        result = ocr_page(source, index, engine_chain(options, settings), settings, options=options)
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return result
 

@@ -97,6 +97,7 @@ def _body_without_lines(page: PageLike) -> dict[str, Any]:
         "attempts": page.attempts,
         "duration_ms": page.duration_ms,
         "error": error,
+        "blocks": data.get("blocks"),
     }
 
 

@@ -171,6 +171,11 @@ class PageOut(BaseModel):
     attempts: int
     duration_ms: float | None = None
     error: ErrorInfo | None = None
+    blocks: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Office documents: the page's structure in reading order (heading, paragraph, "
+        "list_item, table with cells, image, note, code, attachment); null for PDF and image pages.",
+    )
     # Last: the bulky part (the JSON result splices each page's stored lines in at the end of its object).
     lines: list[LineOut] = Field(default_factory=list)
 
@@ -193,6 +198,7 @@ class PageOut(BaseModel):
             attempts=page.attempts,
             duration_ms=page.duration_ms,
             error=error,
+            blocks=data.get("blocks"),
             lines=[LineOut(**line) for line in page_lines(page)],
         )
 

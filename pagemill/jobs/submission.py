@@ -7,9 +7,12 @@ import hashlib
 import logging
 import os
 import re
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import IO
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from pagemill import queue
 from pagemill.db import SessionScope
-from pagemill.documents.kinds import SNIFF_BYTES, DocumentKind, sniff
+from pagemill.documents.kinds import SNIFF_BYTES, DocumentKind, sniff, sniff_file
 from pagemill.errors import (
     Conflict,
     FileTooLarge,
@@ -35,7 +38,7 @@ from pagemill.models.base import utcnow
 from pagemill.observability import job_metrics
 from pagemill.secret_box import seal_secret
 from pagemill.settings import Settings, TierSettings
-from pagemill.storage import BlobStore
+from pagemill.storage import BlobStore, get_blob_store
 from pagemill.tenancy import audit, usage
 from pagemill.tenancy.principal import Actor, Principal
 
@@ -124,8 +127,7 @@ def submit_document(
     now = utcnow()
     # Sealed first: without a key the request is refused before anything is stored or counted.
     sealed_password = seal_password(password, settings)
-    fileobj.seek(0)
-    kind = sniff(fileobj.read(SNIFF_BYTES))
+    kind = sniff_file(fileobj)
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     with sessions() as session:
         # A short read-only transaction: a replay, or a quota already used up, is answered before storing.
@@ -225,8 +227,7 @@ def inspect_upload(fileobj: IO[bytes], settings: Settings, tier_name: str) -> tu
     """An upload's kind (sniffed from its content), SHA-256 and size; EmptyFile, UnsupportedType or
     FileTooLarge (over ``limits.max_upload_bytes`` or the tier's file size) when it is refused."""
     tier = settings.tiers.get(tier_name)
-    fileobj.seek(0)
-    kind = sniff(fileobj.read(SNIFF_BYTES))
+    kind = sniff_file(fileobj)
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     return kind, digest, size
 
@@ -263,7 +264,7 @@ def submit_stored_document(
     cap = min(settings.limits.max_upload_bytes, tier.max_file_bytes)
     if size > cap:
         raise FileTooLarge(max_bytes=cap)
-    kind = sniff(head[:SNIFF_BYTES])
+    kind = sniff(head[:SNIFF_BYTES], lambda: _stored_original(job_id))
     with sessions() as session:
         # A short read-only transaction, as in submit_document: a replay or a spent quota answered first.
         earlier = replay_or_check_quota(session, principal, tier, now, idempotency_key, digest, options)
@@ -424,3 +425,14 @@ def replayed_job(earlier: Job, digest: str, options: JobOptions, source_url: str
             job_id=earlier.id,
         )
     return earlier
+
+
+@contextmanager
+def _stored_original(job_id: str) -> Iterator[IO[bytes]]:
+    """The stored original of ``job_id`` as a local file, for the rare upload whose first bytes do not tell
+    its type (a zip whose directory must be read)."""
+    with tempfile.TemporaryDirectory(prefix="pagemill-sniff-") as folder:
+        path = Path(folder) / "original"
+        get_blob_store().download_to(source_key(job_id), path)
+        with path.open("rb") as fileobj:
+            yield fileobj

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import httpx
 
 from pagemill.db import session_scope
-from pagemill.documents.kinds import SNIFF_BYTES, sniff
+from pagemill.documents.kinds import sniff_file
 from pagemill.egress.fetch import Fetched, FetchLimits, fetch_to
 from pagemill.egress.guard import EgressPolicy, Resolver, system_resolver
 from pagemill.errors import UrlFetchFailed
@@ -60,7 +60,7 @@ def fetch_source(
             sleep=sleep,
         )
         spool.seek(0)
-        kind = sniff(spool.read(SNIFF_BYTES))
+        kind = sniff_file(spool)
         spool.seek(0)
         get_blob_store().put_file(source_key(job.id), spool, content_type=kind.media_type)
     with session_scope() as session:

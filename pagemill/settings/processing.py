@@ -34,6 +34,27 @@ class LimitSettings(BaseModel):
         description="Address-space cap for inspecting a document (and of a render process, beyond its "
         "start-up).",
     )
+    max_archive_members: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most parts an office file's zip (DOCX, XLSX, ODT, EPUB...) may hold.",
+    )
+    max_archive_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        ge=1,
+        description="Most bytes an office file's zip may unpack to, all parts together.",
+    )
+    max_compression_ratio: int = Field(
+        default=200,
+        ge=10,
+        description="Highest compression ratio of one part of an office file's zip (parts over 1 MiB).",
+    )
+    max_sheet_cells: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="Most cells one sheet of a workbook may have (rows x columns of its used range), "
+        "counted before the sheet is loaded.",
+    )
 
 
 class OcrSettings(BaseModel):

@@ -6,17 +6,20 @@ import base64
 import binascii
 from dataclasses import dataclass
 
+from pydantic import ValidationError as PydanticValidationError
+
 from pagemill.errors import MalformedRequest, ValidationFailed
 from pagemill.jobs.options import (
     JobOptions,
     OcrMode,
+    OfficeOptions,
     check_engine_name,
     parse_formats,
     validate_page_range,
 )
 
 # Keys that mean something here; others (tus-js-client's "filetype", an app's own) are accepted and ignored.
-OPTION_KEYS = ("formats", "page_range", "ocr_mode", "engine")
+OPTION_KEYS = ("formats", "page_range", "ocr_mode", "engine", *OfficeOptions.model_fields)
 _MAX_HEADER_CHARS = 8192
 
 
@@ -72,6 +75,7 @@ def parse_metadata(header: str | None) -> UploadMetadata:
         page_range=validate_page_range(pairs.get("page_range")),
         ocr_mode=ocr_mode,
         engine=engine,
+        **_office_options(pairs).model_dump(),
     )
     # "filename" is ours; "name" is what Uppy and many tus-js-client examples send.
     filename = pairs.get("filename") or pairs.get("name") or None
@@ -82,3 +86,14 @@ def parse_metadata(header: str | None) -> UploadMetadata:
         submit=submit == "true",
         callback_url=pairs.get("callback_url") or None,
     )
+
+
+def _office_options(pairs: dict[str, str]) -> OfficeOptions:
+    """The office options among the metadata pairs (``speaker_notes false``, ``table_format html``...)."""
+    given = {key: pairs[key].strip() for key in OfficeOptions.model_fields if pairs.get(key)}
+    try:
+        return OfficeOptions.model_validate(given)
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else None
+        raise ValidationFailed(f"{name}: {first['msg']}.", field=name, value=given.get(name or "")) from None
