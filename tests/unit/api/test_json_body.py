@@ -13,7 +13,8 @@ def test_the_documented_schema_is_self_contained_and_matches_the_model() -> None
     assert "$ref" not in text and "$defs" not in text
     assert schema["required"] == ["url"] and schema["additionalProperties"] is False
     options = schema["properties"]["options"]
-    assert set(options["properties"]) == {"formats", "page_range", "ocr_mode", "engine", "password"}
+    office = {"speaker_notes", "formulas", "hidden", "table_format", "attachments"}
+    assert set(options["properties"]) == {"formats", "page_range", "ocr_mode", "engine", "password", *office}
     # The field's own description wins over its enum's docstring.
     assert options["properties"]["ocr_mode"]["description"].startswith("auto: text layer where usable")
     example = JSON_REQUEST_BODY["requestBody"]["content"]["application/json"]["example"]

@@ -23,7 +23,7 @@ def test_folders_keep_supported_content_whatever_the_name_and_mirror_under_out(t
     a = make(root / "a.pdf", PDF)
     scan = make(root / "sub" / "scan.dat", PNG)  # a PNG by its bytes
     make(root / "a.md", b"# results of a.pdf")
-    make(root / "fake.pdf", b"<html>")
+    make(root / "fake.pdf", b"plain text, no document")
     make(root / ".hidden" / "x.pdf", PDF)
     make(root / ".x.pdf", PDF)
     found = collect_files([str(root)])
