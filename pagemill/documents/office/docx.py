@@ -5,7 +5,8 @@ document is one page (kind "document"). The body is read from its Wordprocessing
 and Strict OOXML alike, see :mod:`.docx_xml`) rather than through python-docx, which reads neither Strict
 files nor the content of text boxes: paragraphs and tables in order, with the content of content controls
 (``w:sdt``) and text boxes (after the paragraph that anchors them); headings from paragraph styles and
-outline levels; list items with the number Word shows (:mod:`.docx_numbering`); tables with merged cells
+outline levels; list items with the number Word shows, nested by their list level and by how far their list is
+indented under another (:mod:`.docx_numbering`); tables with merged cells
 (:mod:`.docx_tables`); pictures as Image blocks whose ``ref`` is the zip member holding their bytes; and
 the referenced footnotes and endnotes as Note blocks at the end.
 
@@ -23,8 +24,8 @@ from pagemill.documents.office.archive import SafeZip, open_archive
 from pagemill.documents.office.blocks import Block, Heading, Image, ListItem, Note, OfficePage, Paragraph
 from pagemill.documents.office.document import OfficeDocument, ReadOptions
 from pagemill.documents.office.docx_inline import read_inline
-from pagemill.documents.office.docx_numbering import Numbering, format_number
-from pagemill.documents.office.docx_styles import TITLE, ListRef, Styles, paragraph_outline
+from pagemill.documents.office.docx_numbering import ListNesting, Numbering, format_number
+from pagemill.documents.office.docx_styles import TITLE, ListRef, Styles, left_indent, paragraph_outline
 from pagemill.documents.office.docx_tables import cell_content, read_table
 from pagemill.documents.office.docx_xml import (
     Element,
@@ -134,8 +135,11 @@ class _DocxReader:
         blocks.extend(self._note_blocks())
         return blocks
 
-    def blocks(self, container: Element) -> list[Block]:
-        """Blocks of a body-like element (the body, a cell, a text box, a note, a content control)."""
+    def blocks(self, container: Element, nesting: ListNesting | None = None) -> list[Block]:
+        """Blocks of a body-like element (the body, a cell, a text box, a note, a content control);
+        ``nesting`` is the list run of the enclosing container when ``container`` only wraps part of its
+        flow (a content control, a tracked insertion), None for a container of its own."""
+        nesting = ListNesting() if nesting is None else nesting
         self.depth += 1
         try:
             if self.depth > _MAX_DEPTH:
@@ -144,19 +148,20 @@ class _DocxReader:
             for item in container:
                 name = key(item)
                 if name == "w:p":
-                    out.extend(self._paragraph(item))
+                    out.extend(self._paragraph(item, nesting))
                 elif name == "w:tbl":
                     table, images = read_table(item, self.blocks, self.limits)
                     out.extend([table] if table is not None else [])
                     out.extend(images)
+                    nesting.reset()
                 elif name == "w:sdt":
                     content = child(item, "w:sdtContent")
-                    out.extend(self.blocks(content) if content is not None else [])
+                    out.extend(self.blocks(content, nesting) if content is not None else [])
                 elif name in _CONTAINERS:
-                    out.extend(self.blocks(item))
+                    out.extend(self.blocks(item, nesting))
                 elif name == "mc:AlternateContent":
                     branch = alternate_choice(item)
-                    out.extend(self.blocks(branch) if branch is not None else [])
+                    out.extend(self.blocks(branch, nesting) if branch is not None else [])
             return out
         finally:
             self.depth -= 1
@@ -165,7 +170,7 @@ class _DocxReader:
         """The blocks of a text box."""
         return self.blocks(content)
 
-    def _paragraph(self, paragraph: Element) -> list[Block]:
+    def _paragraph(self, paragraph: Element, nesting: ListNesting) -> list[Block]:
         ppr = child(paragraph, "w:pPr")
         style_id = child_val(ppr, "w:pStyle")
         inline = read_inline(paragraph, self)
@@ -182,11 +187,33 @@ class _DocxReader:
                 md_or_none = md if md != text else None
             out.append(Heading(text, self._heading_level(level), md_or_none))
         elif text and marker is not None and list_ref is not None:
-            out.append(ListItem(text, list_ref.ilvl, marker.ordered, marker.text, md_or_none))
+            list_key = self.numbering.list_key(list_ref.num_id) or list_ref.num_id
+            indent = self._indent(ppr, style_id, list_ref)
+            depth = nesting.level(list_key, list_ref.ilvl, indent)
+            out.append(ListItem(text, depth, marker.ordered, marker.text, md_or_none))
         elif text:
             out.append(Paragraph(text, md_or_none))
+        if out and not isinstance(out[0], ListItem):
+            nesting.reset()  # a heading or a paragraph between list items ends their run
         out.extend(inline.extras)
         return out
+
+    def _indent(self, ppr: Element | None, style_id: str | None, list_ref: ListRef) -> int:
+        """A list paragraph's effective left indent (twips): its own ``w:ind``; else, for numbering set on
+        the paragraph, the list level's indent before its style's; for numbering from its style, the
+        indent of that style (or a style nearer the paragraph) before the list level's, which it
+        overrides, then the rest of the chain's."""
+        own = left_indent(ppr)
+        if own is not None:
+            return own
+        from_list = self.numbering.indent(list_ref.num_id, list_ref.ilvl)
+        if child(ppr, "w:numPr") is None:
+            near = self.styles.indent(style_id, up_to_numbering=True)
+            if near is not None:
+                return near
+        if from_list is not None:
+            return from_list
+        return self.styles.indent(style_id) or 0
 
     def _list_ref(self, ppr: Element | None, style_id: str | None) -> ListRef | None:
         """The paragraph's own ``w:numPr``, completed by its style's (a style can give the list and the

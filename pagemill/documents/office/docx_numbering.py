@@ -5,6 +5,10 @@ levels (number format, text such as "%1." or "%1.%2", start value, when to resta
 counters per abstract definition, so numbers continue across the paragraphs between two items and across
 ``w:num`` instances of the same definition, except where a ``w:lvlOverride`` restarts a level
 (``w:startOverride``). A level restarts after any higher level (or after the level ``w:lvlRestart`` names).
+
+How deep an item nests (:class:`ListNesting`) is its level in its list, pushed deeper when the whole list is
+indented under an item of another list: Word's "List Bullet 2" and "List Number 2" styles are one-level lists
+of their own that are only indented further than "List Bullet" (720 twips against 360).
 """
 
 from __future__ import annotations
@@ -13,9 +17,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from pagemill.documents.office.docx_styles import left_indent
 from pagemill.documents.office.docx_xml import Element, as_int, attr, child, child_val, children, is_on
 
 _LEVELS: Final = 9
+# How much further (twips, 1/1440 inch) a list must be indented than an open item to nest under it: less
+# than any indent step Word or LibreOffice offers (0.25 inch = 360, 0.5 cm = 283), more than rounding.
+_NESTED_BY: Final = 120
 _PLACEHOLDER: Final = re.compile(r"%([1-9])")
 _ROMAN: Final = (
     (1000, "m"), (900, "cm"), (500, "d"), (400, "cd"), (100, "c"), (90, "xc"),
@@ -35,6 +43,8 @@ class Level:
     None for the default (any higher level), 0 for never."""
     legal: bool = False
     """``w:isLgl``: every level's number shown in decimal (legal numbering such as "1.1.1")."""
+    indent: int | None = None
+    """The left indent (twips) the level gives its paragraphs (``w:pPr/w:ind``), None when not set."""
 
 
 @dataclass(slots=True)
@@ -89,6 +99,7 @@ def _read_level(element: Element) -> tuple[int, Level]:
         start=as_int(child_val(element, "w:start"), 1),
         restart_after=as_int(restart) if restart is not None else None,
         legal=is_on(child(element, "w:isLgl")),
+        indent=left_indent(child(element, "w:pPr")),
     )
     return as_int(attr(element, "w:ilvl")), level
 
@@ -140,6 +151,19 @@ class Numbering:
     def _level(self, num_id: str, abstract_id: str, ilvl: int) -> Level | None:
         return self._nums[num_id].levels.get(ilvl) or self._abstract[abstract_id].get(ilvl)
 
+    def list_key(self, num_id: str) -> str | None:
+        """What identifies the list of ``num_id`` (its abstract definition, which also keeps the counters);
+        None for no list."""
+        return None if num_id == "0" else self._abstract_of(num_id)
+
+    def indent(self, num_id: str, ilvl: int) -> int | None:
+        """The left indent (twips) level ``ilvl`` of list ``num_id`` gives its paragraphs, if it sets one."""
+        abstract_id = self._abstract_of(num_id)
+        if abstract_id is None:
+            return None
+        level = self._level(num_id, abstract_id, min(max(ilvl, 0), _LEVELS - 1))
+        return level.indent if level is not None else None
+
     def next_marker(self, num_id: str, ilvl: int) -> Marker | None:
         """Count one paragraph of list ``num_id`` at level ``ilvl`` and return its marker; None when the
         paragraph is not a list item (``numId`` 0 removes numbering, an unknown list, a level without
@@ -180,3 +204,39 @@ class Numbering:
 
         text = _PLACEHOLDER.sub(number, level.text).strip()
         return Marker(text, ordered=True) if text else None
+
+
+class ListNesting:
+    """The nesting levels of one run of consecutive list items (a container's; :meth:`reset` when anything
+    else comes between them).
+
+    An item's level is its level in its own list (``w:ilvl``, so a real multilevel list nests as defined)
+    plus the offset of that list in the run. The first list of a run has offset 0; a list first met while
+    items of other lists are open gets the offset that puts its item one level under the deepest open item
+    indented less than it by at least :data:`_NESTED_BY` (none: offset 0). The offset is never negative, so
+    indentation only ever nests deeper than ``ilvl`` alone."""
+
+    def __init__(self) -> None:
+        self._open: list[tuple[int, int]] = []
+        """(left indent, level) of the items still open, levels rising."""
+        self._offsets: dict[str, int] = {}
+
+    def reset(self) -> None:
+        """End the run: the next item starts a new one."""
+        self._open.clear()
+        self._offsets.clear()
+
+    def level(self, list_key: str, ilvl: int, indent: int) -> int:
+        """The nesting level of the next item: of list ``list_key`` at level ``ilvl``, whose paragraph's
+        effective left indent is ``indent`` twips."""
+        ilvl = min(max(ilvl, 0), _LEVELS - 1)
+        offset = self._offsets.get(list_key)
+        if offset is None:
+            enclosing = next((lvl for ind, lvl in reversed(self._open) if ind + _NESTED_BY <= indent), None)
+            offset = max(0, enclosing + 1 - ilvl) if enclosing is not None else 0
+            self._offsets[list_key] = offset
+        level = min(ilvl + offset, _LEVELS - 1)
+        while self._open and self._open[-1][1] >= level:
+            self._open.pop()
+        self._open.append((indent, level))
+        return level

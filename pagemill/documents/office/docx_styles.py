@@ -1,5 +1,6 @@
 """The styles of a DOCX (``word/styles.xml``) as far as the reader needs them: which paragraph styles are
-headings or the title, which carry list numbering, which character styles are bold or italic.
+headings or the title, which carry list numbering and how far they indent, which character styles are bold or
+italic.
 
 Styles inherit through ``w:basedOn``; every question walks that chain (at most a few dozen styles deep, and
 safe against a chain that loops back on itself).
@@ -26,6 +27,7 @@ class _Style:
     outline_level: int | None
     num_id: str | None
     ilvl: int | None
+    indent: int | None
     bold: bool | None
     italic: bool | None
 
@@ -61,6 +63,7 @@ class Styles:
                 outline_level=as_int(outline) if outline is not None else None,
                 num_id=child_val(numpr, "w:numId"),
                 ilvl=as_int(ilvl) if ilvl is not None else None,
+                indent=left_indent(ppr),
                 bold=is_on(b_el) if b_el is not None else None,
                 italic=is_on(i_el) if i_el is not None else None,
             )
@@ -104,6 +107,17 @@ class Styles:
                 return ListRef(style.num_id, style.ilvl or 0)
         return None
 
+    def indent(self, style_id: str | None, up_to_numbering: bool = False) -> int | None:
+        """The left indent (twips) a paragraph style gives its paragraphs, the nearest setting in its chain;
+        with ``up_to_numbering``, only a setting in the style that carries the numbering or one nearer the
+        paragraph (those override the numbering level's indent; one further up the chain does not)."""
+        for style in self._chain(style_id or self.default_paragraph):
+            if style.indent is not None:
+                return style.indent
+            if up_to_numbering and style.num_id is not None:
+                return None
+        return None
+
     def numbering_styles(self) -> dict[str, str]:
         """Style id -> ``numId`` of every style that carries numbering (for ``w:numStyleLink``)."""
         return {style_id: style.num_id for style_id, style in self._styles.items() if style.num_id}
@@ -121,6 +135,20 @@ class Styles:
 def is_on_default(element: Element) -> bool:
     """True for the style marked as its type's default (``w:default="1"``)."""
     return attr(element, "w:default") in ("1", "true", "on")
+
+
+def left_indent(ppr: Element | None) -> int | None:
+    """The left indent (twips) set in a paragraph's or a list level's properties (``w:ind`` ``w:left``, or
+    ``w:start`` as Strict files and right-to-left aware writers call it); None when not set."""
+    ind = child(ppr, "w:ind")
+    value = attr(ind, "w:left")
+    value = attr(ind, "w:start") if value is None else value
+    if value is None:
+        return None
+    try:
+        return round(float(value))  # some writers save fractional twips
+    except (ValueError, OverflowError):  # not a number, "nan", "inf"
+        return None
 
 
 def paragraph_outline(ppr: Element | None) -> int | None:

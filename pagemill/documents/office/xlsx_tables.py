@@ -1,10 +1,16 @@
 """A sheet's cells split into its separate tables, as a reader of the sheet sees them.
 
-A table is a group of non-empty cells joined side by side or one above the other (a cell touching another
-only at a corner starts a table of its own); a merged range whose first cell holds a value fills every
-position it covers. Each table is the rectangle around its group, first row as header, merged ranges as
-spans. Groups are found by joining each row's runs of consecutive cells with the overlapping runs of the
-row above (union-find), which stays linear in the number of cells.
+A table is a group of non-empty cells joined side by side or one above the other; a merged range whose first
+cell holds a value fills every position it covers. A cell on a table's rows or on the row just below them,
+within the table's columns, belongs to it too, even when it touches the table's cells only at a corner (an
+empty cell in a table's last row must not split off the value beside it: "West | (empty) | 2" under a
+three-column table). A cell touching a table only at a corner outside the table's columns starts a table of
+its own (docling's reading, and what a reader sees as two tables placed corner to corner). Each table is the
+rectangle around its group, first row as header, merged ranges as spans.
+
+Groups are found row by row with union-find: each row's runs of consecutive cells join the tables of the row
+above whose column span they overlap (which includes every table with a cell right above one of theirs). The
+work stays linear in the number of cells, plus sorting each row's tables.
 """
 
 from __future__ import annotations
@@ -31,25 +37,23 @@ def sheet_tables(
         for r in range(row, row + row_span):
             merged[r].update(range(col, col + col_span))
     runs: list[tuple[int, int, int]] = []  # (row, first column, last column)
-    parent: list[int] = []
-    previous_row: list[int] = []  # indices into runs of the row above
+    groups = _Groups()
+    above: list[tuple[int, int, int]] = []  # (first column, last column, group) of the row above's tables
     previous_number = -2
     for row in sorted(values.keys() | merged.keys()):
         columns = values.get(row, {}).keys()
         extra = merged.get(row)
         current = []
         for first, last in _runs(sorted(columns | extra if extra else columns)):
-            index = len(runs)
+            current.append(groups.add(len(runs), first, last))
             runs.append((row, first, last))
-            parent.append(index)
-            current.append(index)
         if row == previous_number + 1:
-            _join_overlapping(runs, parent, previous_row, current)
-        previous_row, previous_number = current, row
-    groups: dict[int, list[int]] = defaultdict(list)
+            _join_below(runs, groups, above, current)
+        above, previous_number = _row_spans(groups, current), row
+    members: dict[int, list[int]] = defaultdict(list)
     for index in range(len(runs)):
-        groups[_find(parent, index)].append(index)
-    tables = [_table([runs[i] for i in members], values, spans, covered) for members in groups.values()]
+        members[groups.find(index)].append(index)
+    tables = [_table([runs[i] for i in group], values, spans, covered) for group in members.values()]
     tables.sort(key=lambda placed: placed[0])
     return tables
 
@@ -83,34 +87,79 @@ def _runs(columns: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def _join_overlapping(
-    runs: list[tuple[int, int, int]], parent: list[int], above: list[int], here: list[int]
+class _Groups:
+    """Union-find over runs, each group knowing the columns it spans (kept at its root)."""
+
+    def __init__(self) -> None:
+        self._parent: list[int] = []
+        self._first: list[int] = []
+        self._last: list[int] = []
+
+    def add(self, index: int, first: int, last: int) -> int:
+        """A new group of one run spanning ``first``..``last``; returns its index."""
+        self._parent.append(index)
+        self._first.append(first)
+        self._last.append(last)
+        return index
+
+    def find(self, index: int) -> int:
+        """The root of ``index``'s group."""
+        root = index
+        while self._parent[root] != root:
+            root = self._parent[root]
+        while self._parent[index] != root:
+            self._parent[index], index = root, self._parent[index]
+        return root
+
+    def span(self, index: int) -> tuple[int, int]:
+        """(first column, last column) of ``index``'s group."""
+        root = self.find(index)
+        return self._first[root], self._last[root]
+
+    def union(self, a: int, b: int) -> int:
+        """Join the groups of ``a`` and ``b``; returns the root of the joined group."""
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a == root_b:
+            return root_a
+        root, other = min(root_a, root_b), max(root_a, root_b)
+        self._parent[other] = root
+        self._first[root] = min(self._first[root], self._first[other])
+        self._last[root] = max(self._last[root], self._last[other])
+        return root
+
+
+def _join_below(
+    runs: list[tuple[int, int, int]], groups: _Groups, above: list[tuple[int, int, int]], here: list[int]
 ) -> None:
+    """Join each run of a row (``here``, left to right) to the tables of the row above whose column span it
+    overlaps (``above``: disjoint spans, left to right): those with a cell right above one of its cells,
+    and those it meets only at a corner but under their columns."""
     i = j = 0
     while i < len(above) and j < len(here):
-        _, first_a, last_a = runs[above[i]]
+        first_a, last_a, group = above[i]
         _, first_b, last_b = runs[here[j]]
         if first_a <= last_b and first_b <= last_a:
-            _union(parent, above[i], here[j])
+            groups.union(group, here[j])
         if last_a < last_b:
             i += 1
         else:
             j += 1
 
 
-def _find(parent: list[int], index: int) -> int:
-    root = index
-    while parent[root] != root:
-        root = parent[root]
-    while parent[index] != root:
-        parent[index], index = root, parent[index]
-    return root
-
-
-def _union(parent: list[int], a: int, b: int) -> None:
-    root_a, root_b = _find(parent, a), _find(parent, b)
-    if root_a != root_b:
-        parent[max(root_a, root_b)] = min(root_a, root_b)
+def _row_spans(groups: _Groups, row: list[int]) -> list[tuple[int, int, int]]:
+    """The column spans of the tables with a run on ``row``, left to right and disjoint, as
+    :func:`_join_below` needs them. Joining row by row already leaves the tables of one row apart; should
+    two spans overlap all the same, their tables are joined (each has a cell within the other's rows and
+    columns)."""
+    spans = sorted({(*groups.span(index), groups.find(index)) for index in row})
+    out: list[tuple[int, int, int]] = []
+    for first, last, group in spans:
+        if out and first <= out[-1][1]:
+            root = groups.union(out[-1][2], group)
+            out[-1] = (*groups.span(root), root)
+        else:
+            out.append((first, last, group))
+    return out
 
 
 def _table(
