@@ -8,9 +8,18 @@ from typing import Annotated
 from fastapi import Depends, Form
 
 from pagemill.egress.guard import MAX_URL_CHARS
-from pagemill.jobs.options import AttachmentMode, OcrMode, OfficeOptions, TableFormat
+from pagemill.jobs.options import (
+    AttachmentMode,
+    AudioOptions,
+    OcrMode,
+    OfficeOptions,
+    TableFormat,
+    TimestampStyle,
+)
 
-FormatsField = Annotated[str, Form(description="Comma-separated result formats: markdown, text, json.")]
+FormatsField = Annotated[
+    str, Form(description="Comma-separated result formats: markdown, text, json; srt and vtt for recordings.")
+]
 PageRangeField = Annotated[str | None, Form(description="1-based pages, e.g. '1-3,5,9-'. Default: all.")]
 OcrModeField = Annotated[
     OcrMode,
@@ -18,7 +27,11 @@ OcrModeField = Annotated[
 ]
 EngineField = Annotated[
     str | None,
-    Form(description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default."),
+    Form(
+        description="OCR engine: tesseract, rapidocr, vllm or remote-openai (default: engines.default); "
+        "for a recording, speech engine: faster-whisper, whisper-vllm or remote-openai (default: "
+        "audio.default_engine)."
+    ),
 ]
 CallbackUrlField = Annotated[
     str | None,
@@ -58,3 +71,27 @@ def office_fields(
 
 
 OfficeFields = Annotated[OfficeOptions, Depends(office_fields)]
+
+
+def _audio_description(name: str) -> str:
+    return AudioOptions.model_fields[name].description or ""
+
+
+def audio_fields(
+    language: Annotated[str | None, Form(max_length=32, description=_audio_description("language"))] = None,
+    prompt: Annotated[str | None, Form(max_length=1000, description=_audio_description("prompt"))] = None,
+    word_timestamps: Annotated[bool, Form(description=_audio_description("word_timestamps"))] = False,
+    timestamps: Annotated[
+        TimestampStyle, Form(description=_audio_description("timestamps"))
+    ] = TimestampStyle.HEADINGS,
+) -> AudioOptions:
+    """The recording options of a submission form (ignored for documents)."""
+    return AudioOptions(
+        language=language or None,
+        prompt=prompt or None,
+        word_timestamps=word_timestamps,
+        timestamps=timestamps,
+    )
+
+
+AudioFields = Annotated[AudioOptions, Depends(audio_fields)]

@@ -16,16 +16,16 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pagemill.egress.guard import MAX_URL_CHARS
-from pagemill.jobs.options import OcrMode, OfficeOptions, OutputFormat
+from pagemill.jobs.options import DEFAULT_FORMATS, AudioOptions, OcrMode, OfficeOptions, OutputFormat
 
 
-class UrlJobOptionsIn(OfficeOptions):
+class UrlJobOptionsIn(OfficeOptions, AudioOptions):
     """The options of a URL job; the same as the form fields of a multipart submission."""
 
     model_config = ConfigDict(extra="forbid")
 
     formats: list[OutputFormat] = Field(
-        default_factory=lambda: list(OutputFormat), min_length=1, description="Result formats."
+        default_factory=lambda: list(DEFAULT_FORMATS), min_length=1, description="Result formats."
     )
     page_range: str | None = Field(default=None, description="1-based pages, e.g. '1-3,5,9-'. Default: all.")
     ocr_mode: OcrMode = Field(
@@ -43,6 +43,10 @@ class UrlJobOptionsIn(OfficeOptions):
     def office(self) -> OfficeOptions:
         """The office options among these."""
         return OfficeOptions.model_validate(self.model_dump(include=set(OfficeOptions.model_fields)))
+
+    def audio(self) -> AudioOptions:
+        """The recording options among these."""
+        return AudioOptions.model_validate(self.model_dump(include=set(AudioOptions.model_fields)))
 
 
 class UrlSubmission(BaseModel):

@@ -13,6 +13,10 @@
     │   ├── ArchiveBomb                 ARCHIVE_BOMB          422 (an office file's zip or XML is a bomb or
     │   │                                                     a trap: sizes, ratios, names, XML entities)
     │   ├── TooManyCells                TOO_MANY_CELLS        422 (a sheet over limits.max_sheet_cells)
+    │   ├── AudioTooLong                AUDIO_TOO_LONG        422 (a recording over the tier's or the
+    │   │                                                     service's maximum duration)
+    │   ├── UnsupportedCodec            UNSUPPORTED_CODEC     415 (an audio/video container whose audio
+    │   │                                                     codec cannot be decoded)
     │   ├── InvalidPageRange            INVALID_PAGE_RANGE    422
     │   ├── ValidationFailed            VALIDATION_ERROR      422
     │   ├── NotFound                    NOT_FOUND             404
@@ -157,6 +161,17 @@ class ArchiveBomb(InputError):
 class TooManyCells(InputError):
     code = "TOO_MANY_CELLS"
     default_message = "A sheet of the workbook has more cells than allowed."
+
+
+class AudioTooLong(InputError):
+    code = "AUDIO_TOO_LONG"
+    default_message = "The recording is longer than allowed."
+
+
+class UnsupportedCodec(InputError):
+    code = "UNSUPPORTED_CODEC"
+    http_status = 415
+    default_message = "The recording's audio codec cannot be decoded."
 
 
 class InvalidPageRange(InputError):

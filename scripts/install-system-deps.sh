@@ -11,6 +11,7 @@
 #                        nodejs npm                                           (tus-js-client, in the tus upload tests)
 #                        nats-server                                          (throwaway NATS for the event sink tests)
 #                        kubernetes-client                                    (kubectl kustomize: the deploy/ tests)
+#                        espeak-ng                                            (speech of known text: audio tests)
 #
 # Idempotent and fast when everything is installed: it only asks dpkg, and runs `apt-get update` (once)
 # only when something is missing. Installs as root, or through `sudo -n` when that needs no password;
@@ -23,7 +24,7 @@ set -euo pipefail
 
 runtime_pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd)
 office_pkgs=(libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui)
-test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm nats-server kubernetes-client)
+test_pkgs=(postgresql redis-server qpdf poppler-utils chromium nodejs npm nats-server kubernetes-client espeak-ng)
 
 runtime_only=0
 check_only=0
@@ -72,6 +73,7 @@ pkg_present() {
         nats-server) command -v nats-server >/dev/null 2>&1 || [[ -x /usr/sbin/nats-server ]] ;;
         # Any kubectl renders kustomize (a cloud SDK's counts): installing Debian's over it would clash.
         kubernetes-client) command -v kubectl >/dev/null 2>&1 ;;
+        espeak-ng) command -v espeak-ng >/dev/null 2>&1 ;;
         *) return 1 ;;
     esac
 }

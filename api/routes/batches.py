@@ -11,6 +11,7 @@ from api.deps import ReadScopeDep, SessionDep, SessionScopeDep, SettingsDep, Sto
 from api.errors import ErrorResponse
 from api.form_fields import (
     DEFAULT_FORMATS,
+    AudioFields,
     CallbackUrlField,
     EngineField,
     FormatsField,
@@ -22,7 +23,7 @@ from api.rate_limits import rate_limited
 from pagemill.batches import service
 from pagemill.batches.schemas import BatchList, BatchOut, BatchSummary
 from pagemill.jobs import reading
-from pagemill.jobs.options import JobOptions, OcrMode, OfficeOptions, form_options
+from pagemill.jobs.options import AudioOptions, JobOptions, OcrMode, OfficeOptions, form_options
 from pagemill.settings import Settings
 from pagemill.webhooks.service import checked_callback_url
 
@@ -72,9 +73,10 @@ def job_options(
     ocr_mode: OcrMode,
     engine: str | None,
     office: OfficeOptions,
+    audio: AudioOptions,
 ) -> JobOptions:
     """The job options of the form fields, checked as POST /api/v1/documents checks them."""
-    options = form_options(formats, page_range, ocr_mode, engine, office)
+    options = form_options(formats, page_range, ocr_mode, engine, office, audio)
     reading.require_engines_configured(options, settings)
     return options
 
@@ -97,6 +99,7 @@ def submit_batch(
     response: Response,
     background: BackgroundTasks,
     office: OfficeFields,
+    audio: AudioFields,
     files: Annotated[
         list[UploadFile] | None,
         File(
@@ -137,7 +140,7 @@ def submit_batch(
     refused for itself does not refuse the others; the whole batch is refused when its options are invalid,
     it has more items than the tier allows, the quota cannot take every item, or no item is accepted.
     """
-    options = job_options(settings, formats, page_range, ocr_mode, engine, office)
+    options = job_options(settings, formats, page_range, ocr_mode, engine, office, audio)
     callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     uploads = [service.FileUpload(upload.filename, upload.file) for upload in files or []]
     batch = service.submit_batch(

@@ -23,6 +23,7 @@ from api.deps import SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.form_fields import (
     DEFAULT_FORMATS,
+    AudioFields,
     CallbackUrlField,
     EngineField,
     FormatsField,
@@ -107,6 +108,7 @@ def submit_document(
     background: BackgroundTasks,
     json_body: Annotated[UrlSubmission | None, Depends(url_submission_body)],
     office: OfficeFields,
+    audio: AudioFields,
     file: Annotated[
         UploadFile | None,
         File(
@@ -170,8 +172,8 @@ def submit_document(
         formats = ",".join(json_body.options.formats)
         page_range, ocr_mode = json_body.options.page_range, json_body.options.ocr_mode
         callback_url = json_body.callback_url
-        office = json_body.options.office()
-    options = form_options(formats, page_range, ocr_mode, engine, office)
+        office, audio = json_body.options.office(), json_body.options.audio()
+    options = form_options(formats, page_range, ocr_mode, engine, office, audio)
     reading.require_engines_configured(options, settings)
     callback_url = checked_callback_url(sessions, settings, principal.tenant_id, callback_url)
     given = [name for name, value in (("file", file), ("upload_id", upload_id), ("url", url)) if value]

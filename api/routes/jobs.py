@@ -182,7 +182,9 @@ def get_result(
     store: StoreDep,
     settings: SettingsDep,
     job_id: JobId,
-    format: Annotated[OutputFormat, Query(description="markdown, text or json.")] = OutputFormat.MARKDOWN,
+    format: Annotated[
+        OutputFormat, Query(description="markdown, text or json; srt or vtt for recordings.")
+    ] = OutputFormat.MARKDOWN,
     redirect: Annotated[
         bool,
         Query(

@@ -128,7 +128,7 @@ def submit_batch(
         item = BatchItem(batch_id=batch_id, position=position, kind=ItemKind.FILE, source=name)
         items.append(item)
         try:
-            kind, digest, size = submission.inspect_upload(upload.fileobj, settings, principal.tier)
+            kind, digest, size = submission.inspect_upload(upload.fileobj, settings, principal.tier, options)
         except InputError as exc:
             item.error_code, item.error_message, item.error_details = error_fields(exc)
             continue

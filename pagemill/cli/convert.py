@@ -9,9 +9,25 @@ from typing import Annotated
 import typer
 
 from pagemill.cli.common import fail
+from pagemill.engines.audio_registry import AUDIO_ENGINE_NAMES, require_audio_configured
+from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.errors import PagemillError
-from pagemill.jobs.options import AttachmentMode, OcrMode, OutputFormat, TableFormat, validate_page_range
-from pagemill.settings import EngineName
+from pagemill.jobs.options import (
+    AttachmentMode,
+    OcrMode,
+    OutputFormat,
+    TableFormat,
+    TimestampStyle,
+    check_engine_name,
+    validate_page_range,
+)
+
+
+def _check_engine(value: str | None) -> str | None:
+    try:
+        return check_engine_name(value)
+    except PagemillError as exc:
+        raise typer.BadParameter(exc.message) from None
 
 
 def _check_formats(value: str) -> str:
@@ -60,10 +76,13 @@ def convert(
         OcrMode, typer.Option(help="auto (text layer where usable, else OCR), text_layer or ocr.")
     ] = OcrMode.AUTO,
     engine: Annotated[
-        EngineName | None,
+        str | None,
         typer.Option(
-            help="OCR engine (default: engines.default). vllm and remote-openai need their server's "
-            "base_url set (PAGEMILL_ENGINES__VLLM__BASE_URL, ...).",
+            help="OCR engine: tesseract, rapidocr, vllm, remote-openai (default: engines.default); for "
+            "recordings, speech engine: faster-whisper, whisper-vllm, remote-openai (default: "
+            "audio.default_engine). Server engines need their base_url set "
+            "(PAGEMILL_ENGINES__VLLM__BASE_URL, PAGEMILL_AUDIO__WHISPER_VLLM__BASE_URL, ...).",
+            callback=_check_engine,
         ),
     ] = None,
     page_range: Annotated[
@@ -90,6 +109,18 @@ def convert(
     attachments: Annotated[
         AttachmentMode, typer.Option(help="E-mail attachments: list, or convert (office and text types).")
     ] = AttachmentMode.LIST,
+    language: Annotated[
+        str | None, typer.Option(help="Recordings: the spoken language (e.g. en); detected when not given.")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Recordings: text that comes before (names, terms) to guide them.")
+    ] = None,
+    word_timestamps: Annotated[
+        bool, typer.Option("--word-timestamps", help="Recordings: time every word (in the JSON).")
+    ] = False,
+    timestamps: Annotated[
+        TimestampStyle, typer.Option(help="Recordings' markdown: a heading per piece, or inline times.")
+    ] = TimestampStyle.HEADINGS,
     parallel: Annotated[
         int, typer.Option(min=1, help="Documents converted at once, each in its own process.")
     ] = 1,
@@ -118,7 +149,10 @@ def convert(
 
     if engine is not None:
         try:
-            require_configured([engine], get_settings())
+            if engine in AUDIO_ENGINE_NAMES and engine not in ENGINE_NAMES:
+                require_audio_configured([engine], get_settings())
+            else:
+                require_configured([engine], get_settings())
         except PagemillError as exc:
             raise fail(exc) from None
     try:
@@ -135,6 +169,10 @@ def convert(
         hidden=hidden,
         table_format=table_format,
         attachments=attachments,
+        language=language,
+        prompt=prompt,
+        word_timestamps=word_timestamps,
+        timestamps=timestamps,
     )
     console = Console(stderr=True)
     summary = convert_inputs(

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from pagemill.conversion.progress import NO_PROGRESS, ProgressCallback
 from pagemill.conversion.result import ConversionResult, ConvertedPage, PageError
+from pagemill.documents.audio.cutting import AudioCut
+from pagemill.documents.audio.source import folder_audio_source
 from pagemill.documents.kinds import DocumentKind, sniff_file
 from pagemill.documents.probe import probe_document
 from pagemill.documents.source import DocumentSource, open_source
 from pagemill.errors import PagemillError, ProcessingError
 from pagemill.jobs import reading
-from pagemill.jobs.options import JobOptions, check_engine_name, select_pages, validate_page_range
+from pagemill.jobs.options import (
+    JobOptions,
+    check_engine_name,
+    check_fits_kind,
+    select_pages,
+    validate_page_range,
+)
 from pagemill.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -49,17 +59,31 @@ def convert_document(
     options = _checked(options or JobOptions(), settings)
     with source_path.open("rb") as f:
         kind: DocumentKind = sniff_file(f)
+    check_fits_kind(options, kind)
     office = options.read_options()
-    info = probe_document(source_path, kind, password=password, limits=settings.limits, office=office)
-    probed = time.perf_counter()
-    indices = select_pages(options.page_range, info.page_count)
-    pages: list[ConvertedPage] = []
-    with open_source(source_path, kind, password=password, limits=settings.limits, office=office) as source:
-        for index in indices:
-            progress.page_started(index + 1, len(indices))
-            page = read_one_page(source, index, options, settings)
-            pages.append(page)
-            progress.page_completed(page, len(indices))
+    with ExitStack() as stack:
+        audio = None
+        if kind.is_audio:
+            reading.require_engines_configured(options, settings, kind)
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pagemill-pieces-")))
+            audio = AudioCut(folder, float(settings.audio.max_audio_seconds), settings.audio.max_piece_s)
+        info = probe_document(
+            source_path, kind, password=password, limits=settings.limits, office=office, audio=audio
+        )
+        probed = time.perf_counter()
+        source = (
+            folder_audio_source(audio.folder, kind)
+            if audio is not None
+            else open_source(source_path, kind, password=password, limits=settings.limits, office=office)
+        )
+        with source:
+            indices = select_pages(options.page_range, info.page_count)
+            pages: list[ConvertedPage] = []
+            for index in indices:
+                progress.page_started(index + 1, len(indices))
+                page = read_one_page(source, index, options, settings)
+                pages.append(page)
+                progress.page_completed(page, len(indices))
     finished = time.perf_counter()
     result = ConversionResult(
         path=source_path,
@@ -104,6 +128,7 @@ def read_one_page(
         settings=result.settings,
         timings_ms=result.timings_ms,
         blocks=result.blocks,
+        segments=result.segments,
     )
 
 

@@ -20,6 +20,8 @@ RESULT_SUFFIXES: dict[OutputFormat, str] = {
     OutputFormat.MARKDOWN: ".md",
     OutputFormat.TEXT: ".txt",
     OutputFormat.JSON: ".json",
+    OutputFormat.SRT: ".srt",
+    OutputFormat.VTT: ".vtt",
 }
 """The file suffix of each result format (``report.md``, ``report.txt``, ``report.json``)."""
 
@@ -54,6 +56,8 @@ class ConvertedPage:
     error: PageError | None = None
     blocks: list[dict[str, Any]] | None = None
     """The page's structure, for office documents (headings, lists, tables, ...)."""
+    segments: list[dict[str, Any]] | None = None
+    """A recording's piece: its timed segments."""
 
     @property
     def number(self) -> int:
@@ -152,6 +156,7 @@ def _record(page: ConvertedPage) -> PageRecord:
             "settings": page.settings,
             "timings_ms": page.timings_ms,
             **({"blocks": page.blocks} if page.blocks is not None else {}),
+            **({"segments": page.segments} if page.segments is not None else {}),
         },
         lines_json=public_lines(page.lines),
         attempts=1,

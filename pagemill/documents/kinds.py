@@ -13,6 +13,8 @@ from contextlib import AbstractContextManager
 from enum import StrEnum
 from typing import IO
 
+from pagemill.documents.audio.formats import MEDIA_TYPES as AUDIO_MEDIA_TYPES
+from pagemill.documents.audio.formats import sniff_audio
 from pagemill.errors import EmptyFile, UnsupportedType
 
 # PDF readers (pdfium among them) accept a header anywhere in the first 1024 bytes; 4 KiB also covers the
@@ -49,6 +51,16 @@ class DocumentKind(StrEnum):
     XLS = "xls"
     PPT = "ppt"
     RTF = "rtf"
+    # Recordings (pagemill.documents.audio): audio containers, and video containers read for their audio.
+    WAV = "wav"
+    MP3 = "mp3"
+    AAC = "aac"
+    M4A = "m4a"
+    MP4 = "mp4"
+    OGG = "ogg"
+    FLAC = "flac"
+    WEBM = "webm"
+    MKV = "mkv"
 
     @property
     def media_type(self) -> str:
@@ -64,7 +76,12 @@ class DocumentKind(StrEnum):
     def is_office(self) -> bool:
         """True for structured documents read by :mod:`pagemill.documents.office` (no text layer, no
         rendering: their pages are slides, sheets, chapters or the whole document)."""
-        return self is not DocumentKind.PDF and self not in _IMAGES
+        return self is not DocumentKind.PDF and self not in _IMAGES and self not in _AUDIO
+
+    @property
+    def is_audio(self) -> bool:
+        """True for recordings: transcribed piece by piece (pagemill.documents.audio), not read as pages."""
+        return self in _AUDIO
 
     @property
     def is_legacy(self) -> bool:
@@ -74,6 +91,7 @@ class DocumentKind(StrEnum):
 
 _IMAGES = frozenset({DocumentKind.PNG, DocumentKind.JPEG, DocumentKind.TIFF, DocumentKind.WEBP})
 _LEGACY = frozenset({DocumentKind.DOC, DocumentKind.XLS, DocumentKind.PPT, DocumentKind.RTF})
+_AUDIO = frozenset(DocumentKind(container) for container in AUDIO_MEDIA_TYPES)
 _OOXML = "application/vnd.openxmlformats-officedocument"
 _ODF = "application/vnd.oasis.opendocument"
 _MEDIA_TYPES: dict[DocumentKind, str] = {
@@ -96,6 +114,7 @@ _MEDIA_TYPES: dict[DocumentKind, str] = {
     DocumentKind.XLS: "application/vnd.ms-excel",
     DocumentKind.PPT: "application/vnd.ms-powerpoint",
     DocumentKind.RTF: "application/rtf",
+    **{DocumentKind(container): media_type for container, media_type in AUDIO_MEDIA_TYPES.items()},
 }
 
 # The `mimetype` member that ODF and EPUB store first, uncompressed, so its value is in the first bytes.
@@ -202,6 +221,9 @@ def sniff(head: bytes, whole: WholeFile | None = None) -> DocumentKind:
         return DocumentKind.PDF
     if head.startswith(b"{\\rtf"):
         return DocumentKind.RTF
+    audio = sniff_audio(head)
+    if audio is not None:
+        return DocumentKind(audio)
     text = head.removeprefix(b"\xef\xbb\xbf")
     if _HTML_START.match(text.lstrip().lower()):
         return DocumentKind.HTML

@@ -16,6 +16,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import logging
+import math
 import os
 import resource
 import select
@@ -28,6 +29,7 @@ from typing import Any, Final, NoReturn
 
 from PIL import Image
 
+from pagemill.documents.audio.cutting import AudioCut, cut_recording
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.office.document import ReadOptions
 from pagemill.documents.office.readers import read_office
@@ -42,6 +44,7 @@ from pagemill.documents.source import (
 )
 from pagemill.errors import (
     ArchiveBomb,
+    AudioTooLong,
     CorruptFile,
     EmptyFile,
     EncryptedFile,
@@ -52,6 +55,7 @@ from pagemill.errors import (
     TooManyCells,
     TooManyPages,
     TransientError,
+    UnsupportedCodec,
     UnsupportedType,
     WrongPassword,
 )
@@ -67,6 +71,7 @@ _CHILD_ERRORS: Final[dict[str, type[PagemillError]]] = {
     cls.code: cls
     for cls in (
         ArchiveBomb,
+        AudioTooLong,
         CorruptFile,
         EmptyFile,
         EncryptedFile,
@@ -76,6 +81,7 @@ _CHILD_ERRORS: Final[dict[str, type[PagemillError]]] = {
         TooManyCells,
         TooManyPages,
         TransientError,
+        UnsupportedCodec,
         UnsupportedType,
         WrongPassword,
     )
@@ -92,6 +98,8 @@ class DocumentInfo:
     """True when the PDF has a security handler, including owner-password-only files that open freely."""
     peak_rss_bytes: int | None = None
     """Peak resident memory of the probe child (includes pages shared copy-on-write with the parent)."""
+    duration_s: float | None = None
+    """A recording's length in seconds (its pieces are the pages)."""
 
 
 def probe_document(
@@ -101,13 +109,20 @@ def probe_document(
     password: str | None,
     limits: LimitSettings,
     office: ReadOptions | None = None,
+    audio: AudioCut | None = None,
 ) -> DocumentInfo:
     """Open and fully check ``path`` in a sandboxed child; return its page count or raise a typed error.
 
     Raises CorruptFile, EncryptedFile, WrongPassword, TooManyPages, ImageTooLarge or ProcessingTimeout.
     Images are decoded completely (every TIFF frame), so truncated or broken data is found here.
     """
-    answer, peak_rss = _run_in_child(path, kind, password, limits, office)
+    if audio is not None:
+        # Decoding and cutting a long recording takes longer than opening a document: a second of time
+        # per two minutes of audio on top (an hour of Opus decodes in about 12 s on one core).
+        limits = limits.model_copy(
+            update={"probe_timeout_s": limits.probe_timeout_s + math.ceil(audio.max_seconds / 120)}
+        )
+    answer, peak_rss = _run_in_child(path, kind, password, limits, office, audio)
     if "internal" in answer:
         logger.info("document probe: parser raised %s", str(answer["internal"])[:300])
     if "error" in answer:
@@ -120,6 +135,7 @@ def probe_document(
         page_count=int(result["page_count"]),
         encrypted=bool(result["encrypted"]),
         peak_rss_bytes=peak_rss,
+        duration_s=float(result["duration_s"]) if "duration_s" in result else None,
     )
 
 
@@ -129,9 +145,15 @@ def inspect_document(
     password: str | None,
     limits: LimitSettings,
     office: ReadOptions | None = None,
+    audio: AudioCut | None = None,
 ) -> dict[str, Any]:
     """The probe's work, run inside the child: open, count pages, check sizes, decode images; an office
-    file is read whole (with ``office``, the job's reading options) and its pages counted."""
+    file is read whole (with ``office``, the job's reading options) and its pages counted; a recording is
+    decoded and cut into pieces written to ``audio.folder`` (its pages)."""
+    if kind.is_audio:
+        if audio is None:
+            raise ProcessingError("A recording is cut only where its pieces can be written.")
+        return cut_recording(path, kind.value, audio)
     if kind.is_office:
         options = replace(office or ReadOptions(), password=password)
         document = read_office(path, kind, options, limits)
@@ -166,7 +188,12 @@ def inspect_document(
 
 
 def _run_in_child(
-    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings, office: ReadOptions | None
+    path: Path,
+    kind: DocumentKind,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None,
+    audio: AudioCut | None,
 ) -> tuple[dict[str, Any], int | None]:
     """Fork, run :func:`inspect_document` in the child, and return its answer and peak RSS."""
     read_fd, write_fd = os.pipe()
@@ -181,7 +208,7 @@ def _run_in_child(
         raise TransientError("The document could not be inspected right now.") from None
     if pid == 0:  # pragma: no cover - runs in the child, which leaves through os._exit
         os.close(read_fd)
-        _child_main(write_fd, path, kind, password, limits, office)
+        _child_main(write_fd, path, kind, password, limits, office, audio)
     os.close(write_fd)
     # A legacy file is converted by LibreOffice (itself held to probe_timeout_s) before it is read: the
     # child gets the conversion's time and the reading's.
@@ -211,6 +238,7 @@ def _child_main(
     password: str | None,
     limits: LimitSettings,
     office: ReadOptions | None,
+    audio: AudioCut | None,
 ) -> NoReturn:
     """Entry point of the forked child; never returns."""
     exit_code = 70
@@ -222,7 +250,7 @@ def _child_main(
         faulthandler.disable()
         _apply_limits(limits)
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        answer = _answer(path, kind, password, limits, office)
+        answer = _answer(path, kind, password, limits, office, audio)
         data = json.dumps(answer).encode() + b"\n"
         view = memoryview(data)
         while view:
@@ -234,10 +262,15 @@ def _child_main(
 
 
 def _answer(
-    path: Path, kind: DocumentKind, password: str | None, limits: LimitSettings, office: ReadOptions | None
+    path: Path,
+    kind: DocumentKind,
+    password: str | None,
+    limits: LimitSettings,
+    office: ReadOptions | None,
+    audio: AudioCut | None,
 ) -> dict[str, Any]:
     try:
-        return {"ok": inspect_document(path, kind, password, limits, office)}
+        return {"ok": inspect_document(path, kind, password, limits, office, audio)}
     except PagemillError as exc:
         return {"error": exc.to_dict()}
     except MemoryError:

@@ -37,6 +37,8 @@ class PageResult:
     blocks: list[dict[str, Any]] | None = None
     """The page's structure (headings, paragraphs, lists, tables, pictures, notes) when its reader knows it:
     office documents (pagemill.documents.office)."""
+    segments: list[dict[str, Any]] | None = None
+    """A recording's piece: its timed segments (recording time), as the JSON result shows them."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form, stored with the page."""
@@ -49,6 +51,7 @@ class PageResult:
             "rotation": self.rotation,
             "timings_ms": self.timings_ms,
             "blocks": self.blocks,
+            "segments": self.segments,
             "lines": [
                 {"text": ln.text, "bbox": list(ln.bbox) if ln.bbox else None, "confidence": ln.confidence}
                 for ln in self.lines

@@ -7,7 +7,9 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.office.document import ReadOptions
+from pagemill.engines.audio_registry import AUDIO_ENGINE_NAMES
 from pagemill.engines.registry import ENGINE_NAMES
 from pagemill.errors import InvalidPageRange, ValidationFailed
 
@@ -18,6 +20,13 @@ class OutputFormat(StrEnum):
     MARKDOWN = "markdown"
     TEXT = "text"
     JSON = "json"
+    SRT = "srt"
+    VTT = "vtt"
+
+
+DEFAULT_FORMATS = (OutputFormat.MARKDOWN, OutputFormat.TEXT, OutputFormat.JSON)
+SUBTITLE_FORMATS = frozenset({OutputFormat.SRT, OutputFormat.VTT})
+"""Formats only a recording has (its segments' times)."""
 
 
 class OcrMode(StrEnum):
@@ -70,14 +79,46 @@ class OfficeOptions(BaseModel):
     )
 
 
-class JobOptions(OfficeOptions):
+class TimestampStyle(StrEnum):
+    """Where a recording's markdown puts its times: a heading per piece, or before each segment."""
+
+    HEADINGS = "headings"
+    INLINE = "inline"
+
+
+class AudioOptions(BaseModel):
+    """Options of recordings (audio, and video read for its audio); other kinds ignore them."""
+
+    language: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Recordings: the spoken language (ISO 639-1 code such as en, or a name); detected when "
+        "not given.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Recordings: text that comes before (names, terms, spelling) to guide the transcription.",
+    )
+    word_timestamps: bool = Field(
+        default=False, description="Recordings: time every word (JSON segments' words), where the engine can."
+    )
+    timestamps: TimestampStyle = Field(
+        default=TimestampStyle.HEADINGS,
+        description="Recordings' markdown: a timestamp heading per piece (headings) or before each segment "
+        "(inline).",
+    )
+
+
+class JobOptions(OfficeOptions, AudioOptions):
     """What the client asked for; stored with the job."""
 
-    formats: list[OutputFormat] = Field(default_factory=lambda: list(OutputFormat))
+    formats: list[OutputFormat] = Field(default_factory=lambda: list(DEFAULT_FORMATS))
     page_range: str | None = None
     ocr_mode: OcrMode = OcrMode.AUTO
     engine: str | None = None
-    """CPU OCR engine ('tesseract', 'rapidocr'); None means the configured default."""
+    """OCR engine ('tesseract', 'rapidocr', 'vllm', 'remote-openai') or, for a recording, speech engine
+    ('faster-whisper', 'whisper-vllm', 'remote-openai'); None means the configured default."""
 
     def read_options(self, password: str | None = None) -> ReadOptions:
         """What an office reader needs of these options."""
@@ -146,7 +187,8 @@ def parse_formats(text: str) -> list[OutputFormat]:
         wanted = [OutputFormat(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise ValidationFailed(
-            "formats must be a comma-separated list of markdown, text, json.", field="formats"
+            "formats must be a comma-separated list of markdown, text, json (and srt, vtt for recordings).",
+            field="formats",
         ) from exc
     if not wanted:
         raise ValidationFailed("formats must name at least one format.", field="formats")
@@ -154,11 +196,11 @@ def parse_formats(text: str) -> list[OutputFormat]:
 
 
 def check_engine_name(engine: str | None) -> str | None:
-    """``engine`` if it names an engine (or is None); ValidationFailed otherwise."""
-    if engine is not None and engine not in ENGINE_NAMES:
-        raise ValidationFailed(
-            f"engine must be one of {', '.join(ENGINE_NAMES)}.", field="engine", value=engine
-        )
+    """``engine`` if it names an OCR or a speech engine (or is None); ValidationFailed otherwise (whether
+    it fits the document's kind is checked once the kind is known)."""
+    names = list(dict.fromkeys([*ENGINE_NAMES, *AUDIO_ENGINE_NAMES]))
+    if engine is not None and engine not in names:
+        raise ValidationFailed(f"engine must be one of {', '.join(names)}.", field="engine", value=engine)
     return engine
 
 
@@ -168,6 +210,7 @@ def form_options(
     ocr_mode: OcrMode,
     engine: str | None,
     office: OfficeOptions | None = None,
+    audio: AudioOptions | None = None,
 ) -> JobOptions:
     """The job options of a submission's form fields (POST /documents, /batches, tus metadata), checked."""
     return JobOptions(
@@ -176,4 +219,31 @@ def form_options(
         ocr_mode=ocr_mode,
         engine=check_engine_name(engine),
         **(office or OfficeOptions()).model_dump(),
+        **(audio or AudioOptions()).model_dump(),
     )
+
+
+def check_fits_kind(options: JobOptions, kind: DocumentKind) -> None:
+    """ValidationFailed when the options ask what a document of ``kind`` cannot give: subtitles of a
+    document, a speech engine for a document, an OCR engine for a recording."""
+    if not kind.is_audio and SUBTITLE_FORMATS & set(options.formats):
+        raise ValidationFailed(
+            "formats srt and vtt are for recordings (audio or video); this document has no times.",
+            field="formats",
+            kind=kind.value,
+        )
+    engine = options.engine
+    if engine is None:
+        return
+    if kind.is_audio and engine not in AUDIO_ENGINE_NAMES:
+        raise ValidationFailed(
+            f"engine {engine} reads pages; a recording needs one of {', '.join(AUDIO_ENGINE_NAMES)}.",
+            field="engine",
+            value=engine,
+        )
+    if not kind.is_audio and engine not in ENGINE_NAMES:
+        raise ValidationFailed(
+            f"engine {engine} transcribes speech; a document needs one of {', '.join(ENGINE_NAMES)}.",
+            field="engine",
+            value=engine,
+        )

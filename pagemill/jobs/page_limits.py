@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 def work_kind(kind: DocumentKind, ocr: bool) -> WorkKind:
     """The kind of work a claim of a ``kind`` document is: an OCR page (of an image, or of a PDF) or a chunk
     of text-layer pages."""
+    if kind.is_audio:
+        return WorkKind.AUDIO_CHUNK
     if not ocr:
         return WorkKind.TEXT_CHUNK
     return WorkKind.IMAGE_PAGE if kind.is_image else WorkKind.DOCUMENT_PAGE

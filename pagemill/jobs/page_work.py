@@ -23,8 +23,9 @@ from pagemill import deadlines, queue
 from pagemill.db import session_scope
 from pagemill.dead_letters import service as dead_letters
 from pagemill.deadlines import HardTimeLimitExceeded
+from pagemill.documents.audio.source import stored_audio_source
 from pagemill.documents.kinds import DocumentKind
-from pagemill.documents.source import open_source
+from pagemill.documents.source import DocumentSource, open_source
 from pagemill.engines.base import PageResult
 from pagemill.errors import PagemillError, ProcessingError, ProcessingTimeout, TransientError, WorkerCrashed
 from pagemill.events import service as events
@@ -121,25 +122,18 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
         return
     ocr = claim.ocr
     tries = {index: attempts + 1 for index, attempts in claim.pages}  # this claim's attempt is counted
-    path = local_copy(get_blob_store(), job.source_key)
     needs_ocr: list[int] = []
     batch: list[Outcome] = []
     last_flush = time.monotonic()
     # OCR pages are claimed one at a time (the claim looked at the cancel flag); text-layer pages take a
     # millisecond or two, so a chunk looks for a cancel at each flush (every 32 pages or half a second).
-    chain = reading.engine_chain(options, settings)
-    password = open_secret(job.document_password_sealed, settings)
     assert job.kind is not None  # a job has pages only once its document is known (fetched, for a URL)
-    kind = page_limits.work_kind(DocumentKind(job.kind), ocr)
+    document_kind = DocumentKind(job.kind)
+    chain = reading.engine_chain(options, settings, document_kind)
+    kind = page_limits.work_kind(document_kind, ocr)
     limit = page_limits.limit_of(kind, settings)
     with (
-        open_source(
-            path,
-            DocumentKind(job.kind),
-            password=password,
-            limits=settings.limits,
-            office=options.read_options(),
-        ) as source,
+        _open_pages(job, document_kind, options, settings) as source,
         deadlines.limited(kind, limit.soft_s, limit.hard_s) as deadline,
     ):
         for position, index in enumerate(indices):
@@ -222,7 +216,7 @@ def _hand_to_ocr(
     job: Job, claim: ClaimedPages, indices: list[int], options: JobOptions, settings: Settings
 ) -> None:
     """Send pages without a usable text layer to the pool of the job's OCR engine, one task per page."""
-    target, chain_start = ocr_route(options, settings)
+    target, chain_start = ocr_route(options, settings, DocumentKind(job.kind) if job.kind else None)
     with session_scope() as session:
         handed = claims_repo.hand_to_ocr(session, claim.claim_id, indices, target, chain_start)
         queue.enqueue_page_tasks(session, target, handed, priority=job.priority)
@@ -300,8 +294,25 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
 
 
 def _page_data(result: PageResult) -> dict[str, Any]:
-    """What a page stores in its ``data`` column: how it was read, and its structure when it has one."""
+    """What a page stores in its ``data`` column: how it was read, and its structure (an office page's
+    blocks, a piece's segments) when it has one."""
     data: dict[str, Any] = {"settings": result.settings, "timings_ms": result.timings_ms}
     if result.blocks is not None:
         data["blocks"] = result.blocks
+    if result.segments is not None:
+        data["segments"] = result.segments
     return data
+
+
+def _open_pages(job: Job, kind: DocumentKind, options: JobOptions, settings: Settings) -> DocumentSource:
+    """The job's pages: a recording's stored pieces, or the document itself (a local copy of the original)."""
+    store = get_blob_store()
+    if kind.is_audio:
+        return stored_audio_source(job.id, kind, store)
+    return open_source(
+        local_copy(store, job.source_key),
+        kind,
+        password=open_secret(job.document_password_sealed, settings),
+        limits=settings.limits,
+        office=options.read_options(),
+    )

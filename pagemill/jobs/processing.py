@@ -14,6 +14,7 @@ from pagemill.db import session_scope
 from pagemill.dead_letters import service as dead_letters
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.probe import probe_document
+from pagemill.engines.audio_registry import audio_engine_pool
 from pagemill.engines.registry import engine_pool
 from pagemill.errors import (
     PagemillError,
@@ -23,11 +24,11 @@ from pagemill.errors import (
 )
 from pagemill.events import service as events
 from pagemill.events.types import EventType
+from pagemill.jobs import audio_plan, claims, reading, url_source
 from pagemill.jobs import claim_repository as claims_repo
-from pagemill.jobs import claims, reading, url_source
 from pagemill.jobs import repository as repo
 from pagemill.jobs.local_files import local_copy
-from pagemill.jobs.options import JobOptions, OcrMode, select_pages
+from pagemill.jobs.options import JobOptions, OcrMode, check_fits_kind, select_pages
 from pagemill.jobs.results import job_outcome, write_results
 from pagemill.jobs.service import RESULT_MEDIA_TYPES, result_key
 from pagemill.models import Job, JobState, PageState
@@ -90,11 +91,18 @@ def ingest_job(job_id: str) -> bool:
 def _plan(job: Job, settings: Settings) -> None:
     # Known for every job but a URL job not fetched yet, and those are fetched before they are planned.
     assert job.kind is not None
+    kind = DocumentKind(job.kind)
+    options = JobOptions.model_validate(job.options)
+    check_fits_kind(options, kind)  # a URL job's kind is known only now
     path = local_copy(get_blob_store(), job.source_key)
+    if kind.is_audio:
+        reading.require_engines_configured(options, settings, kind)
+        page_count = audio_plan.cut_and_store(job, path, settings)
+        _check_and_plan(job, options, page_count)
+        return
     password = open_secret(job.document_password_sealed, settings)
     try:
         # The document itself is held to the service-wide page cap (what opening it may cost)...
-        options = JobOptions.model_validate(job.options)
         info = probe_document(
             path,
             DocumentKind(job.kind),
@@ -106,18 +114,23 @@ def _plan(job: Job, settings: Settings) -> None:
         _record_page_count(job.id, exc.details.get("pages"))
         raise
     _record_page_count(job.id, info.page_count)  # known from here on, also if the job fails below
-    indices = select_pages(options.page_range, info.page_count)
+    _check_and_plan(job, options, info.page_count)
+
+
+def _check_and_plan(job: Job, options: JobOptions, page_count: int) -> None:
+    """Select the job's pages and create them (TooManyPages past the tier's cap, fixed at submission)."""
+    indices = select_pages(options.page_range, page_count)
     # ... and the tier's cap (fixed at submission) counts the pages the job will read: its page range.
     if job.max_pages is not None and len(indices) > job.max_pages:
         raise TooManyPages(
             f"The job selects {len(indices)} pages; its tier allows {job.max_pages} per document "
             "(choose fewer with page_range).",
             pages=len(indices),
-            page_count=info.page_count,
+            page_count=page_count,
             max_pages=job.max_pages,
         )
     with session_scope() as session:
-        repo.set_planned(session, job.id, info.page_count, indices)
+        repo.set_planned(session, job.id, page_count, indices)
 
 
 def _record_page_count(job_id: str, page_count: object) -> None:
@@ -126,12 +139,13 @@ def _record_page_count(job_id: str, page_count: object) -> None:
             repo.set_page_count(session, job_id, page_count)
 
 
-def ocr_route(options: JobOptions, settings: Settings) -> tuple[str, int]:
-    """Where this job's OCR pages go: the queue of the pool that runs the first healthy engine of the
-    chain, and that engine's position in the chain."""
-    chain = reading.engine_chain(options, settings)
-    start = reading.routed_start(chain, settings)
-    return engine_pool(chain[start]), start
+def ocr_route(options: JobOptions, settings: Settings, kind: DocumentKind | None = None) -> tuple[str, int]:
+    """Where this job's OCR pages (a recording's pieces) go: the queue of the pool that runs the first
+    healthy engine of the chain, and that engine's position in the chain."""
+    chain = reading.engine_chain(options, settings, kind)
+    start = reading.routed_start(chain, settings, kind)
+    pool = audio_engine_pool if kind is not None and kind.is_audio else engine_pool
+    return pool(chain[start]), start
 
 
 def _enqueue_pending(job_id: str, settings: Settings) -> bool:
@@ -150,7 +164,7 @@ def _enqueue_pending(job_id: str, settings: Settings) -> bool:
         text_first = kind is not None and (
             kind.is_office or (kind is DocumentKind.PDF and options.ocr_mode != OcrMode.OCR)
         )
-        ocr_queue, chain_start = ocr_route(options, settings)
+        ocr_queue, chain_start = ocr_route(options, settings, kind)
         claims_repo.route_pending_pages(
             session, job_id, text_first=text_first, ocr_queue=ocr_queue, chain_start=chain_start
         )

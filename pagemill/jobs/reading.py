@@ -10,15 +10,18 @@ from typing import Any
 from PIL import Image
 
 from pagemill import deadlines
+from pagemill.documents.audio.source import AudioSource
+from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.office.source import OfficeSource
 from pagemill.documents.render_pool import RenderedPage, SourceMissing, active_render_pool
 from pagemill.documents.source import PDFIUM_LOCK, DocumentSource, SourceOrigin
+from pagemill.engines.audio_registry import AUDIO_ENGINE_NAMES, audio_engine_healthy, require_audio_configured
 from pagemill.engines.base import OcrEngine, PageResult
 from pagemill.engines.page_image import EncodedImageReader, ImageSpec, encode_image
-from pagemill.engines.registry import engine_healthy, get_engine, require_configured
+from pagemill.engines.registry import ENGINE_NAMES, engine_healthy, get_engine, require_configured
 from pagemill.engines.text_layer import read_text_layer
 from pagemill.errors import EngineFailed, EngineUnavailable
-from pagemill.jobs import office_pages
+from pagemill.jobs import audio_pages, office_pages
 from pagemill.jobs.options import JobOptions, OcrMode
 from pagemill.metrics import FALLBACKS
 from pagemill.settings import Settings
@@ -48,26 +51,40 @@ def configured_engines(settings: Settings) -> list[str]:
     return engine_chain(JobOptions(), settings)
 
 
-def engine_chain(options: JobOptions, settings: Settings) -> list[str]:
+def engine_chain(options: JobOptions, settings: Settings, kind: DocumentKind | None = None) -> list[str]:
     """The engines a page needing OCR may try, in order: the job's (or the default) engine, then the
-    configured fallbacks, at most ``engines.max_fallback_attempts`` of them."""
+    configured fallbacks, at most ``engines.max_fallback_attempts`` of them. A recording's pieces have a
+    chain of speech engines instead (pagemill.jobs.audio_pages.audio_chain)."""
+    if kind is not None and kind.is_audio:
+        return audio_pages.audio_chain(options, settings)
     first = options.engine or settings.engines.default
     rest = [name for name in dict.fromkeys(settings.engines.fallback) if name != first]
     return [first, *rest[: settings.engines.max_fallback_attempts]]
 
 
-def require_engines_configured(options: JobOptions, settings: Settings) -> None:
+def require_engines_configured(
+    options: JobOptions, settings: Settings, kind: DocumentKind | None = None
+) -> None:
     """Refuse (EngineNotConfigured) a job whose OCR chain names a model engine without a server, before it
-    is accepted: its pages could never be read. Jobs that never OCR (ocr_mode=text_layer) pass."""
+    is accepted: its pages could never be read. Jobs that never OCR (ocr_mode=text_layer) pass. A speech
+    engine named by the job (its kind not known yet) must have its server; a recording's whole chain is
+    checked when it is planned, with ``kind``."""
+    if kind is not None and kind.is_audio:
+        require_audio_configured(engine_chain(options, settings, kind), settings)
+        return
+    if options.engine in AUDIO_ENGINE_NAMES and options.engine not in ENGINE_NAMES:
+        require_audio_configured([options.engine], settings)
+        return
     if options.ocr_mode != OcrMode.TEXT_LAYER:
         require_configured(engine_chain(options, settings), settings)
 
 
-def routed_start(chain: list[str], settings: Settings) -> int:
+def routed_start(chain: list[str], settings: Settings, kind: DocumentKind | None = None) -> int:
     """Where a page starts in ``chain``: the first engine that is healthy now (model servers are asked),
     so pages go to the GPU queue only while the GPU engine can take them; the last engine as a last resort."""
+    audio = kind is not None and kind.is_audio
     for position, name in enumerate(chain):
-        if engine_healthy(name, settings):
+        if audio_engine_healthy(name, settings) if audio else engine_healthy(name, settings):
             return position
     return len(chain) - 1
 
@@ -96,6 +113,8 @@ def ocr_page(
     """
     if isinstance(source, OfficeSource):
         return office_pages.read_pictures(source, index, chain, settings, options or JobOptions(), start)
+    if isinstance(source, AudioSource):
+        return audio_pages.transcribe_piece(source, index, chain, settings, options or JobOptions(), start)
     fallbacks: list[dict[str, Any]] = []
     pages = _PageImages(source, index, settings)
     candidates = chain[start:] or chain[-1:]
@@ -202,7 +221,8 @@ def read_page(source: DocumentSource, index: int, options: JobOptions, settings:
     started = time.perf_counter()
     result = text_pass(source, index, options, settings)
     if result is None:
-        result = ocr_page(source, index, engine_chain(options, settings), settings, options=options)
+        chain = engine_chain(options, settings, source.kind)
+        result = ocr_page(source, index, chain, settings, options=options)
     result.timings_ms["total"] = (time.perf_counter() - started) * 1000
     return result
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
+from pagemill.documents.audio.subtitles import Segment, to_srt, to_vtt
 from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
 from pagemill.models import Job, Page, PageState
@@ -98,6 +99,7 @@ def _body_without_lines(page: PageLike) -> dict[str, Any]:
         "duration_ms": page.duration_ms,
         "error": error,
         "blocks": data.get("blocks"),
+        "segments": data.get("segments"),
     }
 
 
@@ -127,6 +129,7 @@ def write_results(
         for fmt in formats
     }
     first = True
+    subtitles: list[Segment] = []  # a recording's segments (a few thousand for hours of audio)
     json_out = files.get(OutputFormat.JSON)
     if json_out is not None:
         header: dict[str, Any] = {
@@ -150,9 +153,18 @@ def write_results(
             files[OutputFormat.TEXT].write(f"{prefix}{text}".encode())
         if json_out is not None:
             json_out.write((b"" if first else b", ") + page_json(page))
+        if OutputFormat.SRT in files or OutputFormat.VTT in files:
+            subtitles += [
+                Segment(float(s["start_s"]), float(s["end_s"]), str(s["text"]))
+                for s in (page.data or {}).get("segments") or []
+            ]
         first = False
     if json_out is not None:
         json_out.write(b"]}")
+    if OutputFormat.SRT in files:
+        files[OutputFormat.SRT].write(to_srt(subtitles).encode())
+    if OutputFormat.VTT in files:
+        files[OutputFormat.VTT].write(to_vtt(subtitles).encode())
     for f in files.values():
         f.seek(0)
     return files

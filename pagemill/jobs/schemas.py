@@ -176,6 +176,11 @@ class PageOut(BaseModel):
         description="Office documents: the page's structure in reading order (heading, paragraph, "
         "list_item, table with cells, image, note, code, attachment); null for PDF and image pages.",
     )
+    segments: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="Recordings: the piece's timed segments (start_s, end_s from the start of the recording, "
+        "text; avg_logprob, no_speech_prob and words where the engine gives them); null for documents.",
+    )
     # Last: the bulky part (the JSON result splices each page's stored lines in at the end of its object).
     lines: list[LineOut] = Field(default_factory=list)
 
@@ -199,6 +204,7 @@ class PageOut(BaseModel):
             duration_ms=page.duration_ms,
             error=error,
             blocks=data.get("blocks"),
+            segments=data.get("segments"),
             lines=[LineOut(**line) for line in page_lines(page)],
         )
 

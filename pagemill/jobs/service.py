@@ -30,11 +30,15 @@ RESULT_FILES = {
     OutputFormat.MARKDOWN: "result.md",
     OutputFormat.TEXT: "result.txt",
     OutputFormat.JSON: "result.json",
+    OutputFormat.SRT: "result.srt",
+    OutputFormat.VTT: "result.vtt",
 }
 RESULT_MEDIA_TYPES = {
     OutputFormat.MARKDOWN: "text/markdown; charset=utf-8",
     OutputFormat.TEXT: "text/plain; charset=utf-8",
     OutputFormat.JSON: "application/json",
+    OutputFormat.SRT: "application/x-subrip; charset=utf-8",
+    OutputFormat.VTT: "text/vtt; charset=utf-8",
 }
 
 

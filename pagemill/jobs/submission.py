@@ -31,7 +31,7 @@ from pagemill.events import service as events
 from pagemill.events.types import EventType
 from pagemill.jobs import cache
 from pagemill.jobs import repository as repo
-from pagemill.jobs.options import JobOptions, OutputFormat
+from pagemill.jobs.options import JobOptions, OutputFormat, check_fits_kind
 from pagemill.jobs.service import result_key, source_key
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
@@ -128,6 +128,7 @@ def submit_document(
     # Sealed first: without a key the request is refused before anything is stored or counted.
     sealed_password = seal_password(password, settings)
     kind = sniff_file(fileobj)
+    check_fits_kind(options, kind)
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     with sessions() as session:
         # A short read-only transaction: a replay, or a quota already used up, is answered before storing.
@@ -223,11 +224,16 @@ def read_afresh_if_not_adopted(
         publish_ingest(job.id, priority)
 
 
-def inspect_upload(fileobj: IO[bytes], settings: Settings, tier_name: str) -> tuple[DocumentKind, str, int]:
-    """An upload's kind (sniffed from its content), SHA-256 and size; EmptyFile, UnsupportedType or
-    FileTooLarge (over ``limits.max_upload_bytes`` or the tier's file size) when it is refused."""
+def inspect_upload(
+    fileobj: IO[bytes], settings: Settings, tier_name: str, options: JobOptions | None = None
+) -> tuple[DocumentKind, str, int]:
+    """An upload's kind (sniffed from its content), SHA-256 and size; EmptyFile, UnsupportedType,
+    FileTooLarge (over ``limits.max_upload_bytes`` or the tier's file size) or ValidationFailed (``options``
+    that do not fit its kind: subtitles of a document) when it is refused."""
     tier = settings.tiers.get(tier_name)
     kind = sniff_file(fileobj)
+    if options is not None:
+        check_fits_kind(options, kind)
     digest, size = _hash_and_size(fileobj, min(settings.limits.max_upload_bytes, tier.max_file_bytes))
     return kind, digest, size
 
@@ -265,6 +271,7 @@ def submit_stored_document(
     if size > cap:
         raise FileTooLarge(max_bytes=cap)
     kind = sniff(head[:SNIFF_BYTES], lambda: _stored_original(job_id))
+    check_fits_kind(options, kind)
     with sessions() as session:
         # A short read-only transaction, as in submit_document: a replay or a spent quota answered first.
         earlier = replay_or_check_quota(session, principal, tier, now, idempotency_key, digest, options)

@@ -17,7 +17,13 @@ from pagemill.storage import BlobStore
 from pagemill.tenancy import audit
 from pagemill.tenancy.principal import Actor
 
-_EXTENSIONS = {OutputFormat.MARKDOWN: "md", OutputFormat.TEXT: "txt", OutputFormat.JSON: "json"}
+_EXTENSIONS = {
+    OutputFormat.MARKDOWN: "md",
+    OutputFormat.TEXT: "txt",
+    OutputFormat.JSON: "json",
+    OutputFormat.SRT: "srt",
+    OutputFormat.VTT: "vtt",
+}
 
 
 def download_name(filename: str | None, fmt: OutputFormat) -> str:

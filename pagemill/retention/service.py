@@ -17,6 +17,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from pagemill.db import session_scope
+from pagemill.documents.audio.source import pieces_prefix
 from pagemill.errors import Conflict
 from pagemill.events import repository as events_repo
 from pagemill.events import service as events
@@ -68,8 +69,10 @@ def sweep_expired(settings: Settings, store: BlobStore | None = None) -> tuple[i
                 sources = repo.originals_past(
                     session, tier_name, now - timedelta(seconds=tier.originals_retention_s), _BATCH
                 )
-            for _job_id, key in sources:
+            for job_id, key in sources:
                 store.delete_prefix(key)
+                # A recording's pieces are its original cut up: they go with it.
+                store.delete_prefix(pieces_prefix(job_id))
             if sources:
                 with session_scope() as session:
                     repo.mark_sources_deleted(session, [job_id for job_id, _ in sources], now)

@@ -40,6 +40,7 @@ from pagemill.settings.access import (
     TierSettings,
     TiersSettings,
 )
+from pagemill.settings.audio import AudioEngineName, AudioSettings, WhisperServerSettings
 from pagemill.settings.cache import CacheSettings
 from pagemill.settings.dead_letters import DeadLetterSettings
 from pagemill.settings.egress import EgressSettings
@@ -92,6 +93,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     ocr: OcrSettings = OcrSettings()
     engines: EngineSettings = EngineSettings()
+    audio: AudioSettings = AudioSettings()
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
     auth: AuthSettings = AuthSettings()
@@ -175,6 +177,8 @@ def get_settings() -> Settings:
 __all__ = [
     "TIER_NAMES",
     "ApiSettings",
+    "AudioEngineName",
+    "AudioSettings",
     "AuthSettings",
     "BrokerSettings",
     "CacheSettings",
@@ -204,6 +208,7 @@ __all__ = [
     "TierSettings",
     "TiersSettings",
     "WebhookSettings",
+    "WhisperServerSettings",
     "WorkerSettings",
     "get_settings",
 ]

@@ -56,6 +56,10 @@ PagesPerDocument = Annotated[int, Field(ge=1, description="Most pages per docume
 Priority = Annotated[
     int, Field(ge=0, le=9, description="Queue priority of the tier's jobs, 0 (last) to 9 (first).")
 ]
+AudioSeconds = Annotated[int, Field(ge=1, description="Longest recording per job, in seconds.")]
+AudioMinutes = Annotated[
+    int | None, Field(ge=0, description="Minutes of recordings per UTC period; None: unlimited.")
+]
 BatchItems = Annotated[int, Field(ge=1, description="Most documents in one batch (POST /api/v1/batches).")]
 RetentionSeconds = Annotated[
     int | None,
@@ -78,6 +82,9 @@ class TierSettings(BaseModel):
     max_pages: PagesPerDocument = 1000
     priority: Priority = 5
     max_batch_items: BatchItems = 100
+    max_audio_seconds: AudioSeconds = 2 * 3600
+    audio_minutes_per_day: AudioMinutes = None
+    audio_minutes_per_month: AudioMinutes = None
     # Originals are only needed to read the pages again; results are what the client came for.
     originals_retention_s: RetentionSeconds = 7 * 86_400
     results_retention_s: RetentionSeconds = 30 * 86_400
@@ -100,6 +107,8 @@ class FreeTier(TierSettings):
     max_pages: PagesPerDocument = 20
     priority: Priority = 0
     max_batch_items: BatchItems = 10
+    max_audio_seconds: AudioSeconds = 600
+    audio_minutes_per_day: AudioMinutes = 60
     originals_retention_s: RetentionSeconds = 86_400
     results_retention_s: RetentionSeconds = 7 * 86_400
 
@@ -108,6 +117,7 @@ class StandardTier(TierSettings):
     """The paid tier."""
 
     documents_per_month: DocumentQuota = 10_000
+    audio_minutes_per_month: AudioMinutes = 6_000
 
 
 class EnterpriseTier(TierSettings):
@@ -116,6 +126,7 @@ class EnterpriseTier(TierSettings):
     rate_limit: RateLimit = "6000/minute"
     max_file_bytes: FileBytes = 512 * 1024 * 1024
     max_pages: PagesPerDocument = 5000
+    max_audio_seconds: AudioSeconds = 4 * 3600
     priority: Priority = 9
     max_batch_items: BatchItems = 1000
 

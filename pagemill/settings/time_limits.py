@@ -72,7 +72,7 @@ class TextChunkLimit(TimeLimit):
 
 
 class AudioChunkLimit(TimeLimit):
-    """One chunk of audio (reserved: no audio input yet)."""
+    """Transcription of one piece of a recording (at most 30 s of audio), fallbacks included."""
 
     soft_s: float = Field(default=100.0, gt=0, description=_SOFT)
     hard_s: float = Field(default=120.0, gt=0, description=_HARD)
@@ -80,7 +80,7 @@ class AudioChunkLimit(TimeLimit):
 
 class TimeLimitSettings(BaseModel):
     """Soft and hard time limits per kind of page work (defaults: image page 5 min, document page 3 min,
-    text-layer chunk 1 min, audio chunk 2 min). Celery's task limits stay above every hard limit."""
+    text-layer chunk 1 min, audio piece 2 min). Celery's task limits stay above every hard limit."""
 
     image_page: ImagePageLimit = Field(
         default_factory=ImagePageLimit, description="OCR of a page of an image document."
@@ -92,7 +92,7 @@ class TimeLimitSettings(BaseModel):
         default_factory=TextChunkLimit, description="A chunk of text-layer pages read by one claim."
     )
     audio_chunk: AudioChunkLimit = Field(
-        default_factory=AudioChunkLimit, description="A chunk of audio (reserved: no audio input yet)."
+        default_factory=AudioChunkLimit, description="Transcription of one piece of a recording."
     )
 
     def of(self, kind: WorkKind) -> TimeLimit:

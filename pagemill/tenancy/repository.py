@@ -126,22 +126,25 @@ def touch_key(session: Session, key_id: str, now: datetime, resolution: timedelt
 
 
 def take_usage(
-    session: Session, tenant_id: str, period: str, period_start: str, limit: int | None
+    session: Session, tenant_id: str, period: str, period_start: str, limit: int | None, amount: int = 1
 ) -> int | None:
-    """Count one document in a usage period, unless that would pass ``limit``; the new count, or None.
+    """Count ``amount`` (one document; or seconds of audio, in the audio periods) in a usage period, unless
+    that would pass ``limit``; the new count, or None.
 
     One statement, so it is atomic: on Postgres the conflicting row is locked and the WHERE re-checked
     against its latest committed version; SQLite serialises writers. The count is held until the
     transaction commits, and is given back if it rolls back.
     """
+    if limit is not None and amount > limit:
+        return None  # the insert of a first row is not checked against the limit below
     insert = _insert(session)
     statement = insert(UsageCounter).values(
-        tenant_id=tenant_id, period=period, period_start=period_start, documents=1
+        tenant_id=tenant_id, period=period, period_start=period_start, documents=amount
     )
     statement = statement.on_conflict_do_update(
         index_elements=["tenant_id", "period", "period_start"],
-        set_={"documents": UsageCounter.documents + 1},
-        where=(UsageCounter.documents < limit) if limit is not None else None,
+        set_={"documents": UsageCounter.documents + amount},
+        where=(UsageCounter.documents + amount <= limit) if limit is not None else None,
     ).returning(UsageCounter.documents)
     row = session.execute(statement).first()
     return None if row is None else int(row[0])

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from pagemill.errors import QuotaExceeded
+from pagemill.errors import AudioTooLong, QuotaExceeded
 from pagemill.settings import TierSettings
 from pagemill.tenancy import repository as repo
 
@@ -131,3 +131,32 @@ def usage_of(
         PeriodUsage(repo.usage(session, tenant_id, MONTH, month.key), _limit(tier, month), month.end),
         repo.pages_since(session, tenant_id, month.start),
     )
+
+
+AUDIO_DAY = "audio-d"
+AUDIO_MONTH = "audio-m"
+"""Ledger periods of recordings: the same rows as documents, counting seconds of audio."""
+
+
+def take_audio_seconds(
+    session: Session, tenant_id: str, tier_name: str, tier: TierSettings, now: datetime, seconds: int
+) -> None:
+    """Count ``seconds`` of a recording against the tier's audio minutes per day and month, atomically
+    (when the job is planned: its length is known only once it is decoded); AudioTooLong (a job's error,
+    not a 429: the job was accepted) when they would pass either."""
+    for period in periods(now):
+        minutes = tier.audio_minutes_per_day if period.kind == DAY else tier.audio_minutes_per_month
+        limit = None if minutes is None else minutes * 60
+        ledger = AUDIO_DAY if period.kind == DAY else AUDIO_MONTH
+        if repo.take_usage(session, tenant_id, ledger, period.key, limit, amount=seconds) is None:
+            used = repo.usage(session, tenant_id, ledger, period.key)
+            raise AudioTooLong(
+                f"The recording is {seconds} seconds long; the {tier_name} tier allows {minutes} minutes of "
+                f"recordings per {period.kind} and {max(0, (limit or 0) - used)} seconds remain until "
+                f"{period.end.isoformat()}.",
+                seconds=seconds,
+                period=period.kind,
+                limit_minutes=minutes,
+                remaining_seconds=max(0, (limit or 0) - used),
+                resets_at=period.end.isoformat(),
+            )

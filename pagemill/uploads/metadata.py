@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pydantic import ValidationError as PydanticValidationError
 
 from pagemill.errors import MalformedRequest, ValidationFailed
 from pagemill.jobs.options import (
+    AudioOptions,
     JobOptions,
     OcrMode,
     OfficeOptions,
@@ -19,8 +21,16 @@ from pagemill.jobs.options import (
 )
 
 # Keys that mean something here; others (tus-js-client's "filetype", an app's own) are accepted and ignored.
-OPTION_KEYS = ("formats", "page_range", "ocr_mode", "engine", *OfficeOptions.model_fields)
+OPTION_KEYS = (
+    "formats",
+    "page_range",
+    "ocr_mode",
+    "engine",
+    *OfficeOptions.model_fields,
+    *AudioOptions.model_fields,
+)
 _MAX_HEADER_CHARS = 8192
+_Options = TypeVar("_Options", OfficeOptions, AudioOptions)
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,8 @@ def parse_metadata(header: str | None) -> UploadMetadata:
         page_range=validate_page_range(pairs.get("page_range")),
         ocr_mode=ocr_mode,
         engine=engine,
-        **_office_options(pairs).model_dump(),
+        **_given(OfficeOptions, pairs).model_dump(),
+        **_given(AudioOptions, pairs).model_dump(),
     )
     # "filename" is ours; "name" is what Uppy and many tus-js-client examples send.
     filename = pairs.get("filename") or pairs.get("name") or None
@@ -88,11 +99,11 @@ def parse_metadata(header: str | None) -> UploadMetadata:
     )
 
 
-def _office_options(pairs: dict[str, str]) -> OfficeOptions:
-    """The office options among the metadata pairs (``speaker_notes false``, ``table_format html``...)."""
-    given = {key: pairs[key].strip() for key in OfficeOptions.model_fields if pairs.get(key)}
+def _given(model: type[_Options], pairs: dict[str, str]) -> _Options:
+    """The options of ``model`` among the metadata pairs (``speaker_notes false``, ``language en``...)."""
+    given = {key: pairs[key].strip() for key in model.model_fields if pairs.get(key)}
     try:
-        return OfficeOptions.model_validate(given)
+        return model.model_validate(given)
     except PydanticValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]) if first["loc"] else None

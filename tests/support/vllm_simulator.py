@@ -68,7 +68,8 @@ faults and statistics. What a client sees:
   (latency without lower capacity; a client timeout during the delay aborts the request).
 
 Other endpoints: ``GET /v1/models``, ``GET /health``, ``GET /metrics`` (Prometheus text),
-``GET /sim/stats`` and ``GET /sim/faults`` (JSON).
+``GET /sim/stats`` and ``GET /sim/faults`` (JSON); ``POST /v1/audio/transcriptions`` and its
+``/sim/audio/*`` controls (:mod:`tests.support.vllm_audio`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+
+from tests.support.vllm_audio import AudioEndpoint
 
 DEFAULT_MODEL = "deepseek-ai/DeepSeek-OCR"
 DEFAULT_TOKENS = 256
@@ -441,6 +444,7 @@ class Simulator:
                 Route("/sim/faults", self.get_faults, methods=["GET"]),
                 Route("/sim/faults", self.set_faults, methods=["POST"]),
                 Route("/sim/reset", self.reset, methods=["POST"]),
+                *AudioEndpoint(self).routes(),  # /v1/audio/transcriptions, /sim/audio/*
             ]
         )
 

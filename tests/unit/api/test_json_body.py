@@ -14,7 +14,9 @@ def test_the_documented_schema_is_self_contained_and_matches_the_model() -> None
     assert schema["required"] == ["url"] and schema["additionalProperties"] is False
     options = schema["properties"]["options"]
     office = {"speaker_notes", "formulas", "hidden", "table_format", "attachments"}
-    assert set(options["properties"]) == {"formats", "page_range", "ocr_mode", "engine", "password", *office}
+    audio = {"language", "prompt", "word_timestamps", "timestamps"}
+    basic = {"formats", "page_range", "ocr_mode", "engine", "password"}
+    assert set(options["properties"]) == basic | office | audio
     # The field's own description wins over its enum's docstring.
     assert options["properties"]["ocr_mode"]["description"].startswith("auto: text layer where usable")
     example = JSON_REQUEST_BODY["requestBody"]["content"]["application/json"]["example"]

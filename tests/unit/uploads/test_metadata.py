@@ -62,7 +62,7 @@ def test_job_options_come_from_the_metadata() -> None:
 def test_defaults_without_metadata() -> None:
     meta = parse_metadata(None)
     assert meta.filename is None
-    assert meta.options.formats == list(OutputFormat)
+    assert meta.options.formats == [OutputFormat.MARKDOWN, OutputFormat.TEXT, OutputFormat.JSON]
     assert meta.submit is True
 
 
