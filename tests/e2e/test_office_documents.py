@@ -190,3 +190,52 @@ def test_legacy_doc_through_libreoffice(stack: Stack, docs: Path) -> None:
     assert job["page_count"] == 1
     markdown = stack.result(job["id"], "markdown").text
     assert "Quarterly Report" in markdown and "North" in markdown
+
+
+def _other_formats(docs: Path) -> dict[str, tuple[Path, int, list[str]]]:
+    """One file of each other office kind: (path, pages, text in order)."""
+    from tests.support import odf_files
+    from tests.unit.documents.office.test_eml import _message
+    from tests.unit.documents.office.test_epub import _epub
+
+    odt = odf_files.write_odf(
+        docs / "notes.odt",
+        "text",
+        '<text:h text:outline-level="1">Field notes</text:h><text:p>The river rose overnight.</text:p>',
+    )
+    ods = odf_files.write_odf(
+        docs / "stock.ods",
+        "spreadsheet",
+        '<table:table table:name="Stock"><table:table-row><table:table-cell office:value-type="string">'
+        "<text:p>Fruit</text:p></table:table-cell></table:table-row><table:table-row>"
+        '<table:table-cell office:value-type="string"><text:p>Apples</text:p></table:table-cell>'
+        "</table:table-row></table:table>",
+    )
+    html = docs / "page.html"
+    html.write_text(
+        "<!DOCTYPE html><html><head><title>Guide</title><script>var hidden = 1;</script></head><body>"
+        "<h1>Install guide</h1><ol start='3'><li>Download</li><li>Run it</li></ol></body></html>"
+    )
+    eml = docs / "message.eml"
+    eml.write_bytes(bytes(_message()))
+    return {
+        "odt": (odt, 1, ["Field notes", "The river rose overnight."]),
+        "ods": (ods, 1, ["Stock", "Apples"]),
+        "html": (html, 1, ["Install guide", "3. Download", "4. Run it"]),
+        "epub": (_epub(docs / "book.epub"), 3, []),
+        "eml": (eml, 1, ["Café report", "Hello"]),
+    }
+
+
+def test_odf_html_epub_and_eml_through_the_api(stack: Stack, docs: Path) -> None:
+    for kind, (path, pages, fragments) in _other_formats(docs).items():
+        response = stack.submit(path, formats="markdown,json")
+        assert response.status_code == 202, (kind, response.text)
+        assert response.json()["kind"] == kind
+        job = stack.wait(response.json()["id"])
+        assert job["state"] == "succeeded", (kind, job["error"])
+        assert job["page_count"] == pages, kind
+        markdown = stack.result(job["id"], "markdown").text
+        _in_order(markdown, fragments)
+        assert "var hidden" not in markdown
+        assert all(page["blocks"] for page in _pages(stack, job["id"])), kind

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import office_files
+from tests.support import odf_files, office_files
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +34,8 @@ def test_convert_a_folder_of_office_files(tmp_path: Path) -> None:
     _, pptx = office_files.make_pptx(folder / "deck.pptx")
     _, xlsx = office_files.make_xlsx(folder / "book.xlsx")
     (folder / "notes.txt").write_text("plain text is not a supported type")
+    (folder / "guide.htm").write_text("<html><body><h2>Install</h2><ul><li>Download</li></ul></body></html>")
+    odf_files.write_odf(folder / "field.odt", "text", "<text:h text:outline-level='1'>Field notes</text:h>")
     out = tmp_path / "out"
     done = _convert(str(folder), "--out", str(out), "--table-format", "html", "--no-speaker-notes")
     assert done.returncode == 0, done.stderr
@@ -50,6 +52,8 @@ def test_convert_a_folder_of_office_files(tmp_path: Path) -> None:
     assert 'colspan="2"' in (out / "report.md").read_text()
     assert "budget risk" not in (out / "deck.md").read_text()
     assert not (out / "notes.md").exists()
+    assert "## Install\n\n- Download" in (out / "guide.md").read_text()
+    assert "# Field notes" in (out / "field.md").read_text()
 
 
 def test_convert_hidden_sheets_and_formulas_flags(tmp_path: Path) -> None:
