@@ -78,3 +78,15 @@ def test_xml_entities_are_refused_and_broken_xml_is_corrupt() -> None:
         parse_xml(b"<a><b></a>", part="x.xml")
     external = b'<?xml version="1.0"?><!DOCTYPE a SYSTEM "http://example.invalid/a.dtd"><a>ok</a>'
     assert parse_xml(external).text == "ok"  # the DTD is neither fetched nor loaded
+
+
+def test_a_zip_claiming_gigabytes_is_refused_from_its_directory(tmp_path: Path) -> None:
+    """A 200-byte member whose directory entry claims 4 GB unpacked: refused before anything inflates."""
+    path = _zip(tmp_path / "a.docx", {"word/document.xml": b"<w:document/>" * 10})
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the member's central directory entry
+    data[central + 24 : central + 28] = (4_000_000_000).to_bytes(4, "little")  # its uncompressed size
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArchiveBomb) as info:
+        open_archive(path, LimitSettings())
+    assert info.value.details.get("max_bytes") == LimitSettings().max_archive_bytes
