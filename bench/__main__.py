@@ -33,6 +33,8 @@ BENCHMARKS = {
     "webhook_delivery": "webhook deliveries per second to a local receiver, event-to-arrival delay",
     "tus_upload": "1 GiB as a tus upload in 8 MiB chunks vs. one multipart POST, to moto S3: ratio, API RSS",
     "office_quality": "DOCX/PPTX/XLSX: quality (corpus, known content), pages/s vs. markitdown and docling",
+    "audio_cpu": "a 10-minute recording, faster-whisper on the CPU pool vs. faster-whisper run directly",
+    "audio_gpu": "a 100-minute recording through whisper-vllm vs. the simulated Whisper server's capacity",
 }
 
 

