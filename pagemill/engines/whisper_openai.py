@@ -44,9 +44,10 @@ from pagemill.engines.audio_base import (
     language_code,
     wav_bytes,
 )
+from pagemill.engines.capacity import requests_in_flight
 from pagemill.errors import EngineFailed, EngineNotConfigured, EngineUnavailable
 from pagemill.metrics import ENGINE_IN_FLIGHT
-from pagemill.settings import WhisperServerSettings
+from pagemill.settings import WhisperServerSettings, get_settings
 
 __all__ = ["OpenAiTranscriptionEngine", "base_url_setting", "parse_transcription", "wav_bytes"]
 
@@ -105,7 +106,11 @@ class OpenAiTranscriptionEngine:
             with self._lock:
                 if self._client is None:
                     api_key = self.settings.api_key
-                    pool = self.settings.max_in_flight + 4  # one per piece in flight, a few for health checks
+                    # Every GPU-worker thread may hold a claimed piece (the number the worker chose at start,
+                    # as the OCR engine's pool is sized): fewer connections leave server slots idle.
+                    threads = requests_in_flight(get_settings().engines.vllm)
+                    in_flight = max(self.settings.max_in_flight, threads)
+                    pool = in_flight + 4  # one per piece in flight, a few for health checks
                     self._client = httpx.Client(
                         transport=self._transport,
                         headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
