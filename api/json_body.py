@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from pagemill.egress.guard import MAX_URL_CHARS
 from pagemill.jobs.options import DEFAULT_FORMATS, AudioOptions, OcrMode, OfficeOptions, OutputFormat
@@ -35,6 +35,17 @@ class UrlJobOptionsIn(OfficeOptions, AudioOptions):
     engine: str | None = Field(
         default=None,
         description="OCR engine: tesseract, rapidocr, vllm or remote-openai. Default: engines.default.",
+    )
+    # JSON booleans only: the schema says boolean, and 0 or "no" must be refused, not read as false.
+    speaker_notes: StrictBool = Field(
+        default=True, description=OfficeOptions.model_fields["speaker_notes"].description
+    )
+    formulas: StrictBool = Field(
+        default=False, description=OfficeOptions.model_fields["formulas"].description
+    )
+    hidden: StrictBool = Field(default=False, description=OfficeOptions.model_fields["hidden"].description)
+    word_timestamps: StrictBool = Field(
+        default=False, description=AudioOptions.model_fields["word_timestamps"].description
     )
     password: str | None = Field(
         default=None, description="Password of an encrypted PDF or password-protected DOCX, XLSX or PPTX."

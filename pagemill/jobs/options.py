@@ -200,7 +200,9 @@ def check_engine_name(engine: str | None) -> str | None:
     it fits the document's kind is checked once the kind is known)."""
     names = list(dict.fromkeys([*ENGINE_NAMES, *AUDIO_ENGINE_NAMES]))
     if engine is not None and engine not in names:
-        raise ValidationFailed(f"engine must be one of {', '.join(names)}.", field="engine", value=engine)
+        raise ValidationFailed(
+            f"engine '{engine}' is not one of {', '.join(names)}.", field="engine", value=engine
+        )
     return engine
 
 

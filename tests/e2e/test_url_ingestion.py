@@ -68,7 +68,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DocServer]:
             folder / "report.pdf", PAGES
         ).read_bytes()
         running.state.documents["flaky.pdf"] = running.state.documents["report.pdf"]
-        running.state.documents["page.html"] = b"<!doctype html><html><body>not a document</body></html>"
+        running.state.documents["page.html"] = b"plain text: neither a document nor a recording"
         yield running
 
 
