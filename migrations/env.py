@@ -18,7 +18,11 @@ def run_migrations_online() -> None:
     if connectable is not None:
         _run(connectable)
         return
-    engine = make_engine(get_settings())
+    settings = get_settings()
+    # No statement limit from the first statement on: the dialect's own start-up queries come before the
+    # session's SET below, and a tight database.statement_timeout_s would cancel them on a busy server.
+    database = settings.database.model_copy(update={"statement_timeout_s": 0})
+    engine = make_engine(settings.model_copy(update={"database": database}))
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()
