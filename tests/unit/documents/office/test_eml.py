@@ -162,7 +162,6 @@ def test_attachments_listed(tmp_path: Path) -> None:
 
 
 def test_attachments_converted_one_level_deep(tmp_path: Path) -> None:
-    pytest.importorskip("pagemill.documents.office.docx")
     document = _read(_write(tmp_path, _with_attachments()), attachments="convert")
     blocks = document.pages[0].blocks
     start = next(
