@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
+from pagemill.documents.office import numbering
 from pagemill.documents.office.docx_styles import left_indent
 from pagemill.documents.office.docx_xml import Element, as_int, attr, child, child_val, children, is_on
 
@@ -67,10 +68,10 @@ class Marker:
 def format_number(value: int, fmt: str) -> str:
     """``value`` written in the OOXML number format ``fmt`` (unknown formats fall back to decimal)."""
     if fmt in ("lowerLetter", "upperLetter"):
-        letter = chr(ord("a") + (value - 1) % 26) * ((value - 1) // 26 + 1) if value > 0 else str(value)
-        return letter.upper() if fmt == "upperLetter" else letter
+        letters = numbering.repeated_letters(value) or str(value)
+        return letters.upper() if fmt == "upperLetter" else letters
     if fmt in ("lowerRoman", "upperRoman"):
-        roman = _roman(value) if 0 < value < 4000 else str(value)
+        roman = numbering.roman(value) or str(value)
         return roman.upper() if fmt == "upperRoman" else roman
     if fmt == "decimalZero":
         return f"{value:02d}"
@@ -80,14 +81,6 @@ def format_number(value: int, fmt: str) -> str:
     if fmt == "none":
         return ""
     return str(value)
-
-
-def _roman(value: int) -> str:
-    out = []
-    for number, letters in _ROMAN:
-        count, value = divmod(value, number)
-        out.append(letters * count)
-    return "".join(out)
 
 
 def _read_level(element: Element) -> tuple[int, Level]:

@@ -8,24 +8,10 @@ from typing import Final
 
 from lxml import etree
 
+from pagemill.documents.office import numbering
 from pagemill.documents.office.html_parse import local_name
 
 _INT: Final = re.compile(r"\s*([+-]?\d{1,9})")
-_ROMAN: Final = (
-    (1000, "m"),
-    (900, "cm"),
-    (500, "d"),
-    (400, "cd"),
-    (100, "c"),
-    (90, "xc"),
-    (50, "l"),
-    (40, "xl"),
-    (10, "x"),
-    (9, "ix"),
-    (5, "v"),
-    (4, "iv"),
-    (1, "i"),
-)
 
 
 @dataclass(slots=True)
@@ -73,18 +59,10 @@ def parse_int(value: str | None) -> int | None:
 def format_number(number: int, style: str) -> str:
     """``number`` in list style ``style``: 1, a (a..z, aa..), A, i (roman), I; decimal when the style
     cannot show it (zero, negatives, roman past 3999)."""
-    if style in ("a", "A") and number > 0:
-        letters = ""
-        n = number
-        while n > 0:
-            n, rest = divmod(n - 1, 26)
-            letters = chr(ord("a") + rest) + letters
+    if style in ("a", "A"):
+        letters = numbering.column_letters(number) or str(number)
         return letters.upper() if style == "A" else letters
-    if style in ("i", "I") and 0 < number < 4000:
-        roman = ""
-        n = number
-        for value, numeral in _ROMAN:
-            count, n = divmod(n, value)
-            roman += numeral * count
+    if style in ("i", "I"):
+        roman = numbering.roman(number) or str(number)
         return roman.upper() if style == "I" else roman
     return str(number)

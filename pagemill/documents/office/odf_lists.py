@@ -7,10 +7,10 @@ the list with that id) sharing its counters.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
 
 from lxml import etree
 
+from pagemill.documents.office import numbering
 from pagemill.documents.office.odf_styles import XML, OdfStyles, text
 
 
@@ -75,41 +75,12 @@ def format_number(value: int, num_format: str, letter_sync: bool = False) -> str
     """``value`` as the list style shows it: 1, a/A (a..z, aa..), i/I; '' for an empty format."""
     if num_format == "":
         return ""
-    if num_format in ("a", "A") and 0 < value <= 100_000:
-        if letter_sync:
-            letters = chr(ord("a") + (value - 1) % 26) * ((value - 1) // 26 + 1)
-        else:
-            letters, rest = "", value
-            while rest > 0:
-                rest, digit = divmod(rest - 1, 26)
-                letters = chr(ord("a") + digit) + letters
+    # Repeated letters grow with the number: past 100,000 (a 3,847-letter marker) decimal says more.
+    if num_format in ("a", "A") and value <= 100_000:
+        spell = numbering.repeated_letters if letter_sync else numbering.column_letters
+        letters = spell(value) or str(value)
         return letters.upper() if num_format == "A" else letters
-    if num_format in ("i", "I") and 0 < value < 4000:
-        roman = _roman(value)
-        return roman if num_format == "I" else roman.lower()
+    if num_format in ("i", "I"):
+        roman = numbering.roman(value) or str(value)
+        return roman.upper() if num_format == "I" else roman
     return str(value)
-
-
-_ROMAN: Final = (
-    (1000, "M"),
-    (900, "CM"),
-    (500, "D"),
-    (400, "CD"),
-    (100, "C"),
-    (90, "XC"),
-    (50, "L"),
-    (40, "XL"),
-    (10, "X"),
-    (9, "IX"),
-    (5, "V"),
-    (4, "IV"),
-    (1, "I"),
-)
-
-
-def _roman(value: int) -> str:
-    parts: list[str] = []
-    for amount, symbol in _ROMAN:
-        count, value = divmod(value, amount)
-        parts.append(symbol * count)
-    return "".join(parts)

@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from lxml import etree
 
+from pagemill.documents.office import numbering
 from pagemill.documents.office.blocks import Block, Heading, ListItem, Paragraph
 from pagemill.documents.office.drawingml_text import A_NS, paragraph_text
 from pagemill.documents.office.ooxml_package import Relationship
@@ -24,22 +25,6 @@ _A: Final = f"{{{A_NS}}}"
 _SCHEME: Final = re.compile(
     r"^(alphaLc|alphaUc|arabic|romanLc|romanUc)(?:Db)?(ParenBoth|ParenR|Period|Plain)$"
 )
-_ROMAN: Final = (
-    (1000, "m"),
-    (900, "cm"),
-    (500, "d"),
-    (400, "cd"),
-    (100, "c"),
-    (90, "xc"),
-    (50, "l"),
-    (40, "xl"),
-    (10, "x"),
-    (9, "ix"),
-    (5, "v"),
-    (4, "iv"),
-    (1, "i"),
-)
-
 FrameKind = Literal["title", "body", "other"]
 Bullet = tuple[Literal["none", "char", "number"], str, int]
 """(kind, numbering scheme, first number)"""
@@ -152,9 +137,9 @@ def format_number(number: int, scheme: str) -> str:
     match = _SCHEME.match(scheme)
     style, punctuation = match.groups() if match else ("arabic", "Period")
     if style.startswith("alpha"):
-        digits = _alpha(number)
+        digits = numbering.repeated_letters(number) or str(number)
     elif style.startswith("roman"):
-        digits = _roman(number)
+        digits = numbering.roman(number) or str(number)
     else:
         digits = str(number)
     if style.endswith("Uc"):
@@ -166,19 +151,3 @@ def format_number(number: int, scheme: str) -> str:
     if punctuation == "Plain":
         return digits
     return f"{digits}."
-
-
-def _alpha(number: int) -> str:
-    # PowerPoint goes a..z, then aa..zz, aaa.. (the letter repeated), as Word does.
-    letter = chr(ord("a") + (number - 1) % 26)
-    return letter * ((number - 1) // 26 + 1)
-
-
-def _roman(number: int) -> str:
-    if number >= 4000:
-        return str(number)
-    parts = []
-    for value, letters in _ROMAN:
-        count, number = divmod(number, value)
-        parts.append(letters * count)
-    return "".join(parts)
