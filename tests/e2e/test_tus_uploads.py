@@ -326,7 +326,7 @@ def test_every_tus_error_status(tus_stack: TusStack) -> None:
         assert "retry-after" in locked.headers
     # The dropped connection kept the 1000 bytes that came (tus: resume from HEAD's offset).
     held = len(data) + 1000
-    tus.wait_for(lambda: tus.offset_of(client, path) == held, 10, "the dropped PATCH's bytes to be kept")
+    tus.wait_for(lambda: tus.offset_of(client, path) == held, 30, "the dropped PATCH's bytes to be kept")
 
     # A bad job option in Upload-Metadata fails the creation, before any byte: 422.
     _error(tus.create(client, 10, formats="pdf"), 422, "VALIDATION_ERROR")
