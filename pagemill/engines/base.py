@@ -1,4 +1,5 @@
-"""What every page engine returns and the interface OCR engines implement.
+"""What every page engine returns, the interface OCR engines implement, and what any engine's health check
+answers.
 
 Bounding boxes are normalised to the page: ``(x0, y0, x1, y1)`` in 0..1 from the top-left corner of the
 upright page, so they do not depend on the DPI a page was rendered at.
@@ -19,6 +20,16 @@ class TextLine:
     text: str
     bbox: tuple[float, float, float, float] | None = None
     confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineHealth:
+    """Whether an engine can take work: for a server engine, whether the server answers and serves the
+    configured model."""
+
+    ok: bool
+    detail: str
+    models: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

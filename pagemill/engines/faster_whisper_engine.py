@@ -38,7 +38,8 @@ from pagemill.engines.audio_base import (
     duration_s,
     language_code,
 )
-from pagemill.engines.vllm import EngineHealth, detect_repetition
+from pagemill.engines.base import EngineHealth
+from pagemill.engines.vllm import detect_repetition
 from pagemill.errors import EngineFailed, EngineNotConfigured
 from pagemill.settings import AudioSettings
 

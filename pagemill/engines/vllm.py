@@ -3,6 +3,8 @@
 One page is one ``POST {base_url}/v1/chat/completions`` with the page as a base64 JPEG data URL. The engine
 is called from many worker threads at once (as many as :mod:`pagemill.engines.capacity` chose), so it shares
 one ``httpx.Client`` (thread-safe, keep-alive pool sized to the threads), created on first use, not at import.
+The client, the health check and the retries are :mod:`pagemill.engines.openai_http`'s (shared with the
+speech engine); the request, the answer and what an HTTP error means for a page are this module's.
 
 What the server answers is mapped onto Pagemill's errors so the fallback chain can act on it:
 
@@ -30,60 +32,32 @@ timeout, backoff waits are cut to it, and a timeout once it is spent raises the 
 
 from __future__ import annotations
 
-import email.utils
 import html
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import httpx
 from PIL import Image
 
-from pagemill import deadlines
-from pagemill.engines.base import PageResult, TextLine
+from pagemill.engines.base import EngineHealth, PageResult, TextLine
 from pagemill.engines.capacity import requests_in_flight
+from pagemill.engines.openai_http import ServerClient, error_message, failure_reason, root_url
 from pagemill.engines.page_image import EncodedImage, ImageSpec, encode_image
 from pagemill.engines.vllm_presets import ModelPreset, get_preset
 from pagemill.errors import EngineFailed, EngineUnavailable
-from pagemill.metrics import ENGINE_IN_FLIGHT
 from pagemill.settings import OpenAiEngineSettings
 
 logger = logging.getLogger("pagemill.engines.vllm")
-
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
-MAX_BACKOFF_S = 60.0
-"""No single wait between retries is longer than this, whatever Retry-After or the doubling says."""
-HEALTH_TIMEOUT_S = 5.0
 
 _CONTEXT_LENGTH = re.compile(
     r"context length|maximum context|context window|max_model_len|maximum model length|"
     r"longer than the maximum|prompt is too long|too many tokens",
     re.IGNORECASE,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class EngineHealth:
-    """Whether the server answers and serves the configured model."""
-
-    ok: bool
-    detail: str
-    models: list[str] = field(default_factory=list)
-
-
-class _Transient(Exception):
-    """One failed attempt that may pass: an overload status or a transport failure."""
-
-    def __init__(self, reason: str, *, status: int | None = None, retry_after_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.retry_after_s = retry_after_s
 
 
 # --- Pure helpers -----------------------------------------------------------------------------------------
@@ -204,42 +178,6 @@ def markdown_to_text(markdown: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_message(response: httpx.Response) -> tuple[str, str]:
-    """(message, code) from an error body: vLLM's ``{"message"}`` or OpenAI's ``{"error": {...}}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:500], ""
-    if isinstance(body, dict):
-        error = body.get("error")
-        source = error if isinstance(error, dict) else body
-        message = source.get("message") or (error if isinstance(error, str) else "")
-        return str(message)[:500], str(source.get("code") or "")
-    return str(body)[:500], ""
-
-
-def _root_url(base_url: str) -> str:
-    # Accept the OpenAI-client convention "http://host:8000/v1" as well as the server root.
-    root = base_url.rstrip("/")
-    return root[: -len("/v1")] if root.endswith("/v1") else root
-
-
 # --- The engine -------------------------------------------------------------------------------------------
 
 
@@ -260,11 +198,18 @@ class OpenAiCompatibleEngine:
         self.name = name
         self.settings = settings
         self.preset = preset or get_preset(settings.preset)
-        self._transport = transport
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
+        self._server = ServerClient(
+            settings,
+            engine=name,
+            kind="OCR engine",
+            log=logger,
+            # One connection per thread in flight (the server client adds a few for health checks).
+            in_flight=lambda: requests_in_flight(settings),
+            transport=transport,
+            unreachable_details={"attempts": 1},  # its errors always say how many attempts were made
+        )
 
     # Configuration in force: settings override the preset.
     @property
@@ -298,33 +243,9 @@ class OpenAiCompatibleEngine:
         """The model name the server is asked for."""
         return self.settings.model
 
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    in_flight = requests_in_flight(self.settings)
-                    headers = (
-                        {"Authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
-                    )
-                    self._client = httpx.Client(
-                        transport=self._transport,
-                        headers=headers,
-                        timeout=httpx.Timeout(
-                            self.settings.timeout_s, connect=self.settings.connect_timeout_s
-                        ),
-                        # One connection per thread in flight, plus a few for health checks.
-                        limits=httpx.Limits(
-                            max_connections=in_flight + 4, max_keepalive_connections=in_flight + 4
-                        ),
-                    )
-        return self._client
-
     def close(self) -> None:
         """Close the connection pool (a later call opens a new one)."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._server.close()
 
     def __enter__(self) -> OpenAiCompatibleEngine:
         return self
@@ -337,32 +258,13 @@ class OpenAiCompatibleEngine:
             raise EngineUnavailable(
                 "The OCR engine is not configured.", engine=self.name, reason="not_configured", attempts=0
             )
-        return f"{_root_url(self.settings.base_url)}{path}"
+        return f"{root_url(self.settings.base_url)}{path}"
 
     # --- Health ---------------------------------------------------------------------------------------------
 
     def check(self) -> EngineHealth:
         """``GET /v1/models`` with a short timeout; ok only when the model is listed. Never raises."""
-        if not self.settings.base_url:
-            return EngineHealth(ok=False, detail="base_url is not set")
-        url = self._url("/v1/models")
-        timeout = httpx.Timeout(
-            HEALTH_TIMEOUT_S, connect=min(self.settings.connect_timeout_s, HEALTH_TIMEOUT_S)
-        )
-        try:
-            response = self._http().get(url, timeout=timeout)
-        except httpx.HTTPError as exc:
-            return EngineHealth(ok=False, detail=f"unreachable: {type(exc).__name__}")
-        if response.status_code != 200:
-            return EngineHealth(ok=False, detail=f"HTTP {response.status_code}")
-        try:
-            data = response.json()["data"]
-            models = [str(m["id"]) for m in data]
-        except (ValueError, KeyError, TypeError):
-            return EngineHealth(ok=False, detail="malformed /v1/models response")
-        if self.model not in models:
-            return EngineHealth(ok=False, detail=f"model {self.model!r} is not served", models=models)
-        return EngineHealth(ok=True, detail="ready", models=models)
+        return self._server.check(self.model)
 
     # --- Recognition ----------------------------------------------------------------------------------------
 
@@ -446,95 +348,21 @@ class OpenAiCompatibleEngine:
         )
 
     def _post_with_retries(self, url: str, body: dict[str, Any]) -> tuple[httpx.Response, int]:
-        attempts_allowed = self.settings.max_retries + 1
-        for attempt in range(1, attempts_allowed + 1):
-            try:
-                return self._post_once(url, body), attempt
-            except _Transient as exc:
-                if deadlines.spent():
-                    # The page's time is up (pagemill.deadlines): not the server's fault, no retry.
-                    raise deadlines.timed_out() from exc
-                if attempt >= attempts_allowed:
-                    logger.error(
-                        "engine %s: unavailable after %d attempts: %s", self.name, attempt, exc.reason
-                    )
-                    details: dict[str, Any] = {"engine": self.name, "reason": exc.reason, "attempts": attempt}
-                    if exc.status is not None:
-                        details["status"] = exc.status
-                    raise EngineUnavailable(
-                        "The OCR engine is unavailable or overloaded; try again shortly.", **details
-                    ) from exc
-                delay = self._backoff(attempt, exc.retry_after_s)
-                deadline = deadlines.current()
-                if deadline is not None:
-                    delay = min(delay, deadline.remaining())
-                logger.warning(
-                    "engine %s: attempt %d/%d failed (%s); retrying in %.2fs",
-                    self.name,
-                    attempt,
-                    attempts_allowed,
-                    exc.reason,
-                    delay,
-                )
-                (self._sleep or time.sleep)(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
-        """Full jitter over an exponential ceiling; a server's Retry-After wins (both capped)."""
-        if retry_after_s is not None:
-            return min(retry_after_s, MAX_BACKOFF_S)
-        ceiling = min(self.settings.retry_backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
-        return self._rng.uniform(0.0, ceiling)
-
-    def _request_timeout(self) -> httpx.Timeout | None:
-        """None (the client's timeouts), or less within a page's time limit: what is left of it
-        (pagemill.deadlines); a spent page raises its PROCESSING_TIMEOUT."""
-        if deadlines.current() is None:
-            return None
-        left = deadlines.budget(self.settings.timeout_s)
-        return httpx.Timeout(left, connect=min(self.settings.connect_timeout_s, left))
+        return self._server.with_retries(
+            lambda: self._post_once(url, body), sleep=self._sleep or time.sleep, rng=self._rng
+        )
 
     def _post_once(self, url: str, body: dict[str, Any]) -> httpx.Response:
-        timeout = self._request_timeout()
-        try:
-            with ENGINE_IN_FLIGHT.labels(engine=self.name).track_inprogress():
-                if timeout is None:
-                    response = self._http().post(url, json=body)
-                else:
-                    response = self._http().post(url, json=body, timeout=timeout)
-        except httpx.ConnectError as exc:
-            raise _Transient("connection_refused") from exc
-        except httpx.TimeoutException as exc:
-            raise _Transient(
-                "connect_timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
-            ) from exc
-        except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:
-            raise _Transient("connection_dropped") from exc
-        except httpx.HTTPError as exc:
-            # A bad base_url (unsupported scheme, proxy trouble): no page gets through; not a page error.
-            logger.error("engine %s: request failed: %s", self.name, exc)
-            raise EngineUnavailable(
-                "The OCR engine cannot be reached.", engine=self.name, reason=type(exc).__name__, attempts=1
-            ) from exc
+        """One attempt (transient failures raise, for the retries); an HTTP error fails the page."""
+        response = self._server.post(url, json=body)
         status = response.status_code
         if status == 200:
             return response
-        if status in TRANSIENT_STATUS:
-            retry_after = (
-                parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
-            )
-            raise _Transient(f"HTTP {status}", status=status, retry_after_s=retry_after)
-        message, code = _error_message(response)
+        message, code = error_message(response)
         if status == 400 and (code == "context_length_exceeded" or _CONTEXT_LENGTH.search(message)):
             reason = "context_length"
-        elif status in (401, 403):
-            reason = "unauthorized"
-        elif status == 404:
-            reason = "model_not_found"
-        elif 400 <= status < 500:
-            reason = "bad_request"
         else:
-            reason = "server_error"
+            reason = failure_reason(status)
         self._fail(f"the server answered HTTP {status}", reason, status=status, server_message=message)
 
     def _parse(self, response: httpx.Response) -> tuple[str, str | None]:

@@ -7,7 +7,9 @@ verbose_json with a 400 (older vLLM, ``gpt-4o-transcribe``) is asked again with 
 the server is remembered as json-only for the rest of the process, and its pieces come back as one segment
 spanning the piece.
 
-Errors are mapped as :mod:`pagemill.engines.vllm` maps them, so the fallback chain acts the same way:
+The client, the health check and the retries are :mod:`pagemill.engines.openai_http`'s, shared with the OCR
+engine (:mod:`pagemill.engines.vllm`), so errors are mapped as it maps them and the fallback chain acts the
+same way:
 
 * 429, 502, 503, 504, connection refused or dropped, connect or read timeout: retried ``max_retries`` times
   (exponential backoff with full jitter; a Retry-After header wins), then EngineUnavailable {reason,
@@ -25,15 +27,12 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import httpx
 
-from pagemill import deadlines
-from pagemill.engines import vllm
 from pagemill.engines.audio_base import (
     Pcm,
     Segment,
@@ -44,9 +43,11 @@ from pagemill.engines.audio_base import (
     language_code,
     wav_bytes,
 )
+from pagemill.engines.base import EngineHealth
 from pagemill.engines.capacity import requests_in_flight
-from pagemill.errors import EngineFailed, EngineNotConfigured, EngineUnavailable
-from pagemill.metrics import ENGINE_IN_FLIGHT
+from pagemill.engines.openai_http import ServerClient, error_message, failure_reason, root_url
+from pagemill.engines.vllm import detect_repetition
+from pagemill.errors import EngineFailed, EngineNotConfigured
 from pagemill.settings import WhisperServerSettings, get_settings
 
 __all__ = ["OpenAiTranscriptionEngine", "base_url_setting", "parse_transcription", "wav_bytes"]
@@ -90,43 +91,31 @@ class OpenAiTranscriptionEngine:
         """``transport``, ``sleep`` and ``rng`` are for tests. No connection is made here."""
         self.name = name
         self.settings = settings
-        self._transport = transport
         self._sleep = sleep or time.sleep
         self._rng = rng or random.Random()
-        self._client: httpx.Client | None = None
-        self._lock = threading.Lock()
+        self._server = ServerClient(
+            settings,
+            engine=name,
+            kind="speech engine",
+            log=logger,
+            in_flight=self._in_flight,
+            transport=transport,
+        )
 
     @property
     def model(self) -> str:
         """The model name the server is asked for."""
         return self.settings.model
 
-    def _http(self) -> httpx.Client:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    api_key = self.settings.api_key
-                    # Every GPU-worker thread may hold a claimed piece (the number the worker chose at start,
-                    # as the OCR engine's pool is sized): fewer connections leave server slots idle.
-                    threads = requests_in_flight(get_settings().engines.vllm)
-                    in_flight = max(self.settings.max_in_flight, threads)
-                    pool = in_flight + 4  # one per piece in flight, a few for health checks
-                    self._client = httpx.Client(
-                        transport=self._transport,
-                        headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
-                        timeout=httpx.Timeout(
-                            self.settings.timeout_s, connect=self.settings.connect_timeout_s
-                        ),
-                        limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-                    )
-        return self._client
+    def _in_flight(self) -> int:
+        # Every GPU-worker thread may hold a claimed piece (the number the worker chose at start, as the OCR
+        # engine's pool is sized): fewer connections leave server slots idle.
+        threads = requests_in_flight(get_settings().engines.vllm)
+        return max(self.settings.max_in_flight, threads)
 
     def close(self) -> None:
         """Close the connection pool (a later call opens a new one)."""
-        with self._lock:
-            client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        self._server.close()
 
     def __enter__(self) -> OpenAiTranscriptionEngine:
         return self
@@ -144,30 +133,13 @@ class OpenAiTranscriptionEngine:
                 settings=[setting],
                 variables=[variable],
             )
-        return vllm._root_url(self.settings.base_url)
+        return root_url(self.settings.base_url)
 
     # --- Health ---------------------------------------------------------------------------------------------
 
-    def check(self) -> vllm.EngineHealth:
+    def check(self) -> EngineHealth:
         """``GET /v1/models`` with a short timeout; ok only when the model is listed. Never raises."""
-        if not self.settings.base_url:
-            return vllm.EngineHealth(ok=False, detail="base_url is not set")
-        timeout = httpx.Timeout(
-            vllm.HEALTH_TIMEOUT_S, connect=min(self.settings.connect_timeout_s, vllm.HEALTH_TIMEOUT_S)
-        )
-        try:
-            response = self._http().get(f"{self._root()}/v1/models", timeout=timeout)
-        except httpx.HTTPError as exc:
-            return vllm.EngineHealth(ok=False, detail=f"unreachable: {type(exc).__name__}")
-        if response.status_code != 200:
-            return vllm.EngineHealth(ok=False, detail=f"HTTP {response.status_code}")
-        try:
-            models = [str(m["id"]) for m in response.json()["data"]]
-        except (ValueError, KeyError, TypeError):
-            return vllm.EngineHealth(ok=False, detail="malformed /v1/models response")
-        if self.model not in models:
-            return vllm.EngineHealth(ok=False, detail=f"model {self.model!r} is not served", models=models)
-        return vllm.EngineHealth(ok=True, detail="ready", models=models)
+        return self._server.check(self.model)
 
     # --- Transcription --------------------------------------------------------------------------------------
 
@@ -208,7 +180,7 @@ class OpenAiTranscriptionEngine:
             self._fail(
                 "the server's answer is not a transcription", "malformed_response", problem=str(exc)[:200]
             )
-        if vllm.detect_repetition(text):
+        if detect_repetition(text):
             self._fail("the transcript repeats itself (a decoding loop)", "degenerate_repetition")
         settings: dict[str, Any] = {
             "response_format": response_format,
@@ -257,85 +229,23 @@ class OpenAiTranscriptionEngine:
     def _post_with_retries(
         self, url: str, audio: bytes, fields: dict[str, Any]
     ) -> tuple[httpx.Response, int]:
-        attempts_allowed = self.settings.max_retries + 1
-        for attempt in range(1, attempts_allowed + 1):
-            try:
-                return self._post_once(url, audio, fields), attempt
-            except vllm._Transient as exc:
-                if deadlines.spent():
-                    raise deadlines.timed_out() from exc  # the piece's time is up: no retry, no fallback
-                if attempt >= attempts_allowed:
-                    logger.error(
-                        "engine %s: unavailable after %d attempts: %s", self.name, attempt, exc.reason
-                    )
-                    details: dict[str, Any] = {"engine": self.name, "reason": exc.reason, "attempts": attempt}
-                    if exc.status is not None:
-                        details["status"] = exc.status
-                    raise EngineUnavailable(
-                        "The speech engine is unavailable or overloaded; try again shortly.", **details
-                    ) from exc
-                delay = self._backoff(attempt, exc.retry_after_s)
-                deadline = deadlines.current()
-                if deadline is not None:
-                    delay = min(delay, deadline.remaining())
-                why = f"attempt {attempt}/{attempts_allowed} failed ({exc.reason})"
-                logger.warning("engine %s: %s; retrying in %.2fs", self.name, why, delay)
-                self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def _backoff(self, attempt: int, retry_after_s: float | None) -> float:
-        """Full jitter over an exponential ceiling; a server's Retry-After wins (both capped)."""
-        if retry_after_s is not None:
-            return min(retry_after_s, vllm.MAX_BACKOFF_S)
-        ceiling = min(self.settings.retry_backoff_s * 2 ** (attempt - 1), vllm.MAX_BACKOFF_S)
-        return self._rng.uniform(0.0, ceiling)
+        return self._server.with_retries(
+            lambda: self._post_once(url, audio, fields), sleep=self._sleep, rng=self._rng
+        )
 
     def _post_once(self, url: str, audio: bytes, fields: dict[str, Any]) -> httpx.Response:
-        kwargs: dict[str, Any] = {}
-        if deadlines.current() is not None:
-            left = deadlines.budget(self.settings.timeout_s)  # raises the piece's timeout when none is left
-            kwargs["timeout"] = httpx.Timeout(left, connect=min(self.settings.connect_timeout_s, left))
-        try:
-            with ENGINE_IN_FLIGHT.labels(engine=self.name).track_inprogress():
-                response = self._http().post(
-                    url, data=fields, files={"file": ("piece.wav", audio, "audio/wav")}, **kwargs
-                )
-        except httpx.ConnectError as exc:
-            raise vllm._Transient("connection_refused") from exc
-        except httpx.TimeoutException as exc:
-            raise vllm._Transient(
-                "connect_timeout" if isinstance(exc, httpx.ConnectTimeout) else "timeout"
-            ) from exc
-        except (httpx.RemoteProtocolError, httpx.NetworkError) as exc:
-            raise vllm._Transient("connection_dropped") from exc
-        except httpx.HTTPError as exc:
-            # A bad base_url (unsupported scheme, proxy trouble): no piece gets through; not a piece error.
-            logger.error("engine %s: request failed: %s", self.name, exc)
-            reason = type(exc).__name__
-            raise EngineUnavailable(
-                "The speech engine cannot be reached.", engine=self.name, reason=reason
-            ) from exc
+        """One attempt (transient failures raise, for the retries); an HTTP error fails the piece, but for
+        a 400 to verbose_json, which may be the format's fault (_FormatRefused)."""
+        response = self._server.post(url, data=fields, files={"file": ("piece.wav", audio, "audio/wav")})
         status = response.status_code
         if status == 200:
             return response
-        if status in vllm.TRANSIENT_STATUS:
-            retry_after = (
-                vllm.parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
-            )
-            raise vllm._Transient(f"HTTP {status}", status=status, retry_after_s=retry_after)
-        message, _ = vllm._error_message(response)
+        message, _ = error_message(response)
         if status == 400 and fields.get("response_format") == "verbose_json":
             # Asked again with json; if that works, the format was the trouble (remembered by the caller).
             logger.info("engine %s: verbose_json refused (%s); trying json", self.name, message[:200])
             raise _FormatRefused(message)
-        if status in (401, 403):
-            reason = "unauthorized"
-        elif status == 404:
-            reason = "model_not_found"
-        elif 400 <= status < 500:
-            reason = "bad_request"
-        else:
-            reason = "server_error"
+        reason = failure_reason(status)
         self._fail(f"the server answered HTTP {status}", reason, status=status, server_message=message)
 
 

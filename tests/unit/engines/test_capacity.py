@@ -138,7 +138,7 @@ def test_decision_sizes_the_connection_pool() -> None:
     engine = OpenAiCompatibleEngine(settings())
     try:
         # No request is sent: the pool of the engine's own transport is only sized.
-        pool = engine._http()._transport._pool  # type: ignore[attr-defined]
+        pool = engine._server.http()._transport._pool  # type: ignore[attr-defined]
         assert pool._max_connections == 80 + 4
     finally:
         engine.close()

@@ -15,13 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from pagemill.engines.vllm import (
-    MAX_BACKOFF_S,
-    OpenAiCompatibleEngine,
-    detect_repetition,
-    markdown_to_text,
-    parse_retry_after,
-)
+from pagemill.engines.openai_http import MAX_BACKOFF_S, parse_retry_after
+from pagemill.engines.vllm import OpenAiCompatibleEngine, detect_repetition, markdown_to_text
 from pagemill.engines.vllm_presets import get_preset
 from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.settings import OpenAiEngineSettings
@@ -414,13 +409,13 @@ def test_unconfigured_engine_is_unavailable(page: Image.Image) -> None:
 
 def test_client_is_created_lazily_and_reused(page: Image.Image) -> None:
     engine = make_engine(Server(ok()), requests_in_flight=8)
-    assert engine._client is None
+    assert engine._server._client is None
     engine.recognize(page)
-    client = engine._client
+    client = engine._server._client
     engine.recognize(page)
-    assert engine._client is client
+    assert engine._server._client is client
     engine.close()
-    assert engine._client is None
+    assert engine._server._client is None
 
 
 # --- Health -----------------------------------------------------------------------------------------------

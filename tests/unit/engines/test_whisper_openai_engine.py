@@ -293,9 +293,9 @@ def test_concurrent_pieces_share_one_client() -> None:
     for thread in threads:
         thread.join()
     assert len(server.requests) == 16
-    assert engine._client is not None
+    assert engine._server._client is not None
     engine.close()
-    assert engine._client is None
+    assert engine._server._client is None
 
 
 def test_check_is_ok_only_when_the_model_is_served() -> None:
