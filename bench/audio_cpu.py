@@ -27,33 +27,18 @@ Rounds alternate the order, medians. Target: service audio s/s / direct audio s/
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.common import (
-    FINAL_STATES,
-    cpu_seconds,
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-    temp_data_dir,
-    tree_cpu_seconds,
-    verdict,
-)
-from pagemill.documents.audio.cutting import INDEX_NAME, AudioCut, cut_recording, piece_name, read_index
-from pagemill.documents.audio.pieces import decode_piece
+from bench.audio_pieces import cut_like_the_probe, speech_samples
+from bench.common import alternate, cpu_seconds, log, median, run_and_record, table, tree_cpu_seconds, verdict
+from bench.jobs import STATUS_POLL_S, TimedJob, timed_job
+from bench.report import median_and_rounds, ratio_table, results_block
+from bench.stacks import embedded_stack_and_pool, pool_pids
 from pagemill.engines.audio_base import Pcm
 from pagemill.engines.faster_whisper_engine import resolve_model
 from pagemill.settings import AudioSettings, WorkerSettings
@@ -64,8 +49,6 @@ WARMUP_MINUTES = 1.5
 ROUNDS = 5
 TARGET_RATIO = 0.90
 JOB_TIMEOUT_S = 900.0
-POLL_S = 0.05
-"""The client's status poll, as in every service timing here (docs/benchmarks.md, Method)."""
 
 _pieces: list[Pcm] = []
 """The speech pieces' samples, set before the pool forks (the processes inherit them)."""
@@ -105,69 +88,14 @@ def _transcribe(index: int) -> tuple[int, str, float]:
 def cut_pieces(path: Path, folder: Path) -> tuple[list[Pcm], list[int], int, float]:
     """The pieces the service cuts from ``path``: the speech pieces' samples and indices, how many pieces
     in all, the speech pieces' seconds."""
-    folder.mkdir()
-    cut_recording(path, "flac", AudioCut(folder, 4 * 3600.0, AudioSettings().max_piece_s))
-    index = read_index((folder / INDEX_NAME).read_bytes())
-    speech = [i for i, piece in enumerate(index) if piece.speech]
-    samples = [decode_piece((folder / piece_name(i)).read_bytes()) for i in speech]
-    return samples, speech, len(index), sum(len(s) for s in samples) / 16000.0
+    index = cut_like_the_probe(path, "flac", folder, AudioSettings().max_piece_s)
+    decoded = list(speech_samples(folder, index))
+    samples = [pcm for _, _, pcm in decoded]
+    return samples, [number for number, _, _ in decoded], len(index), sum(len(s) for s in samples) / 16000.0
 
 
 def _words(text: str) -> str:
     return " ".join(text.split())
-
-
-@dataclass
-class TimedJob:
-    """A recording's job timed from the client: seconds since the POST started."""
-
-    job_id: str
-    upload_s: float
-    """The POST answered (upload, stored, job created)."""
-    planned_s: float
-    """The job's page count first seen (by the polls): the recording cut and its pieces stored."""
-    succeeded_s: float
-    result_s: float
-    """The markdown result fetched (``nan`` when not fetched)."""
-    pages: list[dict[str, Any]]
-    """The JSON result's pages (fetched after the timing)."""
-
-
-def timed_job(
-    client: httpx.Client,
-    path: Path,
-    *,
-    fetch: bool,
-    logs: Callable[[], str],
-    poll_s: float = POLL_S,
-    **fields: str,
-) -> TimedJob:
-    """POST ``path``, poll every ``poll_s`` until it succeeded (raises otherwise), fetch the markdown result
-    when ``fetch``; then its JSON pages."""
-    started = time.perf_counter()
-    with path.open("rb") as handle:
-        response = client.post("/api/v1/documents", files={"file": (path.name, handle)}, data=fields)
-    if response.status_code != 202:
-        raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
-    job_id, upload_s = str(response.json()["id"]), time.perf_counter() - started
-    deadline, planned = time.monotonic() + JOB_TIMEOUT_S, float("nan")
-    while True:
-        job: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
-        if planned != planned and job.get("page_count"):
-            planned = time.perf_counter() - started
-        if job["state"] in FINAL_STATES:
-            if job["state"] != "succeeded":
-                raise RuntimeError(f"job {job_id} ended {job['state']}: {job}\n{logs()}")
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} still {job['state']} after {JOB_TIMEOUT_S}s\n{logs()}")
-        time.sleep(poll_s)
-    succeeded = time.perf_counter() - started
-    if fetch:
-        client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "markdown"}).raise_for_status()
-    result_s = time.perf_counter() - started if fetch else float("nan")
-    response = client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "json"}).raise_for_status()
-    return TimedJob(job_id, upload_s, planned, succeeded, result_s, response.json()["pages"])
 
 
 @dataclass
@@ -189,7 +117,7 @@ class DirectRound:
     piece_s: float
 
 
-def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = POLL_S) -> str:
+def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = STATUS_POLL_S) -> str:
     """Run the benchmark; return the Markdown block for docs/benchmarks.md."""
     global _pieces
     processes = os.cpu_count() or 1
@@ -210,20 +138,22 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = POLL_S) 
             f"audio_cpu: {recording.duration_s:.0f} s recording, {len(speech)} speech pieces "
             f"({audio_s:.0f} s) cut in {cut_s:.2f}s; {processes} processes"
         )
-        ctx = multiprocessing.get_context("fork")
         initargs = (str(model_path), settings.compute_type, settings.cpu_threads, niceness)
-        with (
-            temp_data_dir() as data_dir,
-            running_stack({"PAGEMILL_DATA_DIR": str(data_dir)}, concurrency=processes) as stack,
-            ctx.Pool(processes, initializer=_init_worker, initargs=initargs) as pool,
-        ):
+        with embedded_stack_and_pool(processes, processes, _init_worker, initargs) as (stack, pool):
             pool.map(_transcribe, range(min(processes, len(_pieces))), chunksize=1)  # load every model
-            timed_job(stack.client, warmup.path, fetch=True, logs=stack.worker.log_tail)
+            timed_job(
+                stack.client, warmup.path, timeout=JOB_TIMEOUT_S, fetch=True, logs=stack.worker.log_tail
+            )
 
             def run_service() -> None:
                 worker0, api0 = tree_cpu_seconds(stack.worker.pid), tree_cpu_seconds(stack.api.pid)
                 timed = timed_job(
-                    stack.client, recording.path, fetch=True, logs=stack.worker.log_tail, poll_s=poll_s
+                    stack.client,
+                    recording.path,
+                    timeout=JOB_TIMEOUT_S,
+                    fetch=True,
+                    logs=stack.worker.log_tail,
+                    poll_s=poll_s,
                 )
                 api = tree_cpu_seconds(stack.api.pid) - api0
                 cpu = tree_cpu_seconds(stack.worker.pid) - worker0 + api
@@ -246,7 +176,7 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = POLL_S) 
                 )
 
             def run_direct() -> None:
-                pids = [os.getpid(), *(proc.pid for proc in pool._pool)]  # type: ignore[attr-defined]
+                pids = pool_pids(pool)
                 cpu_before, started = cpu_seconds(pids), time.perf_counter()
                 piece_s = 0.0
                 for index, text, seconds in pool.imap_unordered(_transcribe, range(len(_pieces))):
@@ -258,17 +188,10 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, poll_s: float = POLL_S) 
                     f"{direct[-1].cpu_s:.1f}s; pieces' own time {piece_s:.1f}s"
                 )
 
-            for number in range(rounds):
-                order = (run_direct, run_service) if number % 2 == 0 else (run_service, run_direct)
-                for step in order:
-                    step()
+            alternate(rounds, run_direct, run_service)
     return report(
         service, direct, recording.duration_s, size_mb, (count, len(speech), audio_s), (cut_s, poll_s), same
     )
-
-
-def _cell(values: list[float], digits: int) -> str:
-    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
 
 
 def report(
@@ -293,46 +216,44 @@ def report(
     rows = [
         [
             "audio s/s (seconds of recording per wall second)",
-            _cell([duration_s / s.timed.result_s for s in service], 1),
-            _cell([duration_s / d.seconds for d in direct], 1),
+            median_and_rounds([duration_s / s.timed.result_s for s in service], 1),
+            median_and_rounds([duration_s / d.seconds for d in direct], 1),
         ],
         [
             "seconds (service: POST to markdown result fetched)",
-            _cell([s.timed.result_s for s in service], 2),
-            _cell([d.seconds for d in direct], 2),
+            median_and_rounds([s.timed.result_s for s in service], 2),
+            median_and_rounds([d.seconds for d in direct], 2),
         ],
-        ["of which upload (POST answered)", _cell([s.timed.upload_s for s in service], 2), na],
+        ["of which upload (POST answered)", median_and_rounds([s.timed.upload_s for s in service], 2), na],
         [
             "of which cutting and storing the pieces (to page count known)",
-            _cell([s.timed.planned_s - s.timed.upload_s for s in service], 2),
+            median_and_rounds([s.timed.planned_s - s.timed.upload_s for s in service], 2),
             na,
         ],
         [
             "of which transcribing (page count known to succeeded)",
-            _cell([s.timed.succeeded_s - s.timed.planned_s for s in service], 2),
-            _cell([d.seconds for d in direct], 2),
+            median_and_rounds([s.timed.succeeded_s - s.timed.planned_s for s in service], 2),
+            median_and_rounds([d.seconds for d in direct], 2),
         ],
         [
             "pieces' own time, summed (service: pages' `duration_ms`; direct: `transcribe` calls)",
-            _cell([s.piece_s for s in service], 1),
-            _cell([d.piece_s for d in direct], 1),
+            median_and_rounds([s.piece_s for s in service], 1),
+            median_and_rounds([d.piece_s for d in direct], 1),
         ],
         [
             "CPU s per audio minute",
-            _cell([s.cpu_s / minutes for s in service], 2),
-            _cell([d.cpu_s / minutes for d in direct], 2),
+            median_and_rounds([s.cpu_s / minutes for s in service], 2),
+            median_and_rounds([d.cpu_s / minutes for d in direct], 2),
         ],
         [
             f"of which the API (status polls every {poll_s * 1000:.0f} ms, result)",
-            _cell([s.api_cpu_s / minutes for s in service], 2),
+            median_and_rounds([s.api_cpu_s / minutes for s in service], 2),
             na,
         ],
     ]
-    lines = [
+    return results_block(
         "### CPU transcription (faster-whisper), service vs. faster-whisper run directly "
         "(`python -m bench audio_cpu`)",
-        "",
-        run_stamp(),
         f"Recording: {duration_s:.0f} s of espeak-ng speech (`make_long_speech`: 8 sentences repeated with "
         f"2 s pauses, FLAC, {size_mb:.1f} MB), cut by the service into {count} pieces of at most "
         f"{settings.max_piece_s:.0f} s ({speech} with speech, {audio_s:.0f} s). Model: the bundled tiny.en "
@@ -348,28 +269,18 @@ def report(
         "system from /proc of the worker's and the API's process trees (the probe's child included), "
         "or of the pool and "
         "its parent.",
-        "",
         table(["measure", "service", "direct"], rows),
-        "",
-        table(
-            ["ratio", "median", "per round", "target"],
+        ratio_table(
             [
-                [
+                (
                     "service audio s/s / direct audio s/s",
-                    fmt(ratio, 3),
-                    ", ".join(fmt(r, 3) for r in ratios),
+                    ratios,
                     f">= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}",
-                ],
-                [
-                    "direct CPU / service CPU",
-                    fmt(median(cpu_ratios), 3),
-                    ", ".join(fmt(r, 3) for r in cpu_ratios),
-                    "(informative)",
-                ],
-            ],
+                ),
+                ("direct CPU / service CPU", cpu_ratios, "(informative)"),
+            ]
         ),
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -377,7 +288,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.audio_cpu", description=__doc__)
     parser.add_argument("--minutes", type=float, default=MINUTES)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--poll", type=float, default=POLL_S, help="the client's status poll, seconds")
+    parser.add_argument("--poll", type=float, default=STATUS_POLL_S, help="the client's status poll, seconds")
     args = parser.parse_args(argv)
     return run_and_record(
         "audio_cpu", lambda: run(minutes=args.minutes, rounds=args.rounds, poll_s=args.poll)

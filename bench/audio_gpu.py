@@ -37,27 +37,15 @@ import contextlib
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.audio_cpu import timed_job
-from bench.born_digital import distributed_env_stack
-from bench.common import (
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    table,
-    temp_data_dir,
-    tree_cpu_seconds,
-    verdict,
-)
-from bench.gpu_saturation import GpuStack, gpu_stack
+from bench.audio_pieces import cut_like_the_probe, speech_samples
+from bench.common import fmt, log, median, run_and_record, table, tree_cpu_seconds, verdict
+from bench.jobs import timed_job
+from bench.report import Measure, measure_rows, results_block
 from bench.sim_sampling import SimSampler, analyse, percentile
-from pagemill.documents.audio.cutting import INDEX_NAME, AudioCut, cut_recording, piece_name, read_index
-from pagemill.documents.audio.pieces import decode_piece
+from bench.stacks import GpuStack, distributed_gpu_stack
 from pagemill.engines.audio_base import SAMPLE_RATE
 from tests.support.simulator import SimulatorHandle, vllm_simulator
 from tests.support.speech import SpeechFile, make_long_speech
@@ -76,6 +64,8 @@ IN_FLIGHT = ("default", str(2 * SLOTS))
 server's slots (the rule the GPU worker applies to OCR pages, pagemill.engines.capacity)."""
 STEADY_TARGET = 0.95
 E2E_REFERENCE = 0.90
+JOB_TIMEOUT_S = 900.0
+"""How long a job may take before the benchmark gives up, as in ``audio_cpu``."""
 
 
 @dataclass
@@ -90,14 +80,9 @@ class Piece:
 def cut_for_simulator(recording: SpeechFile, folder: Path, audio: AudioSimClient) -> tuple[list[Piece], int]:
     """The speech pieces the service will send (map keys, seconds, known text), each put in the
     simulator's known-text map, and the number of pieces."""
-    folder.mkdir()
-    cut_recording(recording.path, recording.container, AudioCut(folder, 4 * 3600.0, 30.0))
-    index = read_index((folder / INDEX_NAME).read_bytes())
+    index = cut_like_the_probe(recording.path, recording.container, folder, 30.0)
     pieces = []
-    for number, piece in enumerate(index):
-        if not piece.speech:
-            continue
-        pcm = decode_piece((folder / piece_name(number)).read_bytes())
+    for _, piece, pcm in speech_samples(folder, index):
         spoken = [
             sentence
             for sentence, (start, end) in zip(recording.sentences, recording.speech, strict=True)
@@ -147,7 +132,9 @@ def measure(stack: GpuStack, sim: SimulatorHandle, audio: AudioSimClient, path: 
     before = audio.stats()
     cpu_before = tree_cpu_seconds(stack.gpu_worker.pid)
     with SimSampler(sim.base_url) as sampler:
-        timed = timed_job(stack.client, path, fetch=False, logs=stack.logs, formats="markdown,json")
+        timed = timed_job(
+            stack.client, path, timeout=JOB_TIMEOUT_S, fetch=False, logs=stack.logs, formats="markdown,json"
+        )
     cpu = tree_cpu_seconds(stack.gpu_worker.pid) - cpu_before
     after, stats = audio.stats(), sim.stats()
     records = timed.pages
@@ -197,17 +184,13 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, in_flight: tuple[str, ..
             f"pieces of {count} (mean {mean_s:.1f} s), made and cut in {time.perf_counter() - made:.1f}s; "
             f"capacity {capacity:.2f} pieces/s"
         )
-        services, dist_env = distributed_env_stack()
-        outer.enter_context(services)
-        env = {
-            "PAGEMILL_DATA_DIR": str(outer.enter_context(temp_data_dir())),
-            **dist_env,
+        engine_env = {
             "PAGEMILL_AUDIO__DEFAULT_ENGINE": "whisper-vllm",
             "PAGEMILL_AUDIO__FALLBACK": "[]",
             "PAGEMILL_AUDIO__WHISPER_VLLM__BASE_URL": sim.base_url,
             "PAGEMILL_AUDIO__WHISPER_VLLM__MODEL": WHISPER,
         }
-        stack = outer.enter_context(gpu_stack(env))
+        stack = outer.enter_context(distributed_gpu_stack(engine_env))
         log(f"  stack up; simulator {SLOTS} slots, {PREFILL_MS:g} ms + {MS_PER_AUDIO_S:g} ms per audio s")
         for number in range(rounds):
             for config in configs:
@@ -217,7 +200,7 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, in_flight: tuple[str, ..
                     else {"PAGEMILL_AUDIO__WHISPER_VLLM__MAX_IN_FLIGHT": config.in_flight}
                 )
                 with stack.gpu("auto", extra) as (_, config.threads, _why):
-                    timed_job(stack.client, warmup.path, fetch=False, logs=stack.logs)
+                    timed_job(stack.client, warmup.path, timeout=JOB_TIMEOUT_S, fetch=False, logs=stack.logs)
                     found = measure(stack, sim, audio, recording.path, count)
                 config.rounds.append(found)
                 log(
@@ -230,10 +213,6 @@ def run(minutes: float = MINUTES, rounds: int = ROUNDS, in_flight: tuple[str, ..
     return report(configs, recording, size_mb, (len(pieces), count, mean_s), capacity)
 
 
-def _cell(values: list[float], digits: int) -> str:
-    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
-
-
 def report(
     configs: list[Config],
     recording: SpeechFile,
@@ -244,7 +223,7 @@ def report(
     """The Markdown block: one column per configuration, medians with the rounds in brackets; ``pieces``:
     speech pieces, all pieces, mean seconds of a speech piece."""
     speech, count, mean_s = pieces
-    measures: list[tuple[str, Callable[[Round], float], int]] = [
+    measures: list[Measure[Round]] = [
         ("steady-state pieces/s (simulator completions)", lambda r: r.steady, 2),
         ("**steady-state pieces/s / capacity**", lambda r: r.steady / capacity, 3),
         (f"mean requests running, steady window / {SLOTS} slots", lambda r: r.running / SLOTS, 3),
@@ -268,10 +247,7 @@ def report(
         ("simulator errors", lambda r: float(r.errors), 0),
     ]
     header = ["measure"] + [f"max_in_flight {c.in_flight} ({c.threads} worker threads)" for c in configs]
-    rows = [
-        [label] + [_cell([get(r) for r in c.rounds], digits) for c in configs]
-        for label, get, digits in measures
-    ]
+    rows = measure_rows(measures, [c.rounds for c in configs])
     verdicts = []
     for c in configs:
         steady = median([r.steady / capacity for r in c.rounds])
@@ -281,10 +257,8 @@ def report(
             f"{fmt(e2e, 3)} (no target for recordings; the GPU OCR path's is {E2E_REFERENCE})"
         )
     rounds = len(configs[0].rounds) if configs else 0
-    lines = [
+    return results_block(
         "### GPU transcription: service vs. the Whisper server's capacity (`python -m bench audio_gpu`)",
-        "",
-        run_stamp(),
         f"Recording: {recording.duration_s:,.0f} s of espeak-ng speech (`make_long_speech`, FLAC, "
         f"{size_mb:.0f} MB), cut by the service into {count} pieces ({speech} with speech, the ones sent). "
         "Stack: distributed (Postgres, Redis, moto S3); `pagemill api`, a CPU worker (ingest,cpu; "
@@ -300,12 +274,9 @@ def report(
         "`gpu_saturation`; cutting: from the POST answered to the first poll (every 50 ms) showing the "
         "page count; latency: the pieces' `duration_ms` (loading the stored piece, the request, queueing "
         "in the server included).",
-        "",
         table(header, rows),
-        "",
         f"Target steady >= {STEADY_TARGET}: {'; '.join(verdicts)}.",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.born_digital import distributed_env_stack
-from bench.common import fmt, log, median, run_and_record, run_stamp, table, temp_data_dir
+from bench.common import fmt, log, median, run_and_record, run_stamp, table
+from bench.stacks import distributed_env_stack, temp_data_dir
 from tests.support.documents import make_text_pdf
 from tests.support.services import pagemill_api, pagemill_process
 

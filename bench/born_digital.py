@@ -13,7 +13,6 @@ costs without the queue, database and result assembly.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import multiprocessing
 import random
 import subprocess
@@ -24,18 +23,9 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 
-from bench.common import (
-    JobRun,
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-    temp_data_dir,
-    verdict,
-)
+from bench.common import fmt, log, median, run_and_record, run_stamp, table, verdict
+from bench.jobs import JobRun
+from bench.stacks import distributed_env_stack, running_stack, temp_data_dir
 from tests.support.documents import make_text_pdf
 
 PAGES = 1000
@@ -186,21 +176,6 @@ def time_service(env: Mapping[str, str], path: Path, warmup: Path, runs: int) ->
 def _timing(job: JobRun, name: str) -> float:
     value = (job.job.get("timings") or {}).get(name)
     return float(value) if value is not None else float("nan")
-
-
-def distributed_env_stack() -> tuple[contextlib.ExitStack, dict[str, str]]:
-    """Enter Postgres + Redis + moto S3 contexts; return the exit stack and the Pagemill environment."""
-    from tests.support.services import distributed_env, postgres_url, redis_server, s3_server
-
-    stack = contextlib.ExitStack()
-    try:
-        pg = stack.enter_context(postgres_url())
-        redis = stack.enter_context(redis_server())
-        s3 = stack.enter_context(s3_server())
-    except BaseException:
-        stack.close()
-        raise
-    return stack, distributed_env(pg, redis.url, s3, bucket="pagemill-bench")
 
 
 EMBEDDED_LABEL = "embedded (SQLite, SQLite broker)"

@@ -17,7 +17,9 @@ import tempfile
 from pathlib import Path
 
 from bench.born_digital import make_document, stack_envs
-from bench.common import JobRun, fmt, log, median, run_and_record, run_stamp, running_stack, table, verdict
+from bench.common import fmt, log, median, run_and_record, run_stamp, table, verdict
+from bench.jobs import JobRun
+from bench.stacks import running_stack
 
 PAGES = 1000
 RESUBMITS = 3

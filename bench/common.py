@@ -1,4 +1,7 @@
-"""What every benchmark shares: machine and version info, a running stack, RSS sampling, the results file.
+"""What every benchmark shares: machine and version info, CPU and RSS sampling, the results file, the rounds.
+
+The stacks under test are started by :mod:`bench.stacks`; jobs are timed with :mod:`bench.jobs`; results
+blocks are put together with :mod:`bench.report`.
 
 Results live in docs/benchmarks.md under "## Results", one block per benchmark between
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` markers, so running one benchmark rewrites only its
@@ -9,41 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
-import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "benchmarks.md"
 FINAL_STATES = {"succeeded", "failed", "cancelled"}
-BENCH_TENANT = "bench"
-"""The tenant benchmarks submit as, on the enterprise tier (no document quota, the highest rate limit)."""
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.support.services import (  # noqa: E402
-    ManagedProcess,
-    descendant_pids,
-    pagemill_api,
-    pagemill_process,
-    pagemill_worker,
-)
+from tests.support.services import descendant_pids  # noqa: E402
 
 # --------------------------------------------------------------------------------------------------
 # Machine, versions, formatting
@@ -364,143 +353,7 @@ def mib(kib: int) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-# A running stack
-
-
-@dataclass
-class BenchStack:
-    """A Pagemill API and worker under test, with a client bound to the API."""
-
-    base_url: str
-    env: dict[str, str]
-    worker: ManagedProcess
-    api: ManagedProcess
-    client: httpx.Client
-
-    def submit(self, path: Path, **fields: str) -> str:
-        """POST a document; return its job id (raises unless the answer is 202)."""
-        with path.open("rb") as handle:
-            response = self.client.post("/api/v1/documents", files={"file": (path.name, handle)}, data=fields)
-        if response.status_code != 202:
-            raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
-        return str(response.json()["id"])
-
-    def wait(self, job_id: str, timeout: float, poll: float = 0.05) -> dict[str, Any]:
-        """Poll a job until it is final; return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = self.client.get(f"/api/v1/jobs/{job_id}")
-            response.raise_for_status()
-            job: dict[str, Any] = response.json()
-            if job["state"] in FINAL_STATES:
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"job {job_id} still {job['state']} after {timeout}s: {job}\n"
-                    f"worker log:\n{self.worker.log_tail(30)}"
-                )
-            time.sleep(poll)
-
-    def result(self, job_id: str, fmt: str = "markdown") -> bytes:
-        """GET a job's result body."""
-        response = self.client.get(f"/api/v1/jobs/{job_id}/result", params={"format": fmt})
-        response.raise_for_status()
-        return response.content
-
-    def run_job(self, path: Path, timeout: float, fmt: str = "markdown", **fields: str) -> JobRun:
-        """Submit, wait until final, fetch the result; time the whole round trip."""
-        started = time.perf_counter()
-        job_id = self.submit(path, **fields)
-        submitted = time.perf_counter()
-        job = self.wait(job_id, timeout)
-        if job["state"] != "succeeded":
-            raise RuntimeError(f"job {job_id} ended {job['state']}: {job}\n{self.worker.log_tail(30)}")
-        body = self.result(job_id, fmt)
-        ended = time.perf_counter()
-        return JobRun(
-            job_id=job_id,
-            job=job,
-            seconds=ended - started,
-            submit_seconds=submitted - started,
-            result_bytes=len(body),
-        )
-
-
-@dataclass
-class JobRun:
-    """One timed job: POST to result fetched."""
-
-    job_id: str
-    job: dict[str, Any]
-    seconds: float
-    submit_seconds: float
-    result_bytes: int
-
-    @property
-    def pages(self) -> int:
-        """Pages done."""
-        return int(self.job["pages"]["done"])
-
-
-def migrate(env: Mapping[str, str]) -> None:
-    """Run `pagemill migrate` with ``env``; RuntimeError with its log if it fails."""
-    proc = pagemill_process(["migrate"], env, name="migrate")
-    code = proc.wait(timeout=120)
-    if code != 0:
-        raise RuntimeError(f"pagemill migrate failed:\n{proc.log_tail()}")
-    proc.stop()
-
-
-def create_key(env: Mapping[str, str], tenant: str = BENCH_TENANT, tier: str = "enterprise") -> str:
-    """Make an API key with `pagemill keys create` on the (migrated) database of ``env``; its secret."""
-    args = ["keys", "create", "--tenant", tenant, "--tier", tier, "--name", "bench", "--json"]
-    proc = pagemill_process(args, env, name="keys-create")
-    code = proc.wait(timeout=120)
-    if code != 0:
-        raise RuntimeError(f"pagemill keys create failed:\n{proc.log_tail()}")
-    text = proc.log_text()
-    proc.stop()
-    lines = [line for line in text.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"pagemill keys create printed no key:\n{text[-4000:]}")
-    return str(json.loads(lines[-1])["secret"])
-
-
-def auth_headers(key: str) -> dict[str, str]:
-    """The headers that send ``key``."""
-    return {"Authorization": f"Bearer {key}"}
-
-
-@contextlib.contextmanager
-def temp_data_dir(prefix: str = "pagemill-bench-") -> Iterator[Path]:
-    """A temporary PAGEMILL_DATA_DIR, removed at the end."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def running_stack(
-    env: Mapping[str, str], *, concurrency: int = 2, webhooks: bool = False
-) -> Iterator[BenchStack]:
-    """Migrate, make a key of tenant ``bench`` (enterprise), start a worker (queues ingest,cpu,gpu), with
-    ``webhooks`` a worker of the webhooks queue (as `pagemill up` does), and the API; yield them with a
-    client sending the key; stop them."""
-    # The result cache would answer a resubmitted document without page work: benchmarks time the work.
-    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
-    migrate(full_env)
-    key = create_key(full_env)
-    with contextlib.ExitStack() as extra:
-        if webhooks:
-            extra.enter_context(pagemill_worker(full_env, queues="webhooks", concurrency=None, timeout=90))
-        with (
-            pagemill_worker(full_env, queues="ingest,cpu,gpu", concurrency=concurrency, timeout=90) as worker,
-            pagemill_api(full_env, timeout=60) as (api, base_url),
-            httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
-        ):
-            yield BenchStack(base_url=base_url, env=dict(full_env), worker=worker, api=api, client=client)
+# Running a benchmark
 
 
 def log(message: str) -> None:
@@ -516,3 +369,11 @@ def run_and_record(name: str, produce: Callable[[], str]) -> str:
     print(block)
     write_section(name, block)
     return block
+
+
+def alternate(rounds: int, first: Callable[[], None], second: Callable[[], None]) -> None:
+    """Run ``first`` then ``second``, swapping the order every round (``first`` leads in the first round)."""
+    # A change in the machine's load (these machines are shared) then hits both sides alike.
+    for number in range(rounds):
+        for step in (first, second) if number % 2 == 0 else (second, first):
+            step()

@@ -23,19 +23,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from bench.born_digital import distributed_env_stack
-from bench.common import (
-    auth_headers,
-    create_key,
-    fmt,
-    log,
-    migrate,
-    run_and_record,
-    run_stamp,
-    table,
-    temp_data_dir,
-    verdict,
-)
+from bench.common import fmt, log, run_and_record, run_stamp, table, verdict
+from bench.stacks import auth_headers, create_key, distributed_env_stack, migrate, temp_data_dir
 from tests.support.documents import make_padded_pdf
 from tests.support.services import free_port, pagemill_api, pagemill_process, pagemill_worker, wait_http_ok
 

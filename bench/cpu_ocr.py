@@ -14,7 +14,6 @@ medians. Target: service pages/s / direct pages/s >= 0.90.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import tempfile
 import time
@@ -25,18 +24,18 @@ from PIL import Image
 
 from bench.born_digital import page_texts
 from bench.common import (
+    alternate,
     cpu_seconds,
     fmt,
     log,
     median,
     run_and_record,
-    run_stamp,
-    running_stack,
     table,
-    temp_data_dir,
     tree_cpu_seconds,
     verdict,
 )
+from bench.report import per_round, ratio_table, results_block
+from bench.stacks import embedded_stack_and_pool, pool_pids
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.source import open_source
 from pagemill.settings import LimitSettings, OcrSettings
@@ -45,6 +44,7 @@ from tests.support.documents import make_scanned_pdf
 PAGES = 16
 ROUNDS = 3
 PROCESSES = 2
+WORKER_CONCURRENCY = 2
 TARGET_RATIO = 0.90
 CHARS_PER_PAGE = 2600
 JOB_TIMEOUT_S = 300.0
@@ -86,12 +86,7 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> 
         service_cpu: list[float] = []
         direct_cpu: list[float] = []
         service_chars = direct_chars = 0
-        ctx = multiprocessing.get_context("fork")
-        with (
-            temp_data_dir() as data_dir,
-            running_stack({"PAGEMILL_DATA_DIR": str(data_dir)}) as stack,
-            ctx.Pool(PROCESSES, initializer=_init_worker, initargs=(engine,)) as pool,
-        ):
+        with embedded_stack_and_pool(WORKER_CONCURRENCY, PROCESSES, _init_worker, (engine,)) as (stack, pool):
             pool.map(_recognize, images[:PROCESSES], chunksize=1)  # warm both processes
             stack.run_job(warmup, JOB_TIMEOUT_S, ocr_mode="ocr", engine=engine)
 
@@ -110,7 +105,7 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> 
 
             def run_direct() -> None:
                 nonlocal direct_chars
-                pids = [os.getpid(), *(proc.pid for proc in pool._pool)]  # type: ignore[attr-defined]
+                pids = pool_pids(pool)
                 cpu_before = cpu_seconds(pids)
                 started = time.perf_counter()
                 direct_chars = sum(pool.imap_unordered(_recognize, images, chunksize=1))
@@ -122,10 +117,7 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> 
                     f"{direct_cpu[-1]:.2f} CPU s/page"
                 )
 
-            for number in range(rounds):
-                order = (run_service, run_direct) if number % 2 == 0 else (run_direct, run_service)
-                for step in order:
-                    step()
+            alternate(rounds, run_service, run_direct)
 
     ratios = [s / d for s, d in zip(service, direct, strict=True)]
     ratio = median(ratios)
@@ -133,23 +125,20 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> 
     # Target 6: what the service spends per page beyond the engine and the render (queue, database,
     # storage, HTTP, result assembly), as a share of its CPU per page. Rounds pair service and direct.
     overhead = [(s - d - render_cpu) / s for s, d in zip(service_cpu, direct_cpu, strict=True)]
-    lines = [
+    return results_block(
         f"### CPU OCR ({engine}), service vs. the engine run directly "
         f"(`python -m bench {'cpu_ocr' if engine == 'tesseract' else 'cpu_ocr_' + engine}`)",
-        "",
-        run_stamp(),
         f"Document: {pages} text-heavy scanned pages (~{CHARS_PER_PAGE:,} characters each, 300 DPI, "
         f"US Letter). Engine: {engine} with the default OCR settings (languages {settings.languages}, "
         f"{settings.dpi} DPI, "
         f"orientation detection {'on' if settings.detect_orientation else 'off'}). Service: embedded stack, "
-        "worker concurrency 2, `ocr_mode=ocr`, POST to text result fetched. Direct: the same engine object "
-        f"(`get_ocr_engine`) in a pool of {PROCESSES} processes on the pages pre-rendered with "
-        "`open_source(...).render(i, dpi=300)` (rendering not timed). "
+        f"worker concurrency {WORKER_CONCURRENCY}, `ocr_mode=ocr`, POST to text result fetched. Direct: the "
+        f"same engine object (`get_ocr_engine`) in a pool of {PROCESSES} processes on the pages pre-rendered "
+        "with `open_source(...).render(i, dpi=300)` (rendering not timed). "
         f"{rounds} rounds, order alternating, medians. CPU s/page: user + system CPU from /proc of the "
         "worker's process tree and the API (service; Tesseract children included once reaped) or of the pool "
         "processes and their parent (direct); it does not count time stolen by the hypervisor, so it is the "
         "steadier measure of the service's overhead on a noisy machine. The target is judged on pages/s.",
-        "",
         table(
             [
                 "",
@@ -163,52 +152,41 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, engine: str = "tesseract") -> 
                 [
                     "service",
                     fmt(median(service), 3),
-                    ", ".join(fmt(v, 3) for v in service),
+                    per_round(service, 3),
                     fmt(median(service_cpu), 2),
-                    ", ".join(fmt(v, 2) for v in service_cpu),
+                    per_round(service_cpu, 2),
                     f"{service_chars:,} (text result)",
                 ],
                 [
                     "direct",
                     fmt(median(direct), 3),
-                    ", ".join(fmt(v, 3) for v in direct),
+                    per_round(direct, 3),
                     fmt(median(direct_cpu), 2),
-                    ", ".join(fmt(v, 2) for v in direct_cpu),
+                    per_round(direct_cpu, 2),
                     f"{direct_chars:,}",
                 ],
             ],
         ),
-        "",
-        table(
-            ["ratio", "median", "per round", "target"],
+        ratio_table(
             [
-                [
+                (
                     "service pages/s / direct pages/s",
-                    fmt(ratio, 3),
-                    ", ".join(fmt(r, 3) for r in ratios),
+                    ratios,
                     f">= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)}",
-                ],
-                [
-                    "direct CPU s/page / service CPU s/page",
-                    fmt(median(cpu_ratios), 3),
-                    ", ".join(fmt(r, 3) for r in cpu_ratios),
-                    "(same target, informative)",
-                ],
-                [
+                ),
+                ("direct CPU s/page / service CPU s/page", cpu_ratios, "(same target, informative)"),
+                (
                     "orchestration share: (service - direct - render) CPU / service CPU",
-                    fmt(median(overhead), 3),
-                    ", ".join(fmt(r, 3) for r in overhead),
+                    overhead,
                     f"target 6, < 0.05: {verdict(median(overhead) < 0.05)}",
-                ],
-            ],
+                ),
+            ]
         ),
-        "",
         f"Render CPU per page (the same `render` at {settings.dpi} DPI, one process, measured while "
         f"preparing the direct run's pages): {render_cpu * 1000:.0f} ms. The orchestration share is what "
         "the service spends beyond the engine and the render: queue, database, storage, HTTP and result "
         "assembly, in the worker and the API together.",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> str:

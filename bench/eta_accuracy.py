@@ -20,8 +20,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.born_digital import page_texts
-from bench.common import fmt, log, median, run_and_record, run_stamp, running_stack, table, temp_data_dir
+from bench.common import fmt, log, median, run_and_record, run_stamp, table
 from bench.concurrent_uploads import percentile
+from bench.stacks import running_stack, temp_data_dir
 from tests.support.documents import make_text_pdf
 
 JOBS = 4

@@ -26,8 +26,9 @@ from pathlib import Path
 import httpx
 
 from bench.born_digital import make_document, stack_envs
-from bench.common import fmt, log, run_and_record, run_stamp, running_stack, table, verdict
+from bench.common import fmt, log, run_and_record, run_stamp, table, verdict
 from bench.concurrent_uploads import percentile
+from bench.stacks import running_stack
 
 CLIENTS = 100
 PAGES = 12

@@ -22,18 +22,8 @@ import tempfile
 from pathlib import Path
 
 from bench.born_digital import JOB_TIMEOUT_S, make_document
-from bench.common import (
-    BenchStack,
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-    temp_data_dir,
-    verdict,
-)
+from bench.common import fmt, log, median, run_and_record, run_stamp, table, verdict
+from bench.stacks import BenchStack, running_stack, temp_data_dir
 
 PAGES = 3000
 BLOCKS = 4

@@ -17,18 +17,8 @@ from pathlib import Path
 import httpx
 
 from bench.born_digital import page_texts, stack_envs
-from bench.common import (
-    BenchStack,
-    auth_headers,
-    create_key,
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-)
+from bench.common import fmt, log, median, run_and_record, run_stamp, table
+from bench.stacks import BenchStack, auth_headers, create_key, running_stack
 from tests.support.documents import make_text_pdf
 
 BIG_PAGES = 5000

@@ -23,34 +23,16 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.born_digital import distributed_env_stack
-from bench.common import (
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    table,
-    temp_data_dir,
-    tree_cpu_seconds,
-    verdict,
-)
-from bench.gpu_saturation import (
-    CHARS_PER_PAGE,
-    JOB_TIMEOUT_S,
-    GpuStack,
-    capacity_of,
-    gpu_stack,
-    make_document,
-    measure,
-)
+from bench.common import log, median, run_and_record, table, tree_cpu_seconds, verdict
+from bench.gpu_saturation import CHARS_PER_PAGE, JOB_TIMEOUT_S, capacity_of, make_document, measure
+from bench.report import Measure, measure_rows, results_block
 from bench.sim_sampling import RoundResult
+from bench.stacks import GpuStack, distributed_gpu_stack
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.render_pool import RenderPool, default_render_processes
 from pagemill.documents.source import open_source
@@ -173,18 +155,14 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, renders: tuple[str, ...] = ("t
                 config.render_only.append(render_only(path, pages, config.render))
                 rate, cpu = config.render_only[-1]
                 log(f"  render only, {config.render}: {rate:.1f} pages/s, {cpu:.1f} CPU ms/page")
-        services, dist_env = distributed_env_stack()
-        outer.enter_context(services)
         sim = outer.enter_context(vllm_simulator(**SIM_OPTIONS))
-        env = {
-            "PAGEMILL_DATA_DIR": str(outer.enter_context(temp_data_dir())),
-            **dist_env,
+        engine_env = {
             "PAGEMILL_ENGINES__DEFAULT": "vllm",
             "PAGEMILL_ENGINES__FALLBACK": "[]",
             "PAGEMILL_ENGINES__VLLM__BASE_URL": sim.base_url,
             "PAGEMILL_ENGINES__VLLM__MAX_NUM_SEQS": str(SLOTS),
         }
-        stack = outer.enter_context(gpu_stack(env))
+        stack = outer.enter_context(distributed_gpu_stack(engine_env))
         log(f"gpu_ceiling: stack up; simulator capacity {capacity:.2f} pages/s")
         for number in range(rounds):
             for config in configs:
@@ -201,13 +179,9 @@ def run(pages: int = PAGES, rounds: int = ROUNDS, renders: tuple[str, ...] = ("t
     return report(configs, pages, capacity)
 
 
-def _cell(values: list[float], digits: int) -> str:
-    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
-
-
 def report(configs: list[Config], pages: int, capacity: float) -> str:
     """The Markdown block: one column per way of rendering, medians with the rounds in brackets."""
-    measures: list[tuple[str, Callable[[Round], float], int]] = [
+    measures: list[Measure[Round]] = [
         ("steady-state pages/s (simulator completions)", lambda r: r.result.steady_pages_per_s, 2),
         ("**steady-state pages/s / capacity**", lambda r: r.result.steady_pages_per_s / capacity, 3),
         ("**end-to-end pages/s / capacity**", lambda r: r.result.e2e_pages_per_s / capacity, 3),
@@ -227,15 +201,12 @@ def report(configs: list[Config], pages: int, capacity: float) -> str:
         ("simulator errors", lambda r: float(r.result.sim_errors), 0),
     ]
     header = ["measure"] + [f"render: {c.render} ({c.in_flight} in flight)" for c in configs]
-    rows = [
-        [label] + [_cell([get(r) for r in c.rounds], digits) for c in configs]
-        for label, get, digits in measures
+    render_only_measures: list[Measure[tuple[float, float]]] = [
+        ("render only (no server, no database): pages/s", lambda rate_and_ms: rate_and_ms[0], 1),
+        ("render only: CPU ms/page", lambda rate_and_ms: rate_and_ms[1], 1),
     ]
-    rows.append(
-        ["render only (no server, no database): pages/s"]
-        + [_cell([rate for rate, _ in c.render_only], 1) for c in configs]
-    )
-    rows.append(["render only: CPU ms/page"] + [_cell([ms for _, ms in c.render_only], 1) for c in configs])
+    rows = measure_rows(measures, [c.rounds for c in configs])
+    rows += measure_rows(render_only_measures, [c.render_only for c in configs])
     verdicts = []
     for c in configs:
         steady = median([r.result.steady_pages_per_s / capacity for r in c.rounds])
@@ -244,11 +215,9 @@ def report(configs: list[Config], pages: int, capacity: float) -> str:
             f"{c.render}: steady {verdict(steady >= STEADY_TARGET)}, end to end {verdict(e2e >= E2E_TARGET)}"
         )
     o = SIM_OPTIONS
-    lines = [
+    return results_block(
         "### GPU path at 48 pages/s: rendering in threads vs. in render processes "
         "(`python -m bench.gpu_ceiling`)",
-        "",
-        run_stamp(),
         f"Document: {pages} image-only pages (one 300-DPI US Letter scan of ~{CHARS_PER_PAGE:,} characters "
         "repeated), `ocr_mode=ocr`, `engine=vllm` (preset generic: rendered straight at 1,600 px longest "
         "side, JPEG q90). Stack: distributed (Postgres, Redis, moto S3); `pagemill api`, a CPU worker "
@@ -265,12 +234,9 @@ def report(configs: list[Config], pages: int, capacity: float) -> str:
         "processes the benchmark started (the machine's Postgres is not counted). Render only: the same "
         "pages rendered and encoded from 128 threads of the benchmark process, without server or database "
         "(before the stack starts).",
-        "",
         table(header, rows),
-        "",
         f"Targets (steady >= {STEADY_TARGET}, end to end >= {E2E_TARGET}): {'; '.join(verdicts)}.",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -31,35 +31,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from bench.born_digital import distributed_env_stack, page_texts
-from bench.common import (
-    FINAL_STATES,
-    auth_headers,
-    create_key,
-    fmt,
-    log,
-    median,
-    migrate,
-    run_and_record,
-    run_stamp,
-    table,
-    temp_data_dir,
-    tree_cpu_seconds,
-    verdict,
-)
+from bench.born_digital import page_texts
+from bench.common import log, median, run_and_record, table, tree_cpu_seconds, verdict
+from bench.report import Measure, measure_rows, results_block
 from bench.sim_sampling import RoundResult, SimSampler, analyse, percentile
+from bench.stacks import GpuStack, distributed_env_stack, gpu_stack, temp_data_dir
 from tests.support.documents import SCAN_DPI, render_text_page
-from tests.support.services import ManagedProcess, pagemill_api, pagemill_worker
+from tests.support.services import ManagedProcess
 from tests.support.simulator import SimulatorHandle, vllm_simulator
 
 PAGES = 300
@@ -90,91 +75,7 @@ def capacity_of(options: Mapping[str, Any]) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# The stack
-
-
-@dataclass
-class GpuStack:
-    """API and CPU worker, with a client bound to the API; GPU workers come and go per round."""
-
-    client: httpx.Client
-    cpu_worker: ManagedProcess
-    api: ManagedProcess
-    env: dict[str, str]
-    gpu_worker: ManagedProcess | None = None
-
-    def submit(self, path: Path) -> str:
-        """POST the document for OCR by vllm; return the job id."""
-        with path.open("rb") as handle:
-            response = self.client.post(
-                "/api/v1/documents",
-                files={"file": (path.name, handle, "application/pdf")},
-                data={"ocr_mode": "ocr", "engine": "vllm", "formats": "markdown,json"},
-            )
-        if response.status_code != 202:
-            raise RuntimeError(f"submit answered {response.status_code}: {response.text[:500]}")
-        return str(response.json()["id"])
-
-    def wait(self, job_id: str, timeout: float) -> dict[str, Any]:
-        """Poll until the job is final; return it (raises unless it succeeded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            job: dict[str, Any] = self.client.get(f"/api/v1/jobs/{job_id}").raise_for_status().json()
-            if job["state"] in FINAL_STATES:
-                if job["state"] != "succeeded":
-                    raise RuntimeError(f"job {job_id} ended {job['state']}: {job}\n{self.logs()}")
-                return job
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['state']} after {timeout}s\n{self.logs()}")
-            time.sleep(0.05)
-
-    def pages(self, job_id: str) -> list[dict[str, Any]]:
-        """The per-page records of the job's JSON result."""
-        response = self.client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "json"})
-        response.raise_for_status()
-        pages: list[dict[str, Any]] = response.json()["pages"]
-        return pages
-
-    def logs(self) -> str:
-        """The ends of both workers' logs."""
-        gpu = self.gpu_worker.log_tail(30) if self.gpu_worker else "(none)"
-        return f"gpu worker:\n{gpu}\ncpu worker:\n{self.cpu_worker.log_tail(15)}"
-
-    @contextlib.contextmanager
-    def gpu(
-        self, in_flight: str, extra_env: Mapping[str, str] | None = None
-    ) -> Iterator[tuple[ManagedProcess, int, str]]:
-        """A GPU worker for the configuration ``in_flight`` (a number or ``auto``) and ``extra_env``; yields
-        it with the pages in flight it chose and why (from its start-up line)."""
-        env = {**self.env, **(extra_env or {})}
-        if in_flight != "auto":
-            env["PAGEMILL_ENGINES__VLLM__REQUESTS_IN_FLIGHT"] = in_flight
-        with pagemill_worker(env, queues="gpu", concurrency=None, timeout=90) as worker:
-            found = _CHOSEN.search(worker.log_text())
-            if found is None:
-                raise RuntimeError(f"the GPU worker did not say what it chose:\n{worker.log_tail(30)}")
-            self.gpu_worker = worker
-            try:
-                yield worker, int(found.group(1)), found.group(2)
-            finally:
-                self.gpu_worker = None
-
-
-_CHOSEN = re.compile(r"GPU worker: (\d+) pages in flight \((.*)\)")
-
-
-@contextlib.contextmanager
-def gpu_stack(env: Mapping[str, str]) -> Iterator[GpuStack]:
-    """Migrate and make a key (tenant ``bench``, enterprise); run the API and a CPU worker (ingest,cpu; 1)."""
-    full_env = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false", **env}
-    migrate(full_env)
-    key = create_key(full_env)
-    with (
-        pagemill_worker(full_env, queues="ingest,cpu", concurrency=1, timeout=90) as cpu_worker,
-        pagemill_api(full_env, timeout=60) as (api, base_url),
-        httpx.Client(base_url=base_url, timeout=120, headers=auth_headers(key)) as client,
-    ):
-        yield GpuStack(client=client, cpu_worker=cpu_worker, api=api, env=full_env)
+# One round
 
 
 def measure(
@@ -289,16 +190,12 @@ def run(
     return report(configs, pages, capacity, mode, sim_options)
 
 
-def _cell(values: list[float], digits: int) -> str:
-    return f"{fmt(median(values), digits)} ({', '.join(fmt(v, digits) for v in values)})"
-
-
 def report(
     configs: list[Config], pages: int, capacity: float, mode: str, sim_options: Mapping[str, Any]
 ) -> str:
     """The Markdown block: one column per configuration, medians with the rounds in brackets."""
     o = sim_options
-    measures: list[tuple[str, Callable[[RoundResult], float], int]] = [
+    measures: list[Measure[RoundResult]] = [
         ("steady-state pages/s (simulator completions)", lambda r: r.steady_pages_per_s, 2),
         ("**steady-state pages/s / capacity**", lambda r: r.steady_pages_per_s / capacity, 3),
         (
@@ -320,17 +217,12 @@ def report(
         ("simulator errors", lambda r: float(r.sim_errors), 0),
     ]
     header = ["measure"] + [f"in flight: {c.chosen} ({c.why})" for c in configs]
-    rows = [
-        [label] + [_cell([get(r) for r in c.rounds], digits) for c in configs]
-        for label, get, digits in measures
-    ]
+    rows = measure_rows(measures, [c.rounds for c in configs])
     ratios = {c.asked: median([r.steady_pages_per_s / capacity for r in c.rounds]) for c in configs}
     verdicts = ", ".join(f"{asked}: {verdict(ratio >= TARGET_RATIO)}" for asked, ratio in ratios.items())
     rounds = len(configs[0].rounds) if configs else 0
-    lines = [
+    return results_block(
         "### GPU path: service vs. the model server's capacity (`python -m bench gpu_saturation`)",
-        "",
-        run_stamp(),
         f"Document: {pages} image-only pages (one 300-DPI US Letter scan of ~{CHARS_PER_PAGE:,} characters "
         "repeated), `ocr_mode=ocr`, `engine=vllm` (preset generic: rendered straight at 1,600 px, "
         f"JPEG, in the GPU worker's render processes). Stack: {mode}; `pagemill api`, a CPU worker "
@@ -351,12 +243,9 @@ def report(
         "completions. "
         "Waiting share: `waiting_seconds / busy_seconds`. Latency: the pages' `duration_ms` (render + "
         "encode + the request, queueing in the server included).",
-        "",
         table(header, rows),
-        "",
         f"Steady-state ratio >= {TARGET_RATIO}: {verdicts}.",
-    ]
-    return "\n".join(lines)
+    )
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -28,20 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.born_digital import distributed_env_stack
-from bench.common import (
-    auth_headers,
-    cmdline,
-    create_key,
-    fmt,
-    log,
-    migrate,
-    run_and_record,
-    run_stamp,
-    table,
-    temp_data_dir,
-    verdict,
-)
+from bench.common import cmdline, fmt, log, run_and_record, run_stamp, table, verdict
 from bench.concurrent_uploads import percentile
 from bench.load_clients import (
     DRIVER_PROCESSES,
@@ -54,6 +41,7 @@ from bench.load_clients import (
     make_documents,
     run_level,
 )
+from bench.stacks import auth_headers, create_key, distributed_env_stack, migrate, temp_data_dir
 from tests.support.services import (
     ManagedProcess,
     descendant_pids,

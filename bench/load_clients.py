@@ -18,7 +18,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import FINAL_STATES, auth_headers, tree_cpu_seconds
+from bench.common import FINAL_STATES, tree_cpu_seconds
+from bench.stacks import auth_headers
 from tests.support.documents import make_padded_pdf
 
 RAMP_S = 5.0

@@ -29,22 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import (
-    REPO,
-    RssSampler,
-    auth_headers,
-    create_key,
-    fmt,
-    log,
-    mib,
-    migrate,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-    temp_data_dir,
-    verdict,
-)
+from bench.common import REPO, RssSampler, fmt, log, mib, run_and_record, run_stamp, table, verdict
+from bench.stacks import auth_headers, create_key, migrate, running_stack, temp_data_dir
 from tests.support.documents import make_text_pdf
 from tests.support.services import pagemill_api
 

@@ -24,16 +24,8 @@ import time
 from pathlib import Path
 
 from bench.born_digital import page_texts, stack_envs
-from bench.common import (
-    BenchStack,
-    fmt,
-    log,
-    median,
-    run_and_record,
-    run_stamp,
-    running_stack,
-    table,
-)
+from bench.common import fmt, log, median, run_and_record, run_stamp, table
+from bench.stacks import BenchStack, running_stack
 from tests.support.documents import make_scanned_pdf
 from tests.support.services import pagemill_worker
 

@@ -24,20 +24,9 @@ from collections.abc import Iterator
 
 import httpx
 
-from bench.common import (
-    RssSampler,
-    auth_headers,
-    create_key,
-    fmt,
-    log,
-    mib,
-    migrate,
-    run_and_record,
-    run_stamp,
-    table,
-    verdict,
-)
+from bench.common import RssSampler, fmt, log, mib, run_and_record, run_stamp, table, verdict
 from bench.memory import multipart_stream
+from bench.stacks import auth_headers, create_key, migrate
 from tests.support.services import (
     distributed_env,
     pagemill_api,

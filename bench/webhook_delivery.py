@@ -20,8 +20,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.born_digital import make_document, stack_envs
-from bench.common import fmt, log, run_and_record, run_stamp, running_stack, table
+from bench.common import fmt, log, run_and_record, run_stamp, table
 from bench.concurrent_uploads import percentile
+from bench.stacks import running_stack
 from tests.support.webhook_receiver import WebhookReceiver
 
 JOBS = 10
