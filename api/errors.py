@@ -76,6 +76,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     # FastAPI wraps any failure while parsing a form in a 400; surface the real cause (e.g. the body cap).
     if isinstance(exc.__cause__, PagemillError):
         return await _pagemill_error(request, exc.__cause__)
+    # FastAPI answers a JSON body that is not UTF-8 with a bare 400 ("There was an error parsing the body");
+    # it is as invalid as JSON that does not parse, and gets the same 422 (the documented answer).
+    if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        message = f"The request body is not valid JSON (it is not UTF-8 text); {_JSON_HINT}."
+        errors = [{"field": "body", "message": message}]
+        return error_response(
+            request, 422, {"code": "VALIDATION_ERROR", "message": message, "details": {"errors": errors}}
+        )
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     headers = dict(exc.headers or {})
