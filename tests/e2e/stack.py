@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.services import ManagedProcess, pagemill_api, pagemill_process, pagemill_worker
+
+# For a test whose subject is the same in both modes (the API's own checks, the worker's probe, HTTP edges):
+# it runs on the embedded stack only. The distributed twin would exercise nothing more (its storage and
+# broker are covered by the flows that run in both) and cost the suite its time.
+EMBEDDED_ONLY = pytest.mark.parametrize("stack", ["embedded"], indirect=True)
 
 FINAL_STATES = {"succeeded", "failed", "cancelled", "expired"}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import EMBEDDED_ONLY, Stack
 from tests.support import documents, speech
 
 pytestmark = [
@@ -125,6 +125,7 @@ def test_options_reach_the_engine(stack: Stack, docs: Path) -> None:
     assert stack.result(job["id"], "markdown").text.split("\n\n", 1)[1].startswith("[00:00:0")
 
 
+@EMBEDDED_ONLY
 def test_options_that_do_not_fit_the_kind_are_refused(stack: Stack, docs: Path) -> None:
     pdf = documents.make_text_pdf(docs / "a.pdf", ["A page of text for the subtitle check"])
     refused = stack.submit(pdf, formats="srt")

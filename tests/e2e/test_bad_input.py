@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import EMBEDDED_ONLY, Stack
 from tests.support import documents
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +29,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
     return body
 
 
+@EMBEDDED_ONLY
 def test_unsupported_type_is_refused_at_once(stack: Stack, docs: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -51,6 +52,7 @@ def test_empty_file(stack: Stack, docs: Path) -> None:
     assert_error(stack.submit(path), 422, "EMPTY_FILE")
 
 
+@EMBEDDED_ONLY
 def test_request_id_is_echoed(stack: Stack) -> None:
     response = stack.client.get(
         "/api/v1/jobs/00000000-0000-0000-0000-000000000000", headers={"X-Request-ID": "abc-123"}
@@ -59,6 +61,7 @@ def test_request_id_is_echoed(stack: Stack) -> None:
     assert body["request_id"] == "abc-123"
 
 
+@EMBEDDED_ONLY
 def test_invalid_fields_name_the_field(stack: Stack, docs: Path) -> None:
     pdf = documents.make_text_pdf(docs / "a.pdf", ["x"])
     body = assert_error(stack.submit(pdf, ocr_mode="sometimes"), 422, "VALIDATION_ERROR")
@@ -90,6 +93,7 @@ def _raw_post(base_url: str, head: bytes, body_chunks: list[bytes]) -> tuple[int
     return status, body[body.index(b"{") : body.rindex(b"}") + 1]  # drop chunked framing if any
 
 
+@EMBEDDED_ONLY
 def test_oversized_body_is_refused_before_it_is_spooled(stack: Stack) -> None:
     limit = int(stack.env["PAGEMILL_LIMITS__MAX_UPLOAD_BYTES"])
     auth = f"Authorization: Bearer {stack.key}\r\n"
@@ -124,6 +128,7 @@ def test_oversized_body_is_refused_before_it_is_spooled(stack: Stack) -> None:
     ],
     ids=["corrupt-pdf", "png-bomb", "jpeg-header-bomb", "truncated-png", "too-many-pages"],
 )
+@EMBEDDED_ONLY
 def test_hostile_documents_fail_with_specific_codes(
     stack: Stack, docs: Path, maker: object, code: str
 ) -> None:
@@ -140,6 +145,7 @@ def test_invalid_page_range_for_the_document(stack: Stack, docs: Path) -> None:
     assert job["state"] == "failed" and job["error"]["code"] == "INVALID_PAGE_RANGE"
 
 
+@EMBEDDED_ONLY
 def test_unknown_routes_and_methods_use_the_error_shape(stack: Stack) -> None:
     assert_error(stack.client.get("/api/v1/nothing"), 404, "NOT_FOUND")
     assert_error(stack.client.put("/api/v1/jobs"), 405, "METHOD_NOT_ALLOWED")

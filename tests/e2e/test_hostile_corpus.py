@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import EMBEDDED_ONLY, Stack
 from tests.integration.documents.test_hostile_corpus import CASES, HOSTILE, OK, Case
 from tests.support import documents
 
@@ -21,6 +21,7 @@ def _case_id(case: Case) -> str:
     return f"{case.file}[{case.password}]" if case.password else case.file
 
 
+@EMBEDDED_ONLY
 def test_hostile_corpus_through_the_service(stack: Stack, docs: Path) -> None:
     outcomes: dict[str, str] = {}
     jobs: dict[str, str] = {}

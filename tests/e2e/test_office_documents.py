@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import EMBEDDED_ONLY, Stack
 from tests.support import office_files
 from tests.support import tus_client as tus
 
@@ -87,6 +87,7 @@ def test_picture_inside_a_docx_is_read_by_ocr(stack: Stack, docs: Path) -> None:
     assert "4711" not in stack.result(plain["id"], "text").text
 
 
+@EMBEDDED_ONLY
 def test_pptx_slides_are_pages_with_notes(stack: Stack, docs: Path) -> None:
     path, expected = office_files.make_pptx(docs / "deck.pptx")
     job = stack.wait(stack.submit_ok(path))
@@ -103,6 +104,7 @@ def test_pptx_slides_are_pages_with_notes(stack: Stack, docs: Path) -> None:
     assert "budget risk" not in "".join(page["markdown"] for page in pages)
 
 
+@EMBEDDED_ONLY
 def test_xlsx_sheets_are_pages_and_page_range_picks_them(stack: Stack, docs: Path) -> None:
     path, expected = office_files.make_xlsx(docs / "book.xlsx")
     job = stack.wait(stack.submit_ok(path))
@@ -118,6 +120,7 @@ def test_xlsx_sheets_are_pages_and_page_range_picks_them(stack: Stack, docs: Pat
     assert "Rent" in markdown and "North" not in markdown
 
 
+@EMBEDDED_ONLY
 def test_office_options_in_tus_metadata(stack: Stack, docs: Path) -> None:
     path, _ = office_files.make_pptx(docs / "deck.pptx")
     data = path.read_bytes()
@@ -231,6 +234,7 @@ def _other_formats(docs: Path) -> dict[str, tuple[Path, int, list[str]]]:
     }
 
 
+@EMBEDDED_ONLY
 def test_odf_html_epub_and_eml_through_the_api(stack: Stack, docs: Path) -> None:
     for kind, (path, pages, fragments) in _other_formats(docs).items():
         response = stack.submit(path, formats="markdown,json")
