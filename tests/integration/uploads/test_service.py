@@ -18,6 +18,7 @@ from pagemill.db import session_scope
 from pagemill.errors import (
     ChecksumMismatch,
     UploadAlreadyUsed,
+    UploadExpired,
     UploadLocked,
     UploadOffsetMismatch,
     UrlForbidden,
@@ -178,6 +179,11 @@ def test_the_last_byte_makes_one_job_and_the_sweeper_removes_the_rest(
     assert other_path.exists()
     with session_scope() as session:
         session.execute(update(Upload).where(Upload.id.in_([upload_id, other])).values(expires_at=utcnow()))
+    # Past its expiry and not swept yet: a PATCH and a HEAD are told it expired (410), not that it is unknown.
+    with pytest.raises(UploadExpired):
+        _begin(principal, other, 20)
+    with pytest.raises(UploadExpired):
+        service.get_upload(session_scope, principal, other)
     assert sweep_uploads(get_settings(), get_blob_store()) >= 2
     with session_scope() as session:
         assert session.get(Upload, upload_id) is None
