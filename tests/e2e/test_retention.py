@@ -61,7 +61,8 @@ def test_originals_then_results_expire_by_tier(lifecycle_stack: Stack, docs: Pat
             ),
         )
         assert done["state"] == "succeeded", done
-        assert stored_keys(lifecycle_stack, job_id) >= {"source", "result.md"}
+        # The original is kept 1 s: on a busy machine it may be gone already when the job is seen finished.
+        assert "result.md" in stored_keys(lifecycle_stack, job_id)
 
         # The original goes first; the results stay readable.
         job = poll(
