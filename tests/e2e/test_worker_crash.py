@@ -46,6 +46,16 @@ def _wait_for_progress(stack: Stack, job_id: str) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_a_page_in_flight(stack: Stack, job_id: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        pages = [stack.client.get(f"/api/v1/jobs/{job_id}/pages/{n}").json() for n in range(1, 7)]
+        if any(page["state"] == "pending" and page["attempts"] >= 1 for page in pages):
+            return
+        assert time.monotonic() < deadline, (pages, stack.worker.log_tail())
+        time.sleep(0.05)
+
+
 def test_kill9_of_pool_processes_mid_job(crash_stack: Stack, docs: Path) -> None:
     pdf = documents.make_scanned_pdf(docs / "scan.pdf", TEXTS)
     clean = crash_stack.wait(crash_stack.submit_ok(pdf, formats="text"))
@@ -54,6 +64,9 @@ def test_kill9_of_pool_processes_mid_job(crash_stack: Stack, docs: Path) -> None
 
     job_id = crash_stack.submit_ok(pdf, formats="text")
     _wait_for_progress(crash_stack, job_id)
+    # Kill while a page is being read (claimed: pending with an attempt counted), not in the moment between
+    # two pages that a busy machine can stretch (the kill then interrupted nothing).
+    _wait_for_a_page_in_flight(crash_stack, job_id)
     children = crash_stack.worker.child_pids(recursive=False)
     assert children, "the prefork pool has child processes"
     for pid in children:
