@@ -322,6 +322,13 @@ class ManagedProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(10)
 
+    def discard(self) -> None:
+        """End the process group at once (SIGKILL) and release it: for a test's teardown, where how the
+        process stops is not what is tested (tests/integration/cli/test_signals.py tests graceful stops)."""
+        self.kill9()
+        self._kill_group_leftovers()
+        self._close()
+
     def _kill_group_leftovers(self) -> None:
         if self.group_pids():
             self.send_signal(signal.SIGKILL)
@@ -442,11 +449,14 @@ def pagemill_worker(
     concurrency: int | None = 2,
     hostname: str | None = None,
     timeout: float = 60.0,
+    graceful_stop: bool = False,
 ) -> Iterator[ManagedProcess]:
-    """Run ``pagemill worker`` until Celery logs its ``ready.`` line; stop it at the end.
+    """Run ``pagemill worker`` until Celery logs its ``ready.`` line; end it at the end.
 
     Celery prints that line at INFO level, so the worker must not log above INFO. ``concurrency=None``
-    leaves the worker its own default.
+    leaves the worker its own default. At the end the worker is killed unless ``graceful_stop``: a warm
+    shutdown on the embedded broker takes 5-6 s (Celery's loop for a polled broker notices the signal only
+    when its 2 s wait for messages ends, then closes the pool), which dozens of stacks a run would pay.
     """
     # A unique node name per worker: Celery warns about duplicate nodenames when several share a broker.
     hostname = hostname or f"test-{secrets.token_hex(3)}@%h"
@@ -458,7 +468,10 @@ def pagemill_worker(
         wait_for_log(proc, r"\bready\.", timeout)
         yield proc
     finally:
-        proc.stop()
+        if graceful_stop:
+            proc.stop()
+        else:
+            proc.discard()
 
 
 @contextlib.contextmanager
