@@ -79,11 +79,8 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     # FastAPI answers a JSON body that is not UTF-8 with a bare 400 ("There was an error parsing the body");
     # it is as invalid as JSON that does not parse, and gets the same 422 (the documented answer).
     if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
-        message = f"The request body is not valid JSON (it is not UTF-8 text); {_JSON_HINT}."
-        errors = [{"field": "body", "message": message}]
-        return error_response(
-            request, 422, {"code": "VALIDATION_ERROR", "message": message, "details": {"errors": errors}}
-        )
+        not_utf8 = {"type": "json_invalid", "loc": ("body", 0), "ctx": {"error": "it is not UTF-8 text"}}
+        return await _validation_error(request, RequestValidationError([not_utf8]))
     code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     headers = dict(exc.headers or {})
