@@ -70,8 +70,10 @@ def gpu_stack(env: dict[str, str], *, gpu_worker: bool = True) -> Iterator[GpuSt
             gpu_worker=gpu,
             gpu_metrics_url=f"http://127.0.0.1:{metrics_port}/metrics",
         )
-        yield running
-        running.client.close()
+        try:
+            yield running
+        finally:
+            running.client.close()  # also when the test failed: a client left to the GC warns in a later test
 
 
 def engine_env(pg_url: str, redis_url: str, s3: S3Server, base_url: str) -> dict[str, str]:

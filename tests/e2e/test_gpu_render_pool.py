@@ -4,6 +4,7 @@ and they leave with the worker when it is killed."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -67,15 +68,28 @@ def test_killed_render_processes_cost_no_page_and_leave_with_their_worker(
         killed: list[int] = []
         stop = threading.Event()
 
+        def page_settled(number: int) -> bool:
+            return page(gpu, job_id, number)["state"] != "pending" or stop.is_set()
+
         def kill_render_processes() -> None:
-            # Twice, a second apart: whatever each process was doing (rendering a page, or waiting for one).
+            # Twice, whatever each process was doing (rendering a page, or waiting for one). A page whose
+            # process died is rendered once more, and a second death fails it by design (a poison page):
+            # so the second kill waits until the page the first one hit (its worker logs which) is settled.
+            assert gpu.gpu_worker is not None
             while len(killed) < 2 and not stop.is_set():
-                for pid in render_processes(worker):
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                    stop.wait(1.0)
-                    break
-                stop.wait(0.01)
+                victims = render_processes(worker)
+                if not victims:
+                    stop.wait(0.01)
+                    continue
+                os.kill(victims[0], signal.SIGKILL)
+                killed.append(victims[0])
+                died = re.compile(rf"render process {victims[0]} died on page (\d+)")
+                deadline = time.monotonic() + 10  # an idle process's death is noticed silently, if at all
+                while not stop.is_set() and time.monotonic() < deadline:
+                    if found := died.search(gpu.gpu_worker.log_text()):
+                        wait_for(lambda: page_settled(int(found[1])), "the page of the first kill", 120)
+                        break
+                    stop.wait(0.05)
 
         killer = threading.Thread(target=kill_render_processes)
         killer.start()
