@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.audio_pieces import cut_like_the_probe, speech_samples
 from bench.common import alternate, cpu_seconds, log, median, run_and_record, table, tree_cpu_seconds, verdict
 from bench.jobs import STATUS_POLL_S, TimedJob, timed_job
 from bench.report import median_and_rounds, ratio_table, results_block
@@ -42,6 +41,7 @@ from bench.stacks import embedded_stack_and_pool, pool_pids
 from pagemill.engines.audio_base import Pcm
 from pagemill.engines.faster_whisper_engine import resolve_model
 from pagemill.settings import AudioSettings, WorkerSettings
+from tests.support.audio_pieces import cut_like_the_probe, speech_samples
 from tests.support.speech import make_long_speech
 
 MINUTES = 10.0

@@ -40,13 +40,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.audio_pieces import cut_like_the_probe, speech_samples
 from bench.common import fmt, log, median, run_and_record, table, tree_cpu_seconds, verdict
 from bench.jobs import timed_job
 from bench.report import Measure, measure_rows, results_block
 from bench.sim_sampling import SimSampler, analyse, percentile
 from bench.stacks import GpuStack, distributed_gpu_stack
 from pagemill.engines.audio_base import SAMPLE_RATE
+from tests.support.audio_pieces import spoken_pieces
 from tests.support.simulator import SimulatorHandle, vllm_simulator
 from tests.support.speech import SpeechFile, make_long_speech
 from tests.support.vllm_audio import AudioSimClient
@@ -80,17 +80,9 @@ class Piece:
 def cut_for_simulator(recording: SpeechFile, folder: Path, audio: AudioSimClient) -> tuple[list[Piece], int]:
     """The speech pieces the service will send (map keys, seconds, known text), each put in the
     simulator's known-text map, and the number of pieces."""
-    index = cut_like_the_probe(recording.path, recording.container, folder, 30.0)
-    pieces = []
-    for _, piece, pcm in speech_samples(folder, index):
-        spoken = [
-            sentence
-            for sentence, (start, end) in zip(recording.sentences, recording.speech, strict=True)
-            if piece.start_s <= (start + end) / 2 < piece.end_s
-        ]
-        text = " ".join(spoken)
-        pieces.append(Piece(audio.add_text(pcm, text), len(pcm) / SAMPLE_RATE, text))
-    return pieces, len(index)
+    spoken, count = spoken_pieces(recording, folder, 30.0)
+    pieces = [Piece(audio.add_text(pcm, text), len(pcm) / SAMPLE_RATE, text) for pcm, text in spoken]
+    return pieces, count
 
 
 def capacity_of(pieces: list[Piece], slots: int, prefill_ms: float, ms_per_audio_s: float) -> float:
