@@ -96,11 +96,10 @@ def make_celery(settings: Settings) -> Celery:
         }
     elif broker_url.startswith("sqla+"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        # The SQLAlchemy transport hands its options to create_engine, so polling speed cannot be set
-        # there; its default 1 s poll would add a second to every hop of a job in embedded mode.
-        from kombu.transport.sqlalchemy import Transport
+        # kombu's transport, made cheap to poll (a hop of a job waits for the poll) and bounded on disk.
+        from pagemill import embedded_broker
 
-        Transport.polling_interval = 0.1
+        embedded_broker.install()
         # Its options go to create_engine: a connection factory puts the broker's database in WAL mode
         # with synchronous=NORMAL. In the default rollback journal every publish and every fetch waited
         # for an fsync; a message lost to a power cut is re-sent by the sweeper.
