@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.stack import E2E_TENANT, TEST_LIMITS, Stack, create_key, migrate
+from tests.e2e.stack import TEST_LIMITS, Stack, migrate_and_create_key
 from tests.support import documents
 from tests.support.services import (
     REPO_ROOT,
@@ -51,8 +51,7 @@ class GpuStack(Stack):
 def gpu_stack(env: dict[str, str], *, gpu_worker: bool = True) -> Iterator[GpuStack]:
     """API + a CPU worker (ingest, cpu) + a GPU worker (gpu, threads) on ``env``."""
     full_env = {**TEST_LIMITS, **env}
-    migrate(full_env)
-    key = str(create_key(full_env, E2E_TENANT, "enterprise", admin=True)["secret"])
+    key = migrate_and_create_key(full_env)
     with contextlib.ExitStack() as stack:
         cpu = stack.enter_context(pagemill_worker(full_env, queues="ingest,cpu", concurrency=1))
         metrics_port = free_port()

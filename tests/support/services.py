@@ -417,8 +417,9 @@ def pagemill_process(
     name: str | None = None,
     log_path: Path | None = None,
     inherit_pagemill_env: bool = False,
+    module: str = "pagemill",
 ) -> ManagedProcess:
-    """Start ``<python> -m pagemill <args>`` with ``env`` and return its handle.
+    """Start ``<python> -m pagemill <args>`` (or ``-m <module>``) with ``env`` and return its handle.
 
     The child gets the current environment minus every ``PAGEMILL_*`` variable (so a developer's shell
     configuration cannot leak into a test) plus ``env``. Call ``.stop()`` or use it as a context manager.
@@ -437,7 +438,7 @@ def pagemill_process(
     full_env.update(env)
     label = name or f"pagemill {' '.join(args[:1])}".strip()
     return ManagedProcess(
-        [PYTHON, "-m", "pagemill", *args], name=label, env=full_env, cwd=REPO_ROOT, log_path=log_path
+        [PYTHON, "-m", module, *args], name=label, env=full_env, cwd=REPO_ROOT, log_path=log_path
     )
 
 
