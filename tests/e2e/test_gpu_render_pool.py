@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.test_gpu_pool import engine_env, gpu_stack, page
@@ -68,28 +69,30 @@ def test_killed_render_processes_cost_no_page_and_leave_with_their_worker(
         killed: list[int] = []
         stop = threading.Event()
 
-        def page_settled(number: int) -> bool:
-            return page(gpu, job_id, number)["state"] != "pending" or stop.is_set()
+        def page_settled(client: httpx.Client, number: int) -> bool:
+            state = client.get(f"/api/v1/jobs/{job_id}/pages/{number}").json()["state"]
+            return state != "pending" or stop.is_set()
 
         def kill_render_processes() -> None:
             # Twice, whatever each process was doing (rendering a page, or waiting for one). A page whose
             # process died is rendered once more, and a second death fails it by design (a poison page):
             # so the second kill waits until the page the first one hit (its worker logs which) is settled.
             assert gpu.gpu_worker is not None
-            while len(killed) < 2 and not stop.is_set():
-                victims = render_processes(worker)
-                if not victims:
-                    stop.wait(0.01)
-                    continue
-                os.kill(victims[0], signal.SIGKILL)
-                killed.append(victims[0])
-                died = re.compile(rf"render process {victims[0]} died on page (\d+)")
-                deadline = time.monotonic() + 10  # an idle process's death is noticed silently, if at all
-                while not stop.is_set() and time.monotonic() < deadline:
-                    if found := died.search(gpu.gpu_worker.log_text()):
-                        wait_for(lambda: page_settled(int(found[1])), "the page of the first kill", 120)
-                        break
-                    stop.wait(0.05)
+            with gpu.client_for(gpu.key) as client:  # its own: the test's thread polls the job meanwhile
+                while len(killed) < 2 and not stop.is_set():
+                    victims = render_processes(worker)
+                    if not victims:
+                        stop.wait(0.01)
+                        continue
+                    os.kill(victims[0], signal.SIGKILL)
+                    killed.append(victims[0])
+                    died = re.compile(rf"render process {victims[0]} died on page (\d+)")
+                    deadline = time.monotonic() + 10  # an idle process's death is noticed silently, if at all
+                    while not stop.is_set() and time.monotonic() < deadline:
+                        if found := died.search(gpu.gpu_worker.log_text()):
+                            wait_for(lambda: page_settled(client, int(found[1])), "its page", 120)
+                            break
+                        stop.wait(0.05)
 
         killer = threading.Thread(target=kill_render_processes)
         killer.start()
