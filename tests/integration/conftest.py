@@ -10,13 +10,12 @@ import pytest
 from pagemill import db
 from pagemill.migrate import upgrade_to_head
 from pagemill.settings import get_settings
+from tests.support.engines import forget_engine
 
 
 def _forget_database() -> None:
     """Close this process's engine and forget the settings it was made from."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
+    forget_engine()
     get_settings.cache_clear()
 
 

@@ -14,6 +14,7 @@ from pagemill.errors import DependencyUnavailable
 from pagemill.models import Tenant
 from pagemill.settings import get_settings
 from pagemill.tenancy import repository as tenancy_repo
+from tests.support.engines import forget_engine
 
 pytestmark = pytest.mark.integration
 
@@ -21,9 +22,7 @@ pytestmark = pytest.mark.integration
 def _reload(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
+    forget_engine()
     get_settings.cache_clear()
 
 

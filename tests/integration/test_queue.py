@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from pagemill import db, queue
 from pagemill.settings import get_settings
+from tests.support.engines import forget_engine
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +44,7 @@ def _forget_process_state() -> None:
     if queue.get_celery.cache_info().currsize:
         queue.get_celery().close()
     queue.get_celery.cache_clear()
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
+    forget_engine()
     get_settings.cache_clear()
 
 

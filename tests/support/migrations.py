@@ -12,13 +12,12 @@ from alembic import command
 from pagemill import db
 from pagemill.migrate import alembic_config, upgrade_to_head
 from pagemill.settings import get_settings
+from tests.support.engines import forget_engine
 
 
 def reload_database() -> None:
     """Close this process's engine and forget its settings (the next use reads PAGEMILL_* again)."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
+    forget_engine()
     get_settings.cache_clear()
 
 

@@ -30,6 +30,7 @@ from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
 from pagemill.tenancy import audit
 from pagemill.tenancy import repository as tenancy_repo
+from tests.support.engines import forget_engine
 from tests.support.factories import make_job
 from tests.support.services import PYTHON, REPO_ROOT, embedded_env, pagemill_process
 
@@ -63,9 +64,7 @@ def here(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _forget() -> None:
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.reset_engine()
+    forget_engine()
     get_settings.cache_clear()
     queue.get_celery.cache_clear()
     get_blob_store.cache_clear()
