@@ -35,6 +35,7 @@ BENCHMARKS = {
     "office_quality": "DOCX/PPTX/XLSX: quality (corpus, known content), pages/s vs. markitdown and docling",
     "audio_cpu": "a 10-minute recording, faster-whisper on the CPU pool vs. faster-whisper run directly",
     "audio_gpu": "a 100-minute recording through whisper-vllm vs. the simulated Whisper server's capacity",
+    "idle": "an idle embedded and distributed stack: CPU of the worker and the API, a job's time after",
 }
 
 
