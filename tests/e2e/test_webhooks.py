@@ -13,6 +13,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -34,7 +35,7 @@ from tests.e2e.webhooks_stack import (
     wait_job,
 )
 from tests.support import documents
-from tests.support.services import pagemill_process, wait_for_log
+from tests.support.services import pagemill_process, wait_for_log, wait_until
 from tests.support.webhook_receiver import Reply, WebhookReceiver, job_events
 
 pytestmark = pytest.mark.e2e
@@ -126,7 +127,16 @@ def test_callback_url_gets_the_jobs_events_signed_with_the_tenants_callback_secr
     types = [r.type for r in events]
     assert types[0] == "job.queued" and types[-1] == "job.succeeded", types
 
-    listed = tenant.get("/api/v1/callbacks/deliveries", params={"job_id": job_id}).json()["items"]
+    def deliveries() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = tenant.get(
+            "/api/v1/callbacks/deliveries", params={"job_id": job_id}
+        ).json()["items"]
+        return items
+
+    # The receiver has the last event before its delivery is recorded as succeeded (the worker records
+    # the answer after it arrives): wait for the records.
+    wait_until(lambda: all(d["state"] == "succeeded" for d in deliveries()), 30, "every delivery recorded")
+    listed = deliveries()
     assert {d["event_id"] for d in listed} == {r.webhook_id for r in events}
     assert all(d["state"] == "succeeded" and d["url"] == receiver.url("/cb") for d in listed)
     assert all(d["webhook_id"] is None and d["attempts"][0]["status_code"] == 200 for d in listed)
