@@ -121,10 +121,14 @@ def create_key(
 ) -> dict[str, Any]:
     """Run `pagemill keys create --json` against the stack's database; the key's JSON with its secret."""
     args = ["keys", "create", "--tenant", tenant, "--tier", tier, "--json", *extra_args]
-    proc = pagemill_process([*args, "--admin"] if admin else args, env, name="keys-create")
-    code = proc.wait(timeout=60)
+    return _printed_key(pagemill_process([*args, "--admin"] if admin else args, env, name="keys-create"))
+
+
+def _printed_key(proc: ManagedProcess) -> dict[str, Any]:
+    """The JSON of the key a `keys create --json` process printed (after it succeeded)."""
+    code = proc.wait(timeout=120)
     assert code == 0, proc.log_text()
-    line = [text for text in proc.log_text().splitlines() if text.startswith("{")][-1]
+    line = [text for text in proc.log_text().splitlines() if text.startswith('{"id"')][-1]
     created: dict[str, Any] = json.loads(line)
     return created
 
@@ -134,10 +138,7 @@ def migrate_and_create_key(env: Mapping[str, str]) -> str:
     (tests.support.migrate_and_key: the CLI's own commands); the key's secret."""
     args = ["--tenant", E2E_TENANT, "--tier", "enterprise", "--json", "--admin"]
     proc = pagemill_process(args, env, name="migrate-and-key", module="tests.support.migrate_and_key")
-    code = proc.wait(timeout=120)
-    assert code == 0, proc.log_text()
-    line = [text for text in proc.log_text().splitlines() if text.startswith('{"id"')][-1]
-    return str(json.loads(line)["secret"])
+    return str(_printed_key(proc)["secret"])
 
 
 def migrate(env: Mapping[str, str]) -> None:
