@@ -12,6 +12,8 @@ task ever sent. This transport changes two things and nothing else of kombu's:
 * A message is deleted when it is delivered instead of marked invisible (nothing reads an invisible one
   again: a worker that dies with a task is covered by the sweeper, which sends the work again), and the
   invisible ones an earlier version left are deleted once.
+* A wait for messages ends as soon as the worker is asked to stop. Celery's loop for polling transports
+  waits up to 2 s for messages before it looks at a SIGTERM, so an idle ``pagemill up`` took 4-6 s to stop.
 
 Other databases behind ``sqla+`` URLs get kombu's transport unchanged.
 """
@@ -20,9 +22,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from queue import Empty
 from typing import Any, Final
 
+from celery.worker import state as worker_state
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kombu.utils.encoding import bytes_to_str
@@ -112,11 +116,41 @@ class Channel(kombu_sqlalchemy.Channel):
         super().close()  # type: ignore[no-untyped-call]
 
 
+_STOP_CHECK_S: Final = 0.1
+"""How often a wait for messages looks whether the worker was asked to stop."""
+
+
+def _stop_requested() -> bool:
+    """Whether this process is a Celery worker that was told to stop (warm or cold)."""
+    # As celery.worker.state.maybe_shutdown reads them: a warm stop's flag is its exit code, often 0.
+    return any(
+        flag is not None and flag is not False
+        for flag in (worker_state.should_stop, worker_state.should_terminate)
+    )
+
+
 class Transport(kombu_sqlalchemy.Transport):
-    """kombu's SQLAlchemy transport with :class:`Channel`, polling every :data:`POLLING_INTERVAL_S`."""
+    """kombu's SQLAlchemy transport with :class:`Channel`, polling every :data:`POLLING_INTERVAL_S`, whose
+    waits end when the worker is asked to stop."""
 
     Channel = Channel
     polling_interval = POLLING_INTERVAL_S
+
+    def drain_events(self, connection: Any, **kwargs: Any) -> None:
+        """Deliver the next message; TimeoutError after ``timeout`` seconds, or sooner when the worker is
+        asked to stop (its loop then sees the request at once, not after the rest of its 2 s wait)."""
+        timeout: float | None = kwargs.get("timeout")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _STOP_CHECK_S
+            if deadline is not None:
+                wait = max(0.0, min(wait, deadline - time.monotonic()))  # 0: kombu looks once
+            try:
+                super().drain_events(connection, timeout=wait)  # type: ignore[no-untyped-call]
+                return
+            except TimeoutError:
+                if _stop_requested() or (deadline is not None and time.monotonic() >= deadline):
+                    raise
 
 
 def install() -> None:

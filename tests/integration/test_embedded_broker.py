@@ -112,3 +112,31 @@ def test_an_idle_poll_does_not_query_the_queue(app: Celery, monkeypatch: pytest.
     # 0.5 s at one poll per 20 ms is ~25 polls: the queue was queried when first seen, and once more at
     # most for the file's own first writes (the queue's row), not at every poll.
     assert 1 <= len(queried) <= 3, queried
+
+
+@pytest.mark.parametrize("flag", ["should_stop", "should_terminate"])
+def test_a_wait_for_messages_ends_when_the_worker_is_asked_to_stop(
+    app: Celery, monkeypatch: pytest.MonkeyPatch, flag: str
+) -> None:
+    # Celery's loop for polling transports waits in drain_events before it looks at a SIGTERM. A warm stop's
+    # flag is its exit code, 0, so the check must not read 0 as "not asked".
+    with Connection(app.conf.broker_url) as connection:
+        consumer = connection.SimpleQueue("cpu")
+        consumer.consumer.consume()
+        answers: list[BaseException] = []
+
+        def drain_without_a_deadline() -> None:
+            try:
+                connection.drain_events(timeout=None)  # without the check: waits for a message forever
+            except BaseException as exc:  # the test reads what ended the wait
+                answers.append(exc)
+
+        waiting = threading.Thread(target=drain_without_a_deadline, daemon=True)
+        waiting.start()
+        waiting.join(0.3)
+        assert waiting.is_alive(), answers  # no message, no stop yet: still waiting
+        monkeypatch.setattr(embedded_broker.worker_state, flag, 0)
+        waiting.join(30)
+        consumer.close()
+    assert not waiting.is_alive()
+    assert len(answers) == 1 and isinstance(answers[0], TimeoutError), answers
