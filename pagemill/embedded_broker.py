@@ -136,10 +136,9 @@ class Transport(kombu_sqlalchemy.Transport):
     Channel = Channel
     polling_interval = POLLING_INTERVAL_S
 
-    def drain_events(self, connection: Any, **kwargs: Any) -> None:
+    def drain_events(self, connection: Any, timeout: Any = None, **_: Any) -> Any:
         """Deliver the next message; TimeoutError after ``timeout`` seconds, or sooner when the worker is
         asked to stop (its loop then sees the request at once, not after the rest of its 2 s wait)."""
-        timeout: float | None = kwargs.get("timeout")
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             wait = _STOP_CHECK_S
