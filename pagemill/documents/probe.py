@@ -23,6 +23,7 @@ import select
 import signal
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -110,11 +111,14 @@ def probe_document(
     limits: LimitSettings,
     office: ReadOptions | None = None,
     audio: AudioCut | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> DocumentInfo:
     """Open and fully check ``path`` in a sandboxed child; return its page count or raise a typed error.
 
     Raises CorruptFile, EncryptedFile, WrongPassword, TooManyPages, ImageTooLarge or ProcessingTimeout.
     Images are decoded completely (every TIFF frame), so truncated or broken data is found here.
+    ``on_wait`` is called in this process every few milliseconds while the child works (a recording's
+    pieces are stored and started as they are cut); whatever it raises kills the child and is raised here.
     """
     if audio is not None:
         # Decoding and cutting a long recording takes longer than opening a document: a second of time
@@ -122,7 +126,7 @@ def probe_document(
         limits = limits.model_copy(
             update={"probe_timeout_s": limits.probe_timeout_s + math.ceil(audio.max_seconds / 120)}
         )
-    answer, peak_rss = _run_in_child(path, kind, password, limits, office, audio)
+    answer, peak_rss = _run_in_child(path, kind, password, limits, office, audio, on_wait)
     if "internal" in answer:
         logger.info("document probe: parser raised %s", str(answer["internal"])[:300])
     if "error" in answer:
@@ -194,6 +198,7 @@ def _run_in_child(
     limits: LimitSettings,
     office: ReadOptions | None,
     audio: AudioCut | None,
+    on_wait: Callable[[], None] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
     """Fork, run :func:`inspect_document` in the child, and return its answer and peak RSS."""
     read_fd, write_fd = os.pipe()
@@ -214,7 +219,10 @@ def _run_in_child(
     # child gets the conversion's time and the reading's.
     deadline = time.monotonic() + limits.probe_timeout_s * (2 if kind.is_legacy else 1)
     try:
-        raw, failure = _read_answer(read_fd, pid, deadline, limits)
+        raw, failure = _read_answer(read_fd, pid, deadline, limits, on_wait)
+    except BaseException:
+        _reap(pid, time.monotonic())  # on_wait failed: the child's work is of no use now
+        raise
     finally:
         os.close(read_fd)
     status, usage = _reap(pid, deadline if failure is None else time.monotonic())
@@ -310,9 +318,10 @@ def _address_space_bytes() -> int:
 
 
 def _read_answer(
-    fd: int, pid: int, deadline: float, limits: LimitSettings
+    fd: int, pid: int, deadline: float, limits: LimitSettings, on_wait: Callable[[], None] | None = None
 ) -> tuple[bytes, PagemillError | None]:
-    """Read one newline-terminated answer (or EOF) while watching the child's time and memory.
+    """Read one newline-terminated answer (or EOF) while watching the child's time and memory (and calling
+    ``on_wait`` between looks).
 
     Returns the bytes read, or the error to raise after killing the child.
     """
@@ -329,6 +338,8 @@ def _read_answer(
             # the child writes to becomes private to it, so that is what is held against the budget.
             if _private_bytes(pid) > budget:
                 return b"", CorruptFile(reason="memory_limit")
+            if on_wait is not None:
+                on_wait()
             continue
         chunk = os.read(fd, 65536)
         if not chunk:

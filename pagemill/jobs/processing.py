@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.orm import Session
+
 from pagemill import logging as pagemill_logging
 from pagemill import queue
 from pagemill.db import session_scope
@@ -79,7 +81,9 @@ def ingest_job(job_id: str) -> bool:
                 # A URL job: fetch its document first (SSRF-guarded, bounded retries), then go on as for
                 # an upload. A fetch failure ends the job with its URL_* code.
                 job = url_source.fetch_source(job, settings)
-            _plan(job, settings)
+            if _plan(job, settings, first_attempt=attempt == 1):
+                # Its pages were sent as they were made (a recording's pieces): only the end is left.
+                return _enqueue_pending(job_id, settings, send=False)
         except TransientError:
             raise
         except PagemillError as exc:
@@ -88,7 +92,8 @@ def ingest_job(job_id: str) -> bool:
     return _enqueue_pending(job_id, settings)
 
 
-def _plan(job: Job, settings: Settings) -> None:
+def _plan(job: Job, settings: Settings, *, first_attempt: bool) -> bool:
+    """Open, check and plan the job; True when its pages were routed and sent as they were made."""
     # Known for every job but a URL job not fetched yet, and those are fetched before they are planned.
     assert job.kind is not None
     kind = DocumentKind(job.kind)
@@ -97,9 +102,15 @@ def _plan(job: Job, settings: Settings) -> None:
     path = local_copy(get_blob_store(), job.source_key)
     if kind.is_audio:
         reading.require_engines_configured(options, settings, kind)
-        page_count = audio_plan.cut_and_store(job, path, settings)
-        _check_and_plan(job, options, page_count)
-        return
+        # Pieces start as they are cut when every piece is read (a page range needs the count first). On a
+        # later attempt the pages of an earlier one exist: the generic re-send covers their lost tasks.
+        starter = _PieceStarter(job, options, settings) if options.page_range is None else None
+        page_count = audio_plan.cut_and_store(job, path, settings, on_pieces=starter)
+        if starter is None:
+            _check_and_plan(job, options, page_count)
+            return False
+        starter.plan(page_count, _selected(job, options, page_count))
+        return first_attempt
     password = open_secret(job.document_password_sealed, settings)
     try:
         # The document itself is held to the service-wide page cap (what opening it may cost)...
@@ -115,10 +126,18 @@ def _plan(job: Job, settings: Settings) -> None:
         raise
     _record_page_count(job.id, info.page_count)  # known from here on, also if the job fails below
     _check_and_plan(job, options, info.page_count)
+    return False
 
 
 def _check_and_plan(job: Job, options: JobOptions, page_count: int) -> None:
     """Select the job's pages and create them (TooManyPages past the tier's cap, fixed at submission)."""
+    indices = _selected(job, options, page_count)
+    with session_scope() as session:
+        repo.set_planned(session, job.id, page_count, indices)
+
+
+def _selected(job: Job, options: JobOptions, page_count: int) -> list[int]:
+    """The pages the job reads: its page range, held to the tier's cap (TooManyPages)."""
     indices = select_pages(options.page_range, page_count)
     # ... and the tier's cap (fixed at submission) counts the pages the job will read: its page range.
     if job.max_pages is not None and len(indices) > job.max_pages:
@@ -129,8 +148,47 @@ def _check_and_plan(job: Job, options: JobOptions, page_count: int) -> None:
             page_count=page_count,
             max_pages=job.max_pages,
         )
-    with session_scope() as session:
-        repo.set_planned(session, job.id, page_count, indices)
+    return list(indices)
+
+
+class _PieceStarter:
+    """Makes and sends the pages of a recording's pieces as they are stored, before the job is planned: the
+    first pieces are transcribed while the rest of the recording is still being decoded. One task per page
+    made, as :func:`_enqueue_pending` sends; a job past its tier's page cap gets no more than the cap."""
+
+    def __init__(self, job: Job, options: JobOptions, settings: Settings) -> None:
+        self._job = job
+        self._options = options
+        self._settings = settings
+        self._route: repo.PageRoute | None = None
+        self._made = 0
+
+    def __call__(self, stored: int) -> None:
+        """Make and send the pages of the pieces stored since the last call."""
+        count = stored if self._job.max_pages is None else min(stored, self._job.max_pages)
+        if count > self._made:
+            with session_scope() as session:
+                made = repo.add_pending_pages(session, self._job.id, range(self._made, count), self.route())
+                self._send(session, made)
+            self._made = count
+
+    def plan(self, page_count: int, indices: list[int]) -> None:
+        """Plan the job (its page count known now): make and send the pages not made yet."""
+        with session_scope() as session:
+            self._send(session, repo.set_planned(session, self._job.id, page_count, indices, self.route()))
+
+    def route(self) -> repo.PageRoute:
+        """The pool's queue and the chain's start for this job's pieces (fixed at the first piece)."""
+        if self._route is None:
+            assert self._job.kind is not None
+            queue_name, start = ocr_route(self._options, self._settings, DocumentKind(self._job.kind))
+            self._route = repo.PageRoute(queue_name, True, start)
+        return self._route
+
+    def _send(self, session: Session, pages: int) -> None:
+        if pages:
+            tasks = claims.tasks_for(pages, True, self._settings)
+            queue.enqueue_page_tasks(session, self.route().queue, tasks, priority=self._job.priority)
 
 
 def _record_page_count(job_id: str, page_count: object) -> None:
@@ -148,34 +206,44 @@ def ocr_route(options: JobOptions, settings: Settings, kind: DocumentKind | None
     return pool(chain[start]), start
 
 
-def _enqueue_pending(job_id: str, settings: Settings) -> bool:
+def _enqueue_pending(job_id: str, settings: Settings, *, send: bool = True) -> bool:
     """Route the job's pending pages and send one page task per unit of work: text-layer pages in chunks of
     ``worker.pages_per_task`` on the CPU queue, OCR pages one by one on the queue of the pool that runs the
     OCR engine. A task names only its queue; the worker that receives it claims the next pages fairly.
-    True when text-layer pages wait on the CPU queue."""
+    Without ``send`` (the pages were routed and sent as they were made) only the end below is left: a job
+    with no pending page is finalized. True when text-layer pages wait on the CPU queue."""
     text_waiting = False
     with session_scope() as session:
         job = repo.get_job(session, job_id)
         if job is None:
             return False
-        options = JobOptions.model_validate(job.options)
-        # Office pages always start with their structure (the text pass); only their pictures are OCR'd.
-        kind = DocumentKind(job.kind) if job.kind else None
-        text_first = kind is not None and (
-            kind.is_office or (kind is DocumentKind.PDF and options.ocr_mode != OcrMode.OCR)
-        )
-        ocr_queue, chain_start = ocr_route(options, settings, kind)
-        claims_repo.route_pending_pages(
-            session, job_id, text_first=text_first, ocr_queue=ocr_queue, chain_start=chain_start
-        )
-        for queue_name, ocr, pages in claims_repo.unclaimed_work(session, job_id):
-            queue.enqueue_page_tasks(
-                session, queue_name, claims.tasks_for(pages, ocr, settings), priority=job.priority
-            )
-            text_waiting = text_waiting or (queue_name == queue.CPU_QUEUE and not ocr)
+        if send:
+            text_waiting = _route_and_send(session, job, settings)
         pending = repo.page_state_counts(session, job_id).get(PageState.PENDING, 0)
     if not pending:
         finalize_job(job_id)
+    return text_waiting
+
+
+def _route_and_send(session: Session, job: Job, settings: Settings) -> bool:
+    """Route the job's unclaimed pending pages and send their tasks; True when text-layer pages wait on the
+    CPU queue."""
+    options = JobOptions.model_validate(job.options)
+    # Office pages always start with their structure (the text pass); only their pictures are OCR'd.
+    kind = DocumentKind(job.kind) if job.kind else None
+    text_first = kind is not None and (
+        kind.is_office or (kind is DocumentKind.PDF and options.ocr_mode != OcrMode.OCR)
+    )
+    ocr_queue, chain_start = ocr_route(options, settings, kind)
+    claims_repo.route_pending_pages(
+        session, job.id, text_first=text_first, ocr_queue=ocr_queue, chain_start=chain_start
+    )
+    text_waiting = False
+    for queue_name, ocr, pages in claims_repo.unclaimed_work(session, job.id):
+        queue.enqueue_page_tasks(
+            session, queue_name, claims.tasks_for(pages, ocr, settings), priority=job.priority
+        )
+        text_waiting = text_waiting or (queue_name == queue.CPU_QUEUE and not ocr)
     return text_waiting
 
 

@@ -91,8 +91,14 @@ def set_page_count(session: Session, job_id: str, page_count: int) -> None:
     )
 
 
-def set_planned(session: Session, job_id: str, page_count: int, indices: Sequence[int]) -> None:
-    """Record the page count and create one pending row per selected page (once)."""
+def set_planned(
+    session: Session, job_id: str, page_count: int, indices: Sequence[int], route: PageRoute | None = None
+) -> int:
+    """Record the page count and create one pending row per selected page (once); the rows created.
+
+    Pages made before (a recording's pieces, started while it was cut) are kept as they are. With ``route``
+    the new rows are routed already (else :func:`~pagemill.jobs.claim_repository.route_pending_pages`).
+    """
     planned = session.execute(
         update(Job)
         # Fenced on the job being active too: a job the sweeper ended while it was being opened gets no
@@ -101,13 +107,42 @@ def set_planned(session: Session, job_id: str, page_count: int, indices: Sequenc
         .values(page_count=page_count, pages_total=len(indices), updated_at=utcnow())
     )
     if not planned.rowcount:  # type: ignore[attr-defined]
-        return  # planned by another delivery (its pages exist), or final
+        return 0  # planned by another delivery (its pages exist), or final
+    return _insert_pages(session, job_id, indices, route)
+
+
+class PageRoute(NamedTuple):
+    """Where new pages are read: the queue of their pool, OCR or not, where the engine chain starts."""
+
+    queue: str
+    ocr: bool
+    chain_start: int
+
+
+def add_pending_pages(session: Session, job_id: str, indices: Sequence[int], route: PageRoute) -> int:
+    """Create pending, routed rows for ``indices`` of a job that is active and not planned yet (a
+    recording's pieces as they are cut); rows that exist are left alone. The rows created."""
+    active = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.pages_total.is_(None), Job.state.in_(ACTIVE_STATES))
+        .values(updated_at=utcnow())
+    )
+    if not active.rowcount:  # type: ignore[attr-defined]
+        return 0
+    return _insert_pages(session, job_id, indices, route)
+
+
+def _insert_pages(session: Session, job_id: str, indices: Sequence[int], route: PageRoute | None) -> int:
+    existing = set(session.scalars(select(Page.index).where(Page.job_id == job_id)))
+    routed = {} if route is None else route._asdict()
     rows = [
-        {"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0}
+        {"job_id": job_id, "index": i, "state": PageState.PENDING, "attempts": 0, "rotation": 0, **routed}
         for i in indices
+        if i not in existing
     ]
     for start in range(0, len(rows), 1000):
         session.execute(insert(Page), rows[start : start + 1000])
+    return len(rows)
 
 
 def pending_pages(

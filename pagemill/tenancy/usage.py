@@ -145,18 +145,47 @@ def take_audio_seconds(
     (when the job is planned: its length is known only once it is decoded); AudioTooLong (a job's error,
     not a 429: the job was accepted) when they would pass either."""
     for period in periods(now):
-        minutes = tier.audio_minutes_per_day if period.kind == DAY else tier.audio_minutes_per_month
-        limit = None if minutes is None else minutes * 60
-        ledger = AUDIO_DAY if period.kind == DAY else AUDIO_MONTH
+        ledger, limit = _audio_ledger(tier, period)
         if repo.take_usage(session, tenant_id, ledger, period.key, limit, amount=seconds) is None:
-            used = repo.usage(session, tenant_id, ledger, period.key)
-            raise AudioTooLong(
-                f"The recording is {seconds} seconds long; the {tier_name} tier allows {minutes} minutes of "
-                f"recordings per {period.kind} and {max(0, (limit or 0) - used)} seconds remain until "
-                f"{period.end.isoformat()}.",
-                seconds=seconds,
-                period=period.kind,
-                limit_minutes=minutes,
-                remaining_seconds=max(0, (limit or 0) - used),
-                resets_at=period.end.isoformat(),
+            raise _audio_exceeded(
+                tier_name, tier, period, seconds, repo.usage(session, tenant_id, ledger, period.key)
             )
+
+
+def check_audio_seconds(
+    session: Session, tenant_id: str, tier_name: str, tier: TierSettings, now: datetime, seconds: int
+) -> None:
+    """AudioTooLong when ``seconds`` more of recordings would pass the tier's audio minutes per day or month
+    now; counts nothing (a recording's pieces are started while it is cut: its length is taken at the end
+    with :func:`take_audio_seconds`)."""
+    for period in periods(now):
+        ledger, limit = _audio_ledger(tier, period)
+        if limit is None:
+            continue
+        used = repo.usage(session, tenant_id, ledger, period.key)
+        if used + seconds > limit:
+            raise _audio_exceeded(tier_name, tier, period, seconds, used, at_least=True)
+
+
+def _audio_ledger(tier: TierSettings, period: Period) -> tuple[str, int | None]:
+    """The ledger of ``period`` for recordings and the tier's limit in it, in seconds (None: no limit)."""
+    minutes = tier.audio_minutes_per_day if period.kind == DAY else tier.audio_minutes_per_month
+    return (AUDIO_DAY if period.kind == DAY else AUDIO_MONTH), (None if minutes is None else minutes * 60)
+
+
+def _audio_exceeded(
+    tier_name: str, tier: TierSettings, period: Period, seconds: int, used: int, *, at_least: bool = False
+) -> AudioTooLong:
+    _, limit = _audio_ledger(tier, period)
+    minutes = tier.audio_minutes_per_day if period.kind == DAY else tier.audio_minutes_per_month
+    remaining = max(0, (limit or 0) - used)
+    length = f"at least {seconds}" if at_least else str(seconds)
+    return AudioTooLong(
+        f"The recording is {length} seconds long; the {tier_name} tier allows {minutes} minutes of "
+        f"recordings per {period.kind} and {remaining} seconds remain until {period.end.isoformat()}.",
+        seconds=seconds,
+        period=period.kind,
+        limit_minutes=minutes,
+        remaining_seconds=remaining,
+        resets_at=period.end.isoformat(),
+    )

@@ -6,6 +6,10 @@ plus the splitter's look-ahead whatever the recording's length, and a file that 
 The folder then holds ``NNNNN.flac`` per piece and ``pieces.json`` (``[[start_s, end_s, speech], ...]``):
 the job's pages, uploaded by the worker (pagemill.jobs.audio_plan) and read back per page
 (:mod:`pagemill.documents.audio.source`), so a retried page never decodes the recording again.
+
+While it cuts, each finished piece is announced by a line of ``pieces.jsonl`` (``[start_s, end_s, speech]``),
+written after the piece's file is complete: the worker stores and starts the pieces cut so far while the
+rest of the recording is still being decoded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pagemill.documents.audio.pieces import encode_piece
 from pagemill.documents.audio.split import Piece, iter_pieces
 
 INDEX_NAME = "pieces.json"
+PROGRESS_NAME = "pieces.jsonl"
 PIECE_SUFFIX = ".flac"
 
 
@@ -44,13 +49,18 @@ def cut_recording(path: Path, container: str, cut: AudioCut) -> dict[str, Any]:
     be read or are too long (the header is checked first, then the decoded samples as they come)."""
     info = probe_audio(path, cut.max_seconds, container=container)
     pieces: list[Piece] = []
-    for piece, samples in iter_pieces(
-        iter_pcm(path, cut.max_seconds, container=container), 16000, cut.max_piece_s
-    ):
-        (cut.folder / piece_name(len(pieces))).write_bytes(encode_piece(samples))
-        pieces.append(piece)
-    index = [[round(p.start_s, 3), round(p.end_s, 3), p.speech] for p in pieces]
-    (cut.folder / INDEX_NAME).write_text(json.dumps(index))
+    with (cut.folder / PROGRESS_NAME).open("w", encoding="utf-8") as progress:
+        for piece, samples in iter_pieces(
+            iter_pcm(path, cut.max_seconds, container=container), 16000, cut.max_piece_s
+        ):
+            name = piece_name(len(pieces))
+            partial = cut.folder / f"{name}.part"
+            partial.write_bytes(encode_piece(samples))
+            partial.replace(cut.folder / name)  # complete before it is announced
+            progress.write(json.dumps(_entry(piece)) + "\n")
+            progress.flush()
+            pieces.append(piece)
+    (cut.folder / INDEX_NAME).write_text(json.dumps([_entry(p) for p in pieces]))
     duration = max((p.end_s for p in pieces), default=0.0)
     return {
         "page_count": len(pieces),
@@ -58,6 +68,10 @@ def cut_recording(path: Path, container: str, cut: AudioCut) -> dict[str, Any]:
         "duration_s": max(duration, info.duration_s or 0.0),
         "codec": info.codec,
     }
+
+
+def _entry(piece: Piece) -> list[Any]:
+    return [round(piece.start_s, 3), round(piece.end_s, 3), piece.speech]
 
 
 def read_index(data: bytes) -> list[Piece]:

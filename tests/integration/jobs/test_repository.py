@@ -137,6 +137,31 @@ def test_set_planned_is_idempotent() -> None:
     assert job.page_count == 10 and job.pages_total == 3
 
 
+def test_pieces_made_before_the_plan_are_kept_by_it() -> None:
+    # A recording's pieces get pending, routed pages as they are cut; the plan then makes the rest.
+    job_id = add_job(state=JobState.RUNNING)
+    route = repo.PageRoute("gpu", True, 1)
+    assert in_session(lambda s: repo.add_pending_pages(s, job_id, range(0, 3), route)) == 3
+    assert in_session(lambda s: repo.add_pending_pages(s, job_id, range(2, 5), route)) == 2  # 2 existed
+    assert load_job(job_id).pages_total is None  # not planned yet: the job cannot end
+    assert in_session(lambda s: repo.set_planned(s, job_id, 7, list(range(7)), route)) == 2
+    assert in_session(lambda s: repo.add_pending_pages(s, job_id, [7], route)) == 0  # planned: no more
+    with db.session_scope() as session:
+        pages = session.query(Page).filter(Page.job_id == job_id).order_by(Page.index).all()
+        assert [(p.index, p.queue, p.ocr, p.chain_start) for p in pages] == [
+            (i, "gpu", True, 1) for i in range(7)
+        ]
+    job = load_job(job_id)
+    assert (job.page_count, job.pages_total) == (7, 7)
+
+
+def test_no_pieces_are_made_for_a_job_that_ended() -> None:
+    job_id = add_job(state=JobState.CANCELLED)
+    route = repo.PageRoute("cpu", True, 0)
+    assert in_session(lambda s: repo.add_pending_pages(s, job_id, [0, 1], route)) == 0
+    assert in_session(lambda s: repo.page_state_counts(s, job_id)) == {}
+
+
 def test_the_page_count_is_kept_when_the_job_fails_before_planning() -> None:
     job_id = add_job(state=JobState.RUNNING)
     in_session(lambda s: repo.set_page_count(s, job_id, 30))

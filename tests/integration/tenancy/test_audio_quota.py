@@ -50,3 +50,20 @@ def test_unlimited_tiers_still_count(tenant: str) -> None:
     make_tenant(tenant)
     take(tenant, TierSettings(), 3600)
     assert used(tenant, usage.AUDIO_MONTH, "2026-11") == 3600
+
+
+def test_a_check_counts_nothing_and_refuses_what_would_pass_the_limit(tenant: str) -> None:
+    make_tenant(tenant)
+    tier = TierSettings(audio_minutes_per_day=2, audio_minutes_per_month=None)
+    take(tenant, tier, 100)
+
+    def check(seconds: int) -> None:
+        in_session(lambda s: usage.check_audio_seconds(s, tenant, "free", tier, NOW, seconds))
+
+    check(20)  # exactly what is left
+    check(20)  # a check takes nothing: the same again still fits
+    assert used(tenant, usage.AUDIO_DAY, "2026-11-30") == 100
+    with pytest.raises(AudioTooLong) as info:
+        check(21)
+    assert info.value.message.startswith("The recording is at least 21 seconds long")
+    assert info.value.details["remaining_seconds"] == 20 and info.value.details["period"] == "day"

@@ -218,5 +218,36 @@ class TestChildFailures:
             _probe(pdf)
         assert info.value.details == {"reason": "parser_error"}
 
+    def test_the_waiting_callback_runs_and_its_error_ends_the_child(
+        self, pdf: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The child would work for a minute; the parent's callback fails after a few looks.
+        monkeypatch.setattr(probe, "inspect_document", lambda *a: time.sleep(60))
+        calls: list[int] = []
+        forked: list[int] = []
+        fork = os.fork
+
+        def recording_fork() -> int:
+            pid = fork()
+            if pid:
+                forked.append(pid)
+            return pid
+
+        monkeypatch.setattr(probe.os, "fork", recording_fork)
+
+        def on_wait() -> None:
+            calls.append(os.getpid())
+            if len(calls) == 3:
+                raise RuntimeError("the database went away")
+
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="database"):
+            probe_document(pdf, DocumentKind.PDF, password=None, limits=LimitSettings(), on_wait=on_wait)
+        assert time.monotonic() - started < 5
+        assert calls == [os.getpid()] * 3  # called here, in the parent
+        assert len(forked) == 1
+        with pytest.raises(ProcessLookupError):
+            os.kill(forked[0], 0)  # the child was killed and reaped: no zombie left behind
+
     def test_caller_keeps_working_after_failures(self, pdf: Path) -> None:
         assert _probe(pdf).page_count == 1
