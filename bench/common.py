@@ -240,32 +240,63 @@ def _system_jiffies() -> tuple[int, int]:
     return user + nice + system + irq + softirq, steal
 
 
+def _own_cpu_ticks(pid: int) -> int | None:
+    """User + system clock ticks of ``pid`` itself (not its children), None if it is gone."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) + int(fields[12]) if fields else None
+
+
 @dataclass
 class LoadMeter:
     """How much CPU other processes (not this one and its descendants) used, and how much was stolen.
 
     These machines are shared: a benchmark that ran next to someone's test suite says so in its results.
+    This process's tree is sampled every :attr:`interval` seconds, each process's own time: a benchmark's
+    processes that end unwaited (a pool killed with its stack, reparented to init) still count as its own,
+    up to their last sample, instead of as someone else's load.
     """
 
+    interval: float = 0.25
     started: float = 0.0
     busy0: int = 0
     steal0: int = 0
-    mine0: float = 0.0
+    _first: dict[int, int] = field(default_factory=dict)
+    _last: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
 
     def __enter__(self) -> LoadMeter:
         self.started = time.monotonic()
         self.busy0, self.steal0 = _system_jiffies()
-        self.mine0 = tree_cpu_seconds(os.getpid())
+        self._sample(first=True)
+        self._thread = threading.Thread(target=self._run, name="load-meter", daemon=True)
+        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def _sample(self, *, first: bool = False) -> None:
+        for pid in (os.getpid(), *descendant_pids(os.getpid())):
+            ticks = _own_cpu_ticks(pid)
+            if ticks is None:
+                continue
+            if first:
+                self._first[pid] = ticks
+            self._last[pid] = ticks
 
     def summary(self) -> str:
         """One sentence: seconds, foreign CPU in cores, steal share."""
         seconds = max(time.monotonic() - self.started, 1e-9)
         busy, steal = _system_jiffies()
-        mine = tree_cpu_seconds(os.getpid()) - self.mine0
+        self._sample()
+        mine = sum(ticks - self._first.get(pid, 0) for pid, ticks in self._last.items()) / _CLOCK_TICKS
         foreign = max((busy - self.busy0) / _CLOCK_TICKS - mine, 0.0)
         cores = os.cpu_count() or 1
         stolen = (steal - self.steal0) / _CLOCK_TICKS / (seconds * cores)
@@ -376,4 +407,12 @@ def alternate(rounds: int, first: Callable[[], None], second: Callable[[], None]
     # A change in the machine's load (these machines are shared) then hits both sides alike.
     for number in range(rounds):
         for step in (first, second) if number % 2 == 0 else (second, first):
+            step()
+
+
+def rotate(rounds: int, *steps: Callable[[], None]) -> None:
+    """Run every step once per round, the order rotated by one each round (the first step leads first)."""
+    for number in range(rounds):
+        shift = number % len(steps)
+        for step in steps[shift:] + steps[:shift]:
             step()

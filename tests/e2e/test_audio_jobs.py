@@ -32,21 +32,6 @@ _SRT_CUE = re.compile(r"^(\d+)\n(\d\d:\d\d:\d\d,\d{3}) --> (\d\d:\d\d:\d\d,\d{3}
 _VTT_CUE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) --> (\d\d:\d\d:\d\d\.\d{3})\n(.+)$", re.S)
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level edit distance over the reference's length."""
-    ref, hyp = _words(reference), _words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, word in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, other in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (word != other))
-    return row[-1] / max(1, len(ref))
-
-
 def _seconds(stamp: str) -> float:
     hours, minutes, seconds = stamp.replace(",", ".").split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
@@ -91,7 +76,7 @@ def test_a_recording_becomes_timed_text_and_subtitles(stack: Stack, docs: Path) 
     assert {page["engine"] for page in pages} == {"faster-whisper"}
     segments = [segment for page in pages for segment in page["segments"]]
     text = " ".join(segment["text"] for segment in segments)
-    assert wer(" ".join(talk.sentences), text) <= MAX_WER, text
+    assert speech.wer(" ".join(talk.sentences), text) <= MAX_WER, text
     # Each sentence's segment lies within its spoken span (the breaks are 2 s of silence).
     assert len(segments) >= 3
     starts = sorted(segment["start_s"] for segment in segments)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 import shutil
 import socket
 import subprocess
@@ -33,6 +32,7 @@ from pagemill.errors import EngineFailed, EngineUnavailable
 from pagemill.settings import AudioSettings, WhisperServerSettings
 from tests.support.services import free_port
 from tests.support.simulator import SimulatorHandle, vllm_simulator
+from tests.support.speech import wer
 from tests.support.vllm_audio import AudioSimClient
 
 pytestmark = [
@@ -55,22 +55,6 @@ WHISPER = "openai/whisper-large-v3-turbo"
 
 
 # --- Speech and scoring ---------------------------------------------------------------------------------
-
-
-def words(text: str) -> list[str]:
-    """Lower-cased words without punctuation (apostrophes kept: "we'll" is one word)."""
-    return re.sub(r"[^\w\s']", " ", text.lower()).split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level Levenshtein distance over the reference's word count."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, 1):
-        diagonal, row[0] = row[0], i
-        for j, hyp_word in enumerate(hyp, 1):
-            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref_word != hyp_word))
-    return row[len(hyp)] / max(len(ref), 1)
 
 
 def speak(text: str, directory: Path) -> Pcm:

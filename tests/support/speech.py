@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import shutil
 import struct
 import subprocess
@@ -234,6 +235,22 @@ def _finish(
     speech = [(a / source_rate, b / source_rate) for a, b in spans]
     breaks = [(speech[i][1], speech[i + 1][0]) for i in range(len(speech) - 1)]
     return SpeechFile(path, sentences, rate, container, len(signal) / rate, breaks, speech)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words without punctuation (apostrophes kept: "we'll" is one word)."""
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate: word-level Levenshtein distance over the reference's word count."""
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, ref_word in enumerate(ref, 1):
+        diagonal, row[0] = row[0], i
+        for j, hyp_word in enumerate(hyp, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (ref_word != hyp_word))
+    return row[len(hyp)] / max(len(ref), 1)
 
 
 def resample_linear(pcm: Pcm, source: int, target: int) -> Pcm:
