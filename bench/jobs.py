@@ -89,6 +89,8 @@ class TimedJob:
     """The markdown result fetched (``nan`` when not fetched)."""
     pages: list[dict[str, Any]]
     """The JSON result's pages (fetched after the timing)."""
+    done_when_planned: int = 0
+    """Pieces already transcribed when the page count was first seen (they start as they are cut)."""
 
 
 def timed_job(
@@ -107,11 +109,13 @@ def timed_job(
     job_id = post_document(client, path, fields)
     upload_s = time.perf_counter() - started
     planned = float("nan")
+    done_when_planned = 0
 
     def note_planned(job: dict[str, Any]) -> None:
-        nonlocal planned
+        nonlocal planned, done_when_planned
         if planned != planned and job.get("page_count"):
             planned = time.perf_counter() - started
+            done_when_planned = int((job.get("pages") or {}).get("done") or 0)
 
     wait_until_succeeded(client, job_id, timeout, logs, poll_s=poll_s, on_status=note_planned)
     succeeded = time.perf_counter() - started
@@ -119,4 +123,5 @@ def timed_job(
         client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "markdown"}).raise_for_status()
     result_s = time.perf_counter() - started if fetch else float("nan")
     response = client.get(f"/api/v1/jobs/{job_id}/result", params={"format": "json"}).raise_for_status()
-    return TimedJob(job_id, upload_s, planned, succeeded, result_s, response.json()["pages"])
+    pages = response.json()["pages"]
+    return TimedJob(job_id, upload_s, planned, succeeded, result_s, pages, done_when_planned)
