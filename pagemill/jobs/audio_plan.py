@@ -25,7 +25,7 @@ from pagemill.documents.audio.cutting import PROGRESS_NAME, AudioCut, piece_name
 from pagemill.documents.audio.source import index_key, piece_key
 from pagemill.documents.kinds import DocumentKind
 from pagemill.documents.probe import probe_document
-from pagemill.errors import CorruptFile
+from pagemill.errors import CorruptFile, NotFound
 from pagemill.models import Job
 from pagemill.models.base import utcnow
 from pagemill.settings import Settings, TierSettings
@@ -110,6 +110,9 @@ class _PieceStream:
         self._stored = 0
         self._offset = 0
         self._stored_at = 0.0
+        # A retried cut finds the pieces and the index of the attempt before (the cut is deterministic):
+        # their pages may be read meanwhile, so the index never shrinks and those pieces are not sent again.
+        self._kept = _stored_count(store, job_id)
 
     def poll(self) -> None:
         """Store and hand on the pieces cut since the last call (at most every :data:`_STORE_EVERY_S`)."""
@@ -143,14 +146,25 @@ class _PieceStream:
         self._entries += [_entry(line) for line in complete.splitlines()]
 
     def _store_new(self) -> None:
-        for index in range(self._stored, len(self._entries)):
+        for index in range(max(self._stored, self._kept), len(self._entries)):
             with (self._folder / piece_name(index)).open("rb") as piece:
                 self._store.put_file(piece_key(self._job_id, index), piece, content_type="audio/flac")
-        self._store.put_bytes(
-            index_key(self._job_id), json.dumps(self._entries).encode(), content_type="application/json"
-        )
+        if len(self._entries) > self._kept:
+            self._store.put_bytes(
+                index_key(self._job_id), json.dumps(self._entries).encode(), content_type="application/json"
+            )
         self._stored = len(self._entries)
         self._stored_at = time.monotonic()
+
+
+def _stored_count(store: BlobStore, job_id: str) -> int:
+    """How many pieces the job's stored index lists (0 when there is none yet)."""
+    try:
+        return len(json.loads(b"".join(store.iter_chunks(index_key(job_id)))))
+    except NotFound:
+        return 0
+    except ValueError:
+        return 0  # a damaged index is written again
 
 
 def _entry(line: bytes) -> list[Any]:

@@ -67,6 +67,27 @@ def test_pieces_are_stored_and_handed_on_while_the_recording_is_cut(
     assert len(index) == count and index[-1][1] == pytest.approx(recording.duration_s, abs=0.5)
 
 
+def test_a_retried_cut_never_shrinks_the_index_pages_may_be_reading(
+    database: str, recording: speech.SpeechFile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audio_plan, "_STORE_EVERY_S", 0.0)
+    job = make_job(kind="flac", source_key="unused")
+    count = audio_plan.cut_and_store(job, recording.path, get_settings())
+    first = _stored(job.id, count)
+    seen: list[int] = []
+
+    # The same job cut again (its ingest retried): the pages of the first cut may be read meanwhile.
+    again = audio_plan.cut_and_store(
+        job,
+        recording.path,
+        get_settings(),
+        on_pieces=lambda stored: seen.append(len(_stored(job.id, stored))),
+    )
+    assert again == count and seen
+    assert all(entries == count for entries in seen), seen
+    assert _stored(job.id, count) == first
+
+
 def test_without_a_listener_the_pieces_are_stored_at_the_end(
     database: str, recording: speech.SpeechFile
 ) -> None:
