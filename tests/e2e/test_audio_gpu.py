@@ -1,10 +1,11 @@
 """Recordings on the GPU pool: pieces go to a thread-pool worker that calls a Whisper server (the simulator,
 transcribing with tiny.en on the CPU behind simulated GPU time), many in flight; a failing server falls
-back to faster-whisper on the same page; 503 and 429 are retried; kill -9 of the GPU worker mid-job loses
-nothing."""
+back to faster-whisper on the same page; 503 and 429 are retried; kill -9 of the GPU worker mid-job, or of
+the CPU worker while it is still cutting (its first pieces already transcribed), loses nothing."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -53,6 +54,9 @@ def gpu(pg_url: str, redis_url: str, s3: S3Server, sim: SimulatorHandle) -> Iter
         "PAGEMILL_AUDIO__WHISPER_VLLM__MAX_RETRIES": "2",
         "PAGEMILL_AUDIO__WHISPER_VLLM__RETRY_BACKOFF_S": "0.05",
         "PAGEMILL_ENGINES__HEALTH_CACHE_S": "1",
+        # A stalled job is sent again after 6 s; a 30-minute recording's 68 pieces are its pages.
+        "PAGEMILL_WORKER__LEASE_S": "6",
+        "PAGEMILL_LIMITS__MAX_PAGES": "100",
     }
     with gpu_stack(env) as stack:
         yield stack
@@ -142,3 +146,32 @@ def test_kill9_of_the_gpu_worker_mid_recording(gpu: GpuStack, sim: SimulatorHand
     pages = _pages(gpu, job_id)
     assert len(pages) == job["page_count"] and all(page["state"] == "done" for page in pages)
     assert {page["engine"] for page in pages} == {"whisper-vllm"}
+
+
+def test_kill9_of_the_cpu_worker_while_it_cuts_keeps_every_piece_once(
+    gpu: GpuStack, audio_sim: AudioSimClient, docs: Path
+) -> None:
+    # Pieces start as they are cut. Kill the worker cutting the recording once some of its pieces are
+    # transcribed but its page count is not known yet: the job is sent again after its lease, the new worker
+    # cuts it again, and every piece must come back once, in its place, with the text spoken in it.
+    long = speech.make_long_speech(docs / "long.mp3", minutes=30, container="mp3")
+    spoken, count = spoken_pieces(long, docs / "pieces", 30.0)
+    for pcm, text in spoken:
+        audio_sim.add_text(pcm, text)
+    # A GPU worker of its own: the module's may have been killed by the test above.
+    with pagemill_worker(gpu.env, queues="gpu", concurrency=4):
+        job_id = gpu.submit_ok(long.path, formats="json")
+        deadline = time.monotonic() + 60
+        while (status := gpu.job(job_id))["pages"]["done"] < 1:
+            assert time.monotonic() < deadline, status
+            time.sleep(0.02)
+        assert status["page_count"] is None, f"the cut ended before a piece was seen done: {status}"
+        gpu.worker.send_signal(signal.SIGKILL, group=True)  # the probe's child cutting the file dies with it
+        gpu.worker.wait(timeout=10)
+        with pagemill_worker(gpu.env, queues="ingest,cpu", concurrency=1) as replacement:
+            job = gpu.wait(job_id, timeout=180)
+            assert job["state"] == "succeeded", (job["error"], replacement.log_tail())
+    pages = json.loads(gpu.result(job_id, "json").text)["pages"]
+    assert job["page_count"] == len(pages) == count
+    assert all(page["state"] == "done" for page in pages)
+    assert [page["text"] for page in pages] == [text for _, text in spoken]
