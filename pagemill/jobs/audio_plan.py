@@ -61,7 +61,8 @@ def cut_and_store(job: Job, path: Path, settings: Settings, on_pieces: PiecesSto
     """Cut the recording at ``path`` (the job's original) into pieces, store them (telling ``on_pieces``
     as they come), take its seconds from the tenant's audio quota; the number of pieces (the job's page
     count). AudioTooLong, CorruptFile, UnsupportedCodec, ProcessingTimeout for recordings that cannot be
-    taken; AudioTooLong as soon as the pieces cut so far pass what is left of the quota."""
+    taken; with ``on_pieces``, AudioTooLong as soon as the pieces cut so far pass what is left of the quota
+    (none of them is handed on)."""
     assert job.kind is not None
     store = get_blob_store()
     tier = _tier(job, settings)
