@@ -117,8 +117,8 @@ class UnsupportedType(InputError):
     code = "UNSUPPORTED_TYPE"
     http_status = 415
     default_message = (
-        "The file's content is not a supported type (PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, XLSX, ODT, ODP, "
-        "ODS, HTML, EPUB, EML)."
+        "The file's content is not a supported type (documents: PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, "
+        "XLSX, ODT, ODP, ODS, HTML, EPUB, EML; recordings: WAV, MP3, AAC, M4A, OGG, FLAC, WebM, MKV, MP4)."
     )
 
 

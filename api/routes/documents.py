@@ -113,7 +113,8 @@ def submit_document(
         UploadFile | None,
         File(
             description="The document: PDF, PNG, JPEG, TIFF, WebP, DOCX, PPTX, XLSX, ODT, ODP, ODS, HTML, "
-            "EPUB, EML (and DOC, XLS, PPT, RTF where LibreOffice is installed)."
+            "EPUB, EML (and DOC, XLS, PPT, RTF where LibreOffice is installed); or a recording: WAV, MP3, "
+            "AAC, M4A, OGG/Opus, FLAC, WebM, MKV, or the audio of an MP4 video."
         ),
     ] = None,
     upload_id: Annotated[
