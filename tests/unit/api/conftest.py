@@ -19,6 +19,7 @@ from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
 from pagemill.tenancy import service as tenancy
 from pagemill.tenancy.principal import Actor
+from tests.support.engines import forget_engine
 
 with warnings.catch_warnings():
     # Starlette 1.x warns at import when the test client runs on httpx rather than httpx2; the lock pins
@@ -29,7 +30,9 @@ with warnings.catch_warnings():
 
 def _forget_process_state() -> None:
     get_settings.cache_clear()
-    db.reset_engine()
+    # Closed, not dropped: reset_engine leaves the connections open for a forked child's parent, and an
+    # engine left by an earlier module of this test process may be a Postgres one (psycopg warns at GC).
+    forget_engine()
     get_blob_store.cache_clear()
     queue.get_celery.cache_clear()
 
