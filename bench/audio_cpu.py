@@ -77,13 +77,13 @@ def _init_worker(path: str, compute_type: str, threads: int, niceness: int) -> N
     )
 
 
-def _transcribe(index: int) -> tuple[int, str, float]:
-    """Piece ``index`` through faster-whisper with the arguments the service's engine passes: its text and
-    seconds."""
+def _transcribed(audio: Pcm | str) -> tuple[str, float]:
+    """Samples or a file through faster-whisper with the arguments the service's engine passes: the text and
+    seconds (a file is decoded and resampled by faster-whisper, then read in 30 s windows)."""
     settings = AudioSettings()
     started = time.perf_counter()
     segments, _ = _model.transcribe(
-        _pieces[index],
+        audio,
         language=None,
         initial_prompt=None,
         beam_size=settings.beam_size,
@@ -92,25 +92,17 @@ def _transcribe(index: int) -> tuple[int, str, float]:
         condition_on_previous_text=False,
     )
     text = " ".join(str(s.text).strip() for s in segments if str(s.text).strip())  # decodes as it lists
-    return index, text, time.perf_counter() - started
+    return text, time.perf_counter() - started
+
+
+def _transcribe(index: int) -> tuple[int, str, float]:
+    """Piece ``index``: its number, text and seconds."""
+    return index, *_transcribed(_pieces[index])
 
 
 def _transcribe_file(path: str) -> tuple[str, float]:
-    """The whole file through faster-whisper's own ``transcribe`` with the engine's arguments: its text and
-    seconds (faster-whisper decodes and resamples the file, then reads it in 30 s windows)."""
-    settings = AudioSettings()
-    started = time.perf_counter()
-    segments, _ = _model.transcribe(
-        path,
-        language=None,
-        initial_prompt=None,
-        beam_size=settings.beam_size,
-        word_timestamps=False,
-        vad_filter=False,
-        condition_on_previous_text=False,
-    )
-    text = " ".join(str(s.text).strip() for s in segments if str(s.text).strip())
-    return text, time.perf_counter() - started
+    """The whole file at ``path``: its text and seconds."""
+    return _transcribed(path)
 
 
 def cut_pieces(path: Path, folder: Path) -> tuple[list[Pcm], list[int], int, float]:
