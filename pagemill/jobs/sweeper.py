@@ -43,6 +43,7 @@ from pagemill.events import service as events
 from pagemill.jobs import claim_repository as claims_repo
 from pagemill.jobs import claims
 from pagemill.jobs import repository as repo
+from pagemill.jobs import sweep_repository as sweep_repo
 from pagemill.jobs.processing import finalize_job
 from pagemill.models import JobState
 from pagemill.models.base import utcnow
@@ -60,7 +61,7 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
     release_lapsed_claims()
     resend_orphaned_pages(settings)
     with session_scope() as session:
-        overdue = repo.claim_overdue_jobs(
+        overdue = sweep_repo.claim_overdue_jobs(
             session,
             cancelled_before=now - timedelta(seconds=worker.cancel_grace_s),
             created_before=now - timedelta(seconds=worker.job_deadline_s),
@@ -72,9 +73,9 @@ def sweep_stalled_jobs(settings: Settings | None = None) -> list[str]:
             give_up(job_id, ProcessingTimeout(deadline_s=worker.job_deadline_s))
 
     requeued: list[str] = []
-    stalled: list[repo.StalledJob] = []
+    stalled: list[sweep_repo.StalledJob] = []
     with session_scope() as session:
-        for job in repo.claim_stalled_jobs(session, older_than=now - timedelta(seconds=worker.lease_s)):
+        for job in sweep_repo.claim_stalled_jobs(session, older_than=now - timedelta(seconds=worker.lease_s)):
             if job.requeues > worker.max_requeues:
                 stalled.append(job)
                 continue
@@ -139,7 +140,7 @@ def resend_orphaned_pages(settings: Settings) -> int:
     sent = 0
     now = utcnow()
     with session_scope() as session:
-        queued = repo.queued_jobs(session, created_before=now - timedelta(seconds=_QUEUED_LOST_AFTER_S))
+        queued = sweep_repo.queued_jobs(session, created_before=now - timedelta(seconds=_QUEUED_LOST_AFTER_S))
     if queued and queue.waiting_messages(queue.INGEST_QUEUE) == 0:
         with session_scope() as session:
             for job_id, priority in queued:

@@ -6,10 +6,8 @@ the API and the workers use the repository, so fencing is tested across transact
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -313,68 +311,6 @@ def test_cancelling_a_finished_job_changes_nothing(state: JobState) -> None:
     in_session(lambda s: repo.request_cancel(s, job_id))
     job = load_job(job_id)
     assert job.state == state and job.cancel_requested is False
-
-
-# --- the stalled-job sweeper -------------------------------------------------------------------------------
-
-
-def test_claim_stalled_jobs_takes_only_active_jobs_older_than_the_cutoff() -> None:
-    now = utcnow()
-    old_queued = add_job(updated_at=now - timedelta(hours=2), priority=9)
-    old_running = add_job(state=JobState.RUNNING, updated_at=now - timedelta(hours=1), priority=3)
-    add_job(state=JobState.RUNNING, updated_at=now - timedelta(minutes=1))
-    add_job(state=JobState.SUCCEEDED, updated_at=now - timedelta(hours=3))
-    add_job(state=JobState.CANCELLED, updated_at=now - timedelta(hours=3))
-    add_job(state=JobState.FAILED, updated_at=now - timedelta(hours=3))
-    cutoff = now - timedelta(minutes=10)
-
-    # Each with its priority, so the sweeper re-enqueues it where its tier put it.
-    claimed = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff))
-    assert claimed == [(old_queued, 9, 1), (old_running, 3, 1)]  # and the first re-enqueue in a row
-    # Claiming touched them: the next sweep with the same cutoff finds nothing.
-    assert in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff)) == []
-    assert load_job(old_queued).updated_at > cutoff
-
-
-def test_claim_stalled_jobs_respects_the_limit_oldest_first() -> None:
-    now = utcnow()
-    ids = [add_job(updated_at=now - timedelta(hours=10 - i), priority=i) for i in range(5)]
-    cutoff = now - timedelta(minutes=10)
-    first = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=2))
-    assert first == [(job_id, i, 1) for i, job_id in enumerate(ids)][:2]
-    rest = in_session(lambda s: repo.claim_stalled_jobs(s, older_than=cutoff, limit=10))
-    assert rest == [(job_id, i, 1) for i, job_id in enumerate(ids)][2:]
-
-
-def test_two_concurrent_sweepers_never_claim_the_same_job() -> None:
-    now = utcnow()
-    ids = [add_job(updated_at=now - timedelta(hours=1, seconds=i)) for i in range(20)]
-    cutoff = now - timedelta(minutes=10)
-
-    # Hold each sweeper's first UPDATE until both have read their candidates: both then see all 20 jobs
-    # as stalled, which is exactly the race the conditional update must settle.
-    both_read = threading.Barrier(2, timeout=20)
-    local = threading.local()
-
-    def hold_first_update(conn: object, cursor: object, statement: str, *args: object) -> None:
-        if statement.lstrip().upper().startswith("UPDATE") and not getattr(local, "held", False):
-            local.held = True
-            both_read.wait()
-
-    def sweep() -> list[str]:
-        with db.session_scope() as session:
-            return [job.id for job in repo.claim_stalled_jobs(session, older_than=cutoff)]
-
-    engine = db.get_engine()
-    event.listen(engine, "before_cursor_execute", hold_first_update)
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            first, second = (future.result(timeout=60) for future in [pool.submit(sweep), pool.submit(sweep)])
-    finally:
-        event.remove(engine, "before_cursor_execute", hold_first_update)
-
-    assert not set(first) & set(second), f"both sweepers claimed {sorted(set(first) & set(second))}"
-    assert sorted(first + second) == sorted(ids)
 
 
 # --- listing -----------------------------------------------------------------------------------------------
