@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import services
+from tests.support import pg_origins, services
 from tests.support.services import RedisServer, S3Server
+
+pg_origins.install()  # a connection some test leaves open is reported with where it was opened
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
