@@ -162,10 +162,8 @@ def _stored_count(store: BlobStore, job_id: str) -> int:
     """How many pieces the job's stored index lists (0 when there is none yet)."""
     try:
         return len(json.loads(b"".join(store.iter_chunks(index_key(job_id)))))
-    except NotFound:
+    except (NotFound, ValueError):  # none yet, or damaged: it is written again
         return 0
-    except ValueError:
-        return 0  # a damaged index is written again
 
 
 def _entry(line: bytes) -> list[Any]:

@@ -81,8 +81,9 @@ def ingest_job(job_id: str) -> bool:
                 # A URL job: fetch its document first (SSRF-guarded, bounded retries), then go on as for
                 # an upload. A fetch failure ends the job with its URL_* code.
                 job = url_source.fetch_source(job, settings)
-            if _plan(job, settings, first_attempt=attempt == 1):
-                # Its pages were sent as they were made (a recording's pieces): only the end is left.
+            if _plan(job, settings) and attempt == 1:
+                # Its pages were sent as they were made (a recording's pieces): only the end is left. A
+                # later attempt finds the pages of an earlier one, whose tasks the generic re-send covers.
                 return _enqueue_pending(job_id, settings, send=False)
         except TransientError:
             raise
@@ -92,7 +93,7 @@ def ingest_job(job_id: str) -> bool:
     return _enqueue_pending(job_id, settings)
 
 
-def _plan(job: Job, settings: Settings, *, first_attempt: bool) -> bool:
+def _plan(job: Job, settings: Settings) -> bool:
     """Open, check and plan the job; True when its pages were routed and sent as they were made."""
     # Known for every job but a URL job not fetched yet, and those are fetched before they are planned.
     assert job.kind is not None
@@ -102,15 +103,14 @@ def _plan(job: Job, settings: Settings, *, first_attempt: bool) -> bool:
     path = local_copy(get_blob_store(), job.source_key)
     if kind.is_audio:
         reading.require_engines_configured(options, settings, kind)
-        # Pieces start as they are cut when every piece is read (a page range needs the count first). On a
-        # later attempt the pages of an earlier one exist: the generic re-send covers their lost tasks.
+        # Pieces start as they are cut when every piece is read (a page range needs the count first).
         starter = _PieceStarter(job, options, settings) if options.page_range is None else None
         page_count = audio_plan.cut_and_store(job, path, settings, on_pieces=starter)
         if starter is None:
             _check_and_plan(job, options, page_count)
             return False
         starter.plan(page_count, _selected(job, options, page_count))
-        return first_attempt
+        return True
     password = open_secret(job.document_password_sealed, settings)
     try:
         # The document itself is held to the service-wide page cap (what opening it may cost)...
