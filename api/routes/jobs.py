@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 
 from api.auth import AUTH_ERRORS, ActorDep, CurrentPrincipal
-from api.deps import ReadScopeDep, SessionDep, SettingsDep, StoreDep
+from api.deps import ReadScopeDep, SessionDep, SessionScopeDep, SettingsDep, StoreDep
 from api.errors import ErrorResponse
 from api.rate_limits import rate_limited
 from pagemill.errors import ValidationFailed
@@ -125,6 +125,7 @@ def cancel_job(
     principal: CurrentPrincipal,
     actor: ActorDep,
     session: SessionDep,
+    sessions: SessionScopeDep,
     store: StoreDep,
     job_id: JobId,
     purge: Annotated[
@@ -143,7 +144,7 @@ def cancel_job(
     """
     if purge:
         response.status_code = status.HTTP_200_OK
-        job = retention.purge_job(session, store, principal.tenant_id, job_id, actor=actor)
+        job = retention.purge_job(sessions, store, principal.tenant_id, job_id, actor=actor)
         return JobOut.from_job(job)
     return JobOut.from_job(service.cancel_job(session, principal.tenant_id, job_id, actor=actor))
 

@@ -174,9 +174,7 @@ def submit_batch(
     originals = {doc.job_id: functools.partial(_store_original, store, doc) for doc in accepted}
     try:
         for doc in accepted:
-            doc.source = submission.store_unless_cached(
-                store, doc.source, doc.job_id, options.formats, originals[doc.job_id]
-            )
+            doc.source = submission.store_unless_cached(doc.source, originals[doc.job_id])
         with sessions() as session:
             batch = Batch(
                 id=batch_id,

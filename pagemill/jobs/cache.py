@@ -1,34 +1,31 @@
 """The result cache: a document submitted again by the same tenant with the same result options gets the
 earlier job's results instead of page work.
 
-The result blobs are copied (inside the store, in parallel); the page rows are shared: the cached job
-reads the rows of the job that owns them (``pages_from``), so a cache hit costs the same for 10 pages as for
-10,000. When that owner expires or is purged, its rows pass to a cached job still using them
-(pagemill.retention.repository), so retention or a purge of the earlier job never breaks a later one.
-Never across tenants. A cached job still counts as a document for the quota; it is marked by ``cached_from``.
+Nothing is copied: the cached job reads the page rows and the result blobs of the job that owns them
+(``pages_from``; its options, formats included, are the same), so a cache hit costs the same for 10 pages
+as for 10,000, and on S3 makes no request at all. When that owner expires or is purged, its rows and
+results pass to a cached job still using them (pagemill.retention.service), so retention or a purge of the
+earlier job never breaks a later one. Never across tenants. A cached job still counts as a document for the
+quota; it is marked by ``cached_from``.
 
 A submission is matched on the SHA-256 of its bytes and its options (formats, page range, OCR mode,
 engine: all of them shape the result), against jobs that succeeded within ``cache.ttl_s`` and are not
-expired. Everything it does is best effort: when the earlier job's blobs or pages are gone by the time
-they are copied, the submission is simply processed afresh (its own original is always stored).
+expired or being deleted. When the owner is found gone at adoption, the submission is simply processed
+afresh, from its own original (stored then).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from pagemill.errors import NotFound
 from pagemill.jobs import cache_repository as repo
-from pagemill.jobs.options import JobOptions, OutputFormat
+from pagemill.jobs.options import JobOptions
 from pagemill.models import Job, JobState
 from pagemill.settings import Settings
-from pagemill.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +70,6 @@ def find_source(
                 job.pages_failed,
             )
     return None
-
-
-def copy_results(
-    store: BlobStore,
-    source: CacheSource,
-    job_id: str,
-    formats: list[OutputFormat],
-    key: Callable[[str, OutputFormat], str],
-) -> bool:
-    """Copy the source's result blobs to ``job_id``'s keys, all at once; False if one is gone (purged
-    meanwhile)."""
-    with ThreadPoolExecutor(max_workers=len(formats)) as pool:
-        copies = [pool.submit(store.copy, key(source.job_id, fmt), key(job_id, fmt)) for fmt in formats]
-        copied = True
-        for copy in copies:
-            try:
-                copy.result()
-            except NotFound:
-                copied = False
-    if not copied:
-        log.info("cache source %s lost its results; %s is processed afresh", source.job_id, job_id)
-    return copied
 
 
 def adopt(session: Session, job: Job, source: CacheSource, now: datetime) -> bool:

@@ -1,5 +1,5 @@
 """All SQL of the result cache: finding an earlier job of the same document, and holding the job whose page
-rows a cached job uses while it is adopted."""
+rows and results a cached job uses while it is adopted."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def cache_candidates(
             Job.state == JobState.SUCCEEDED,
             Job.finished_at >= finished_after,
             Job.pages_total.is_not(None),
+            Job.retiring_at.is_(None),
         )
         .order_by(Job.finished_at.desc())
         .limit(limit)
@@ -32,13 +33,19 @@ def cache_candidates(
 
 
 def lock_page_owner(session: Session, owner_id: str) -> bool:
-    """Lock the job that owns the page rows a cached job will use, until the transaction ends; False if it
-    no longer owns them (expired or purged since: its rows were deleted or passed to another job).
+    """Lock the job that owns the page rows and result blobs a cached job will use, until the transaction
+    ends; False if it no longer owns them, or is about to lose them (retiring: retention or a purge is
+    deleting its blobs).
 
-    The lock orders this against an expiry or purge of the owner, which updates the same row first: either
+    The lock orders this against the retirement of the owner, which updates the same row first: either
     that commits before (then this sees it and says False) or it waits, and then finds the new job among
-    the owner's users (pagemill.retention.repository.expire_jobs)."""
+    the owner's users, to hand its rows and results over to (pagemill.retention.service)."""
     row = session.execute(
-        select(Job.state, Job.pages_from).where(Job.id == owner_id).with_for_update()
+        select(Job.state, Job.pages_from, Job.retiring_at).where(Job.id == owner_id).with_for_update()
     ).first()
-    return row is not None and row.state == JobState.SUCCEEDED and row.pages_from is None
+    return (
+        row is not None
+        and row.state == JobState.SUCCEEDED
+        and row.pages_from is None
+        and row.retiring_at is None
+    )

@@ -74,7 +74,8 @@ class JobOut(BaseModel):
     batch_id: str | None = Field(default=None, description="The batch the job was submitted in, if any.")
     cached_from: str | None = Field(
         default=None,
-        description="The earlier job whose results were copied instead of reading the pages (result cache); "
+        description="The earlier job whose results this job answers with instead of reading the pages "
+        "(result cache); "
         "null when the pages were read for this job.",
     )
     original_deleted_at: datetime | None = Field(

@@ -52,6 +52,12 @@ def result_key(job_id: str, fmt: OutputFormat) -> str:
     return f"jobs/{job_id}/{RESULT_FILES[fmt]}"
 
 
+def stored_result_key(job: Job, fmt: OutputFormat) -> str:
+    """Where ``job``'s result in ``fmt`` is read from: its own, or for a cached job the owner's of its pages
+    (pagemill.jobs.cache), with the same options and so the same result."""
+    return result_key(job.pages_from or job.id, fmt)
+
+
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
     """A tenant's job by id in any UUID spelling; NotFound if there is none, or it is another tenant's."""
     canonical = _canonical_uuid(job_id)
@@ -145,7 +151,7 @@ def open_result(
     audit.record(
         session, actor, audit.RESULT_READ, target=job.id, tenant_id=tenant_id, details={"format": fmt.value}
     )
-    return store.iter_chunks(result_key(job.id, fmt)), RESULT_MEDIA_TYPES[fmt]
+    return store.iter_chunks(stored_result_key(job, fmt)), RESULT_MEDIA_TYPES[fmt]
 
 
 def _expired(job: Job) -> ResultExpired:

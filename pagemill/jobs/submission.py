@@ -31,8 +31,8 @@ from pagemill.events import service as events
 from pagemill.events.types import EventType
 from pagemill.jobs import cache
 from pagemill.jobs import repository as repo
-from pagemill.jobs.options import JobOptions, OutputFormat, check_fits_kind
-from pagemill.jobs.service import result_key, source_key
+from pagemill.jobs.options import JobOptions, check_fits_kind
+from pagemill.jobs.service import source_key
 from pagemill.models import Job, JobState
 from pagemill.models.base import utcnow
 from pagemill.observability import job_metrics
@@ -117,8 +117,8 @@ def submit_document(
     first, and a job whose message never arrives is re-enqueued by the sweeper.
 
     With ``use_cache`` (and ``cache.enabled``) a document this tenant had read with the same options
-    within ``cache.ttl_s`` gets a copy of those results: the job is answered succeeded, ``cached_from`` set,
-    and nothing is enqueued (pagemill.jobs.cache).
+    within ``cache.ttl_s`` gets those results (read in place): the job is answered succeeded, ``cached_from``
+    set, and nothing is enqueued (pagemill.jobs.cache).
 
     ``callback_url`` (checked by the caller: pagemill.webhooks.service.checked_callback_url) receives the
     job's events.
@@ -156,7 +156,7 @@ def submit_document(
         store.put_file(source_key(job_id), fileobj, content_type=kind.media_type)
 
     try:
-        source = store_unless_cached(store, source, job_id, options.formats, store_original)
+        source = store_unless_cached(source, store_original)
         with sessions() as session:
             job = record_job(
                 session,
@@ -179,7 +179,7 @@ def submit_document(
         read_afresh_if_not_adopted(job, source, store_original, tier.priority, publish=after_response is None)
     except BaseException:
         # Not recorded (quota used up meanwhile, a concurrent Idempotency-Key, the database, the store): no
-        # orphan blob, the original or results copied for the cache.
+        # orphan blob (an original stored for a job that is not recorded).
         store.delete_prefix(f"jobs/{job_id}/")
         raise
     if after_response is not None and job.cached_from is None:
@@ -188,19 +188,14 @@ def submit_document(
 
 
 def store_unless_cached(
-    store: BlobStore,
-    source: cache.CacheSource | None,
-    job_id: str,
-    formats: list[OutputFormat],
-    store_original: Callable[[], object],
+    source: cache.CacheSource | None, store_original: Callable[[], object]
 ) -> cache.CacheSource | None:
-    """Before the job is recorded: copy the cache source's results to ``job_id``, or store the original
-    when there is no source or its results are gone; the source still to adopt, or None.
+    """Before the job is recorded: store the original unless the submission is a cache hit; the source
+    still to adopt, or None.
 
-    A cache hit stores no original: nothing reads it (the job's pages are the source's, and no page work
-    runs for it), and on S3 its upload was most of a hit's time."""
-    if source is not None and not cache.copy_results(store, source, job_id, formats, result_key):
-        source = None
+    A cache hit stores no original and copies nothing: nothing reads an original (the job's pages and
+    results are the source's, and no page work runs for it), and on S3 its upload was most of a hit's
+    time. Should the adoption fail, the original is stored then (:func:`read_afresh_if_not_adopted`)."""
     if source is None:
         store_original()
     return source

@@ -105,14 +105,18 @@ class Job(Base):
     # The job whose results this one copied instead of reading pages (pagemill.jobs.cache). No foreign key:
     # the copy is independent, and outlives a purge of its source.
     cached_from: Mapped[str | None] = mapped_column(String(36), default=None)
-    # A cached job's pages are the page rows of this job (their owner) instead of a copy: a cache hit costs
-    # no row copies. When the owner expires or is purged its rows pass to a cached job that still uses them
-    # (pagemill.retention.repository), so a purge of the source never breaks a copy.
+    # A cached job's pages and result blobs are those of this job (their owner) instead of copies: a cache
+    # hit copies no rows and no blobs. When the owner expires or is purged its rows and results pass to a
+    # cached job that still uses them (pagemill.retention), so a purge of the source never breaks a copy.
     pages_from: Mapped[str | None] = mapped_column(String(36), default=None, index=True)
     # Retention (pagemill.retention): when the original was deleted, when the results were (state expired),
     # and whether that was a purge asked for by the tenant rather than the retention period.
     source_deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     expired_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    # Set when retention or a purge starts deleting the job's blobs (before it is expired): from then on no
+    # cached job adopts it, so its results, which cached jobs read in place, gain no new readers while they
+    # are handed over and deleted (pagemill.retention.service).
+    retiring_at: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
     purged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Events (pagemill.events): the last sequence number given to one of the job's events, and when (and at
     # how many finished pages) its last job.progress event was written, for the throttle.

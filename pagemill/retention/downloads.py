@@ -55,7 +55,7 @@ def result_url(
         details={"format": fmt.value, "redirect": True},
     )
     url = store.download_url(
-        jobs.result_key(job.id, fmt),
+        jobs.stored_result_key(job, fmt),
         settings.storage.result_url_ttl_s,
         media_type=jobs.RESULT_MEDIA_TYPES[fmt],
         filename=download_name(job.filename, fmt),
@@ -80,5 +80,5 @@ def open_linked_result(
     if job is None:
         raise NotFound("No job with this id.", job_id=job_id)
     jobs.readable_result(session, job.tenant_id, job.id, fmt)
-    chunks = store.iter_chunks(jobs.result_key(job.id, fmt))
+    chunks = store.iter_chunks(jobs.stored_result_key(job, fmt))
     return chunks, jobs.RESULT_MEDIA_TYPES[fmt], download_name(job.filename, fmt)

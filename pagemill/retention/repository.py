@@ -4,9 +4,10 @@ per worker) and a concurrent purge never act on a job twice."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pagemill.models import DeadLetter, Job, JobState, Page
@@ -60,6 +61,65 @@ def results_past(session: Session, tier: str, finished_before: datetime, limit: 
     return [str(job_id) for job_id in rows]
 
 
+def retire_jobs(session: Session, job_ids: Sequence[str], now: datetime, *, purged: bool) -> list[str]:
+    """Mark jobs retiring before their blobs are deleted: from then on no cached job adopts them
+    (pagemill.jobs.cache_repository), so the readers of their results are known and can be handed over. The
+    ids marked now or before, of jobs that :func:`expire_jobs` would change."""
+    states = FINAL_JOB_STATES if purged else _ENDED_WITH_RESULTS
+    return [
+        str(job_id)
+        for job_id in session.scalars(
+            update(Job)
+            .where(Job.id.in_(list(job_ids)), Job.state.in_(states))
+            .values(retiring_at=func.coalesce(Job.retiring_at, now))
+            .returning(Job.id)
+        ).all()
+    ]
+
+
+@dataclass(frozen=True)
+class Readers:
+    """Who still reads a retiring job's page rows and results (cached jobs: ``pages_from``)."""
+
+    formats: list[str]
+    """The owner's result formats: the blobs to hand over."""
+    heir: str | None
+    """The oldest reader that is not retiring itself: it gets them."""
+    waiting: bool
+    """Readers exist, but all are retiring: they go first."""
+
+
+def result_readers(session: Session, owner_id: str) -> Readers:
+    """The readers of ``owner_id``'s page rows and results, and the one to hand them to."""
+    options = session.scalar(select(Job.options).where(Job.id == owner_id)) or {}
+    readers = session.execute(_readers_of(owner_id)).all()
+    heir = next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None)
+    return Readers(formats=list(options.get("formats", [])), heir=heir, waiting=bool(readers))
+
+
+def hand_over(session: Session, owner_id: str, heir: str) -> bool:
+    """Give ``owner_id``'s page rows to ``heir`` (the caller copied the owner's results to it first), and
+    point every other reader and the owner itself at the heir until they expire; False, changing nothing,
+    when ``heir`` is no longer the oldest reader that is not retiring (it began to expire meanwhile). The
+    readers are locked: none expires halfway through."""
+    readers = session.execute(_readers_of(owner_id).with_for_update()).all()
+    if next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None) != heir:
+        return False
+    session.execute(update(Page).where(Page.job_id == owner_id).values(job_id=heir))
+    session.execute(update(Job).where(Job.pages_from == owner_id, Job.id != heir).values(pages_from=heir))
+    session.execute(update(Job).where(Job.id == heir).values(pages_from=None))
+    session.execute(update(Job).where(Job.id == owner_id).values(pages_from=heir))
+    return True
+
+
+def _readers_of(owner_id: str) -> Select[str, datetime | None]:
+    return (
+        select(Job.id, Job.retiring_at)
+        .where(Job.pages_from == owner_id, Job.state != JobState.EXPIRED)
+        .order_by(Job.created_at, Job.id)
+    )
+
+
 def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, *, purged: bool) -> list[str]:
     """Mark final jobs expired (their blobs are deleted by the caller) and remove their page rows (the page
     text) and their dead letters' tracebacks; the ids changed. A purge also applies to jobs already expired
@@ -67,6 +127,8 @@ def expire_jobs(session: Session, job_ids: Sequence[str], now: datetime, *, purg
 
     Page rows that cached jobs still use (``pages_from``) are not deleted but handed over to one of them
     (see :func:`_hand_over_pages`): the expired job's own data is gone from it, and the copies keep theirs.
+    The service hands them over before, with the results (:func:`hand_over`); this catches readers that it
+    did not.
     """
     states = FINAL_JOB_STATES if purged else _ENDED_WITH_RESULTS
     values: dict[str, object] = {

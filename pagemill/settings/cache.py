@@ -11,7 +11,7 @@ class CacheSettings(BaseModel):
     enabled: bool = Field(
         default=True,
         description="Reuse results: a document (same SHA-256) submitted again by the same tenant with the "
-        "same result options, within ttl_s of an earlier job that succeeded, gets a copy of that job's "
+        "same result options, within ttl_s of an earlier job that succeeded, gets that job's "
         "results without page work (the job names it in `cached_from`). A submission can opt out with "
         "`cache=false`.",
     )

@@ -1,6 +1,6 @@
 """Batches, the result cache and retention on real migrated databases (SQLite and Postgres) with a real
 local blob store: what the e2e flows cannot reach cheaply (a whole-batch refusal stores nothing, a cache
-source lost between its lookup and its copy, retention per tier, several sweeps over the same jobs)."""
+source lost between its lookup and its adoption, retention per tier, several sweeps over the same jobs)."""
 
 from __future__ import annotations
 
@@ -171,23 +171,19 @@ def test_the_cache_matches_only_the_same_tenant_options_and_period() -> None:
     assert find(short) is None and find(settings) is not None
 
 
-def test_a_source_purged_after_its_lookup_leaves_the_job_to_fresh_work(store: LocalBlobStore) -> None:
+def test_a_source_retired_after_its_lookup_leaves_the_job_to_fresh_work() -> None:
     source_id = add_succeeded()
     source = find(get_settings())
     assert source is not None and source.pages_owner == source_id
-    store.put_bytes(result_key(source_id, OutputFormat.TEXT), b"page 0\fpage 1")
-    assert cache.copy_results(store, source, "copy-1", [OutputFormat.TEXT], result_key)
-    assert store.exists(result_key("copy-1", OutputFormat.TEXT))
 
-    with db.session_scope() as session:  # the purge, between the copy of the blobs and the adoption
-        retention_repo.expire_jobs(session, [source_id], utcnow(), purged=True)
+    with db.session_scope() as session:  # a purge begins, between the lookup and the adoption
+        retention_repo.retire_jobs(session, [source_id], utcnow(), purged=True)
     with db.session_scope() as session:
         job = make_job(tenant_id=TENANT, sha256="a" * 64, options=OPTIONS.model_dump(mode="json"))
         jobs_repo.add_job(session, job)
         assert cache.adopt(session, job, source, utcnow()) is False
         assert job.state == JobState.QUEUED and job.cached_from is None and job.pages_from is None
-    # Blobs gone before the lookup: no copy either.
-    assert not cache.copy_results(store, source, "copy-2", [OutputFormat.JSON], result_key)
+    assert find(get_settings()) is None  # and it is no source any more
 
 
 def adopt_new(source: cache.CacheSource) -> str:

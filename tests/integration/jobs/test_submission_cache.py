@@ -1,6 +1,6 @@
-"""A document answered from the result cache (pagemill.jobs.submission with pagemill.jobs.cache): its results
-are copied and no original is stored; when its source goes away between the lookup and the answer, the job
-is read afresh, with its original stored before anyone is told to read it."""
+"""A document answered from the result cache (pagemill.jobs.submission with pagemill.jobs.cache): it reads its
+source's results in place, and nothing is stored or copied; when its source goes away between the lookup and
+the answer, the job is read afresh, with its original stored before anyone is told to read it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy import delete
 from pagemill import db
 from pagemill.jobs import cache, submission
 from pagemill.jobs import repository as jobs_repo
+from pagemill.jobs import service as jobs_service
 from pagemill.jobs.options import JobOptions, OutputFormat
 from pagemill.jobs.service import result_key, source_key
 from pagemill.models import Batch, BatchItem, Event, Job, JobState, Page, PageState, UsageCounter
@@ -100,15 +101,20 @@ def submit(pdf: bytes, store: LocalBlobStore, after_response: Callable[..., Any]
     return job
 
 
-def test_a_cache_hit_copies_the_results_and_stores_no_original(store: LocalBlobStore, tmp_path: Path) -> None:
+def test_a_cache_hit_reads_the_source_results_in_place_and_stores_nothing(
+    store: LocalBlobStore, tmp_path: Path
+) -> None:
     pdf = documents.make_text_pdf(tmp_path / "a.pdf", ["One", "Two"]).read_bytes()
     first = read_job(pdf, store)
     published: list[tuple[Any, ...]] = []
     job = submit(pdf, store, after_response=lambda *call: published.append(call))
     assert job.cached_from == first and job.state == JobState.SUCCEEDED
-    for fmt in OPTIONS.formats:
-        assert blob(store, result_key(job.id, fmt)) == f"{fmt} of {first}".encode()
-    assert not store.exists(source_key(job.id))
+    actor = Actor(subject="test")
+    with db.session_scope() as session:
+        for fmt in OPTIONS.formats:
+            chunks, _ = jobs_service.open_result(session, store, TENANT, job.id, fmt, actor=actor)
+            assert b"".join(chunks) == f"{fmt} of {first}".encode()
+    assert not (store.root / "jobs" / job.id).exists()  # no original, no copies
     assert job.source_deleted_at == job.finished_at is not None  # the API's original_deleted_at
     assert published == []  # nothing to read
 
@@ -119,15 +125,15 @@ def test_a_source_purged_before_the_answer_leaves_a_job_read_from_its_own_origin
 ) -> None:
     pdf = documents.make_text_pdf(tmp_path / "a.pdf", ["One", "Two"]).read_bytes()
     first = read_job(pdf, store)
-    copy_results = cache.copy_results
+    find_source = cache.find_source
 
-    def copy_then_purge(*args: Any, **kwargs: Any) -> bool:
-        copied = copy_results(*args, **kwargs)
-        with db.session_scope() as session:  # retention purges the source between the copy and the answer
-            retention_repo.expire_jobs(session, [first], utcnow(), purged=True)
-        return copied
+    def find_then_purge(*args: Any, **kwargs: Any) -> cache.CacheSource | None:
+        found = find_source(*args, **kwargs)
+        with db.session_scope() as session:  # a purge retires the source between the lookup and the answer
+            retention_repo.retire_jobs(session, [first], utcnow(), purged=True)
+        return found
 
-    monkeypatch.setattr(cache, "copy_results", copy_then_purge)
+    monkeypatch.setattr(cache, "find_source", find_then_purge)
     published: list[str] = []
 
     def publish(job_id: str, priority: int) -> None:
