@@ -315,6 +315,7 @@ def begin_patch(
             parts=list(upload.parts),
             pending_key=upload.pending_key,
             pending_bytes=upload.pending_bytes,
+            checksum=upload.meta.get("part_checksum"),
         )
         snapshot_length = upload.length
         session.expunge(upload)

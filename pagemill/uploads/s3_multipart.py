@@ -3,15 +3,22 @@
 S3 wants every part but the last to be at least 5 MiB (at most 10,000 parts), and tus clients send chunks
 of any size. Two ways a PATCH's bytes become parts:
 
-* Streamed: a PATCH that declares its length (Content-Length), starts where no pending bytes wait, and is
-  big enough to be a part (>= 5 MiB, or the upload's last bytes; at most 4 x ``uploads.s3_part_bytes``)
-  is sent to S3 as one part *while it
-  arrives*: receiving and uploading overlap, so a tus upload is about as fast as one multipart POST. The
-  bytes also go to a bounded temporary file: if the client goes away mid-body, the streamed part is
-  abandoned and what arrived is kept from that file instead.
+* Streamed (HTTPS endpoints): a PATCH that declares its length (Content-Length), starts where no pending
+  bytes wait, and is big enough to be a part (>= 5 MiB, or the upload's last bytes; at most 4 x
+  ``uploads.s3_part_bytes``) is sent to S3 as one part *while it arrives*: receiving and uploading
+  overlap, so a tus upload is about as fast as one multipart POST. The bytes also go to a bounded temporary
+  file: if the client goes away mid-body, the streamed part is abandoned and what arrived is kept from that
+  file instead.
 * Gathered: otherwise bytes gather in the bounded temporary file and go as a part each time
   ``uploads.s3_part_bytes`` have arrived; when the PATCH ends, at least 5 MiB left over go as a (smaller)
   part, and fewer are stored as a pending-part object that the next PATCH (on any replica) reads first.
+
+Every part carries its CRC32 (``PART_CHECKSUM``; the multipart upload is created with it): S3 checks each
+part against it, and completes the object from the parts' checksums instead of reading the whole object
+again (S3-compatible servers that default to a full-object checksum otherwise do, which made completing a
+1 GiB upload on moto take seconds). A gathered part sends it as a header, computed while the bytes were
+spooled; a streamed part cannot know it before its body, so it goes as a trailer after the body, which
+botocore sends (unsigned payload) over TLS only: on a plain-HTTP endpoint parts are gathered.
 
 Nothing is held whole in memory: a streamed part passes through a queue of at most 4 MiB, a gathered one
 through the temporary file. A PATCH that is discarded (checksum mismatch) changes nothing that the upload
@@ -19,17 +26,20 @@ row refers to: its parts carry numbers after the kept ones and are overwritten b
 old pending object is only replaced by a new key once the row says so.
 
 Streamed parts are sent with an unsigned payload (botocore cannot hash a body it has not seen yet), as
-botocore itself does for streams over HTTPS; S3 still checks their length. Use an HTTPS endpoint.
+botocore itself does for streams over HTTPS; S3 still checks their length and CRC32.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import tempfile
 import threading
+import zlib
 from datetime import datetime
 from typing import IO, Any
+from urllib.parse import urlparse
 
 import boto3
 from botocore.config import Config
@@ -45,6 +55,8 @@ from pagemill.uploads.storage import ChunkWriter, Progress, StoredUpload, pendin
 log = logging.getLogger(__name__)
 
 MAX_PARTS = 10_000
+PART_CHECKSUM = "CRC32"
+"""The checksum every part of a new upload carries (S3's ChecksumAlgorithm)."""
 # Pieces (up to 1 MiB each) queued between the request and the thread sending a streamed part.
 _STREAM_QUEUE = 4
 
@@ -98,6 +110,7 @@ class _StreamedPart:
         self.size = size
         self.body = _PartStream()
         self.etag: str | None = None
+        self.checksum: str | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._send, args=(s3, upload), name=f"s3-part-{upload.id[:8]}-{number}", daemon=True
@@ -105,6 +118,8 @@ class _StreamedPart:
         self._thread.start()
 
     def _send(self, s3: S3UploadStore, upload: StoredUpload) -> None:
+        # With a checksum algorithm botocore computes it while sending and appends it as a trailer.
+        checksum = {"ChecksumAlgorithm": upload.checksum} if upload.checksum else {}
         try:
             response = s3.streaming_client.upload_part(
                 Bucket=s3.blobs.bucket,
@@ -113,8 +128,10 @@ class _StreamedPart:
                 PartNumber=self.number,
                 Body=self.body,
                 ContentLength=self.size,
+                **checksum,
             )
             self.etag = str(response["ETag"])
+            self.checksum = response.get(f"Checksum{upload.checksum}") if upload.checksum else None
         except BaseException as exc:  # reported by finish(); the thread must not die silently
             self.error = exc
 
@@ -147,24 +164,35 @@ class S3ChunkWriter:
         self.parts = list(upload.parts)
         self._spool: IO[bytes] = tempfile.TemporaryFile(dir=s3.part_spool_dir)  # noqa: SIM115
         self._spooled = 0
+        self._crc32 = 0  # of the spooled bytes: the checksum of the part they become
         self._streamed: _StreamedPart | None = None
         if upload.pending_bytes and upload.pending_key:
             # The tail of the previous PATCH, too small to be a part: it goes first.
             for chunk in s3.blobs.iter_chunks(upload.pending_key):
-                self._spool.write(chunk)
-                self._spooled += len(chunk)
+                self._spool_bytes(chunk)
         elif expected and self._can_stream(expected, length):
             self._streamed = _StreamedPart(s3, upload, len(self.parts) + 1, expected)
 
     def _can_stream(self, expected: int, length: int | None) -> bool:
         last = length is not None and self.upload.offset + expected == length
         # Bounded: the fallback file holds the whole PATCH while it streams.
-        return (expected >= S3_MIN_PART_BYTES or last) and expected <= self.s3.stream_max_bytes
+        fits = (expected >= S3_MIN_PART_BYTES or last) and expected <= self.s3.stream_max_bytes
+        # A part's checksum goes after a streamed body as a trailer, which botocore sends over TLS only.
+        return fits and (self.s3.streams_trailers or not self.upload.checksum)
+
+    @property
+    def streaming(self) -> bool:
+        """Whether this PATCH's bytes go to S3 as one part while they arrive."""
+        return self._streamed is not None
+
+    def _spool_bytes(self, data: bytes) -> None:
+        self._spool.write(data)
+        self._spooled += len(data)
+        self._crc32 = zlib.crc32(data, self._crc32)
 
     def write(self, data: bytes) -> None:
         """Append: to the streamed part (and the fallback file), or gathered into parts."""
-        self._spool.write(data)
-        self._spooled += len(data)
+        self._spool_bytes(data)
         if self._streamed is not None:
             self._streamed.feed(data)
         elif self._spooled >= self.s3.part_bytes:
@@ -175,6 +203,7 @@ class S3ChunkWriter:
         if number > MAX_PARTS:
             raise DependencyUnavailable("The upload has more S3 parts than allowed.", max_parts=MAX_PARTS)
         self._spool.seek(0)
+        checksum = self._checksum()
         response = self.s3.call(
             "upload_part",
             Bucket=self.s3.blobs.bucket,
@@ -183,14 +212,28 @@ class S3ChunkWriter:
             PartNumber=number,
             Body=self._spool,
             ContentLength=self._spooled,
+            **({f"Checksum{self.upload.checksum}": checksum} if checksum else {}),
         )
-        self.parts.append({"number": number, "etag": response["ETag"], "size": self._spooled})
+        self._add_part(number, response["ETag"], self._spooled, checksum)
         self._reset_spool()
+
+    def _checksum(self) -> str | None:
+        """The spooled bytes' checksum in S3's form (base64 of the big-endian CRC32), if parts carry one."""
+        if self.upload.checksum != PART_CHECKSUM:
+            return None
+        return base64.b64encode(self._crc32.to_bytes(4, "big")).decode()
+
+    def _add_part(self, number: int, etag: str, size: int, checksum: str | None) -> None:
+        part: dict[str, Any] = {"number": number, "etag": etag, "size": size}
+        if checksum:
+            part["checksum"] = checksum
+        self.parts.append(part)
 
     def _reset_spool(self) -> None:
         self._spool.seek(0)
         self._spool.truncate()
         self._spooled = 0
+        self._crc32 = 0
 
     def keep(self, *, new_offset: int, final: bool) -> Progress:
         """Send what can be a part; keep a smaller rest as a new pending object; with ``final`` complete
@@ -199,7 +242,8 @@ class S3ChunkWriter:
         if streamed is not None:
             if self._spooled == streamed.size:
                 etag = streamed.finish()
-                self.parts.append({"number": streamed.number, "etag": etag, "size": streamed.size})
+                # S3's answer names the checksum it checked; the spooled bytes' is the same one.
+                self._add_part(streamed.number, etag, streamed.size, streamed.checksum or self._checksum())
                 self._reset_spool()
             else:
                 # Cut off mid-body: what arrived is in the file, and goes on as gathered bytes.
@@ -212,9 +256,7 @@ class S3ChunkWriter:
                 Bucket=self.s3.blobs.bucket,
                 Key=self.s3.key(source_key(self.upload.job_id)),
                 UploadId=self.upload.multipart_id,
-                MultipartUpload={
-                    "Parts": [{"PartNumber": part["number"], "ETag": part["etag"]} for part in self.parts]
-                },
+                MultipartUpload={"Parts": [self._completed(part) for part in self.parts]},
             )
             return Progress(parts=self.parts, pending_key=None, pending_bytes=0)
         if self._spooled >= S3_MIN_PART_BYTES:
@@ -227,6 +269,13 @@ class S3ChunkWriter:
         self._spool.seek(0)
         self.s3.blobs.put_file(key, self._spool)
         return Progress(parts=self.parts, pending_key=key, pending_bytes=self._spooled)
+
+    def _completed(self, part: dict[str, Any]) -> dict[str, Any]:
+        """A part as CompleteMultipartUpload lists it: with its checksum when the upload has them."""
+        completed = {"PartNumber": part["number"], "ETag": part["etag"]}
+        if self.upload.checksum and part.get("checksum"):
+            completed[f"Checksum{self.upload.checksum}"] = part["checksum"]
+        return completed
 
     def discard(self) -> None:
         """Nothing to undo: parts sent carry numbers the row does not list (overwritten later)."""
@@ -243,12 +292,16 @@ class S3ChunkWriter:
 class S3UploadStore:
     """Uploads on the S3 blob store's bucket."""
 
+    part_checksum: str | None = PART_CHECKSUM
+
     def __init__(self, blobs: S3BlobStore, settings: Settings) -> None:
         self.blobs = blobs
         self.part_bytes = settings.uploads.s3_part_bytes
         self.stream_max_bytes = min(4 * self.part_bytes, S3_MAX_PART_BYTES)
         self.part_spool_dir = settings.uploads.spool_dir
         storage = settings.storage
+        # No endpoint: AWS itself, over HTTPS.
+        self.streams_trailers = urlparse(storage.s3_endpoint_url or "https://s3").scheme == "https"
         # Its own client for streamed parts: no payload signing (the body is not known before it is sent)
         # and no retries (a stream cannot be rewound; the PATCH falls back to its file instead).
         self.streaming_client: Any = boto3.client(
@@ -281,6 +334,7 @@ class S3UploadStore:
             Bucket=self.blobs.bucket,
             Key=self.key(source_key(job_id)),
             ContentType="application/octet-stream",
+            ChecksumAlgorithm=PART_CHECKSUM,
         )
         return str(response["UploadId"])
 

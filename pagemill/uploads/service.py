@@ -98,6 +98,9 @@ def create_upload(
     uploads = make_upload_store(store, settings)
     # Storage first, while no connection is held; undone if the row cannot be written.
     upload.multipart_id = uploads.start(upload.id, upload.job_id, length)
+    if upload.multipart_id is not None:
+        # Each PATCH's parts carry a checksum of this algorithm, and the completion lists them.
+        upload.meta["part_checksum"] = uploads.part_checksum
     try:
         with sessions() as session:
             repo.add_upload(session, upload)

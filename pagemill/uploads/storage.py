@@ -31,6 +31,9 @@ class StoredUpload:
     parts: list[dict[str, Any]] = field(default_factory=list)
     pending_key: str | None = None
     pending_bytes: int = 0
+    checksum: str | None = None
+    """The part checksum algorithm its S3 multipart upload was created with (None: none, as before they
+    were used, or the local backend)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class ChunkWriter(Protocol):
 
 class UploadStore(Protocol):
     """The upload side of a blob store."""
+
+    part_checksum: str | None
+    """The checksum algorithm :meth:`start` creates an upload's parts with (recorded on the upload)."""
 
     def start(self, upload_id: str, job_id: str, content_length: int | None) -> str | None:
         """Prepare an upload's storage; the S3 multipart upload id (None for the local backend)."""
@@ -135,6 +141,8 @@ class LocalChunkWriter:
 
 class LocalUploadStore:
     """Uploads on the local blob folder: the original's file grows with each PATCH."""
+
+    part_checksum: str | None = None
 
     def __init__(self, blobs: LocalBlobStore) -> None:
         self.blobs = blobs

@@ -34,6 +34,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -94,8 +95,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         time.sleep(interval)
 
 
-def wait_http_ok(url: str, timeout: float = 15.0, handle: ProcessHandle | None = None) -> None:
-    """Wait until a GET on ``url`` answers 2xx. With ``handle``, fail at once if that process exits."""
+def wait_http_ok(
+    url: str,
+    timeout: float = 15.0,
+    handle: ProcessHandle | None = None,
+    context: ssl.SSLContext | None = None,
+) -> None:
+    """Wait until a GET on ``url`` answers 2xx. With ``handle``, fail at once if that process exits;
+    ``context``: the TLS context of an https ``url``."""
 
     def ok() -> bool:
         if handle is not None and handle.poll() is not None:
@@ -103,7 +110,7 @@ def wait_http_ok(url: str, timeout: float = 15.0, handle: ProcessHandle | None =
                 f"{handle.name} exited with {handle.returncode} before {url} answered:\n{handle.log_tail()}"
             )
         try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
+            with urllib.request.urlopen(url, timeout=1.0, context=context) as response:
                 return 200 <= int(response.status) < 300
         except (urllib.error.URLError, OSError):
             # Connection refused, reset or a non-2xx answer: not ready yet.
@@ -925,6 +932,8 @@ class S3Server:
     access_key_id: str = S3_ACCESS_KEY_ID
     secret_access_key: str = S3_SECRET_ACCESS_KEY
     region: str = S3_REGION
+    ca_file: Path | None = None
+    """With TLS: the CA that signed the server's certificate (botocore reads it from AWS_CA_BUNDLE)."""
 
     def aws_env(self) -> dict[str, str]:
         """The standard AWS_* variables for tools that read credentials from the environment."""
@@ -947,6 +956,7 @@ class S3Server:
             aws_secret_access_key=self.secret_access_key,
             region_name=self.region,
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+            verify=str(self.ca_file) if self.ca_file else None,
         )
 
     def reset(self) -> None:
@@ -957,17 +967,23 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """Run moto's S3-compatible server as a subprocess on a free port, terminated at the end."""
+def s3_server(tls: tuple[Path, Path, Path] | None = None) -> Iterator[S3Server]:
+    """Run moto's S3-compatible server as a subprocess on a free port, terminated at the end. With ``tls``
+    (CA file, certificate and key files for the name ``localhost``): over HTTPS at https://localhost."""
     port = free_port()
     env = dict(os.environ)
     env.update({"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET_ACCESS_KEY})
-    proc = ManagedProcess(
-        [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], name=f"moto:{port}", env=env
-    )
-    server = S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+    command = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    if tls is not None:
+        command += ["--ssl-cert", str(tls[1]), "--ssl-key", str(tls[2])]
+    proc = ManagedProcess(command, name=f"moto:{port}", env=env)
+    if tls is None:
+        server = S3Server(endpoint_url=f"http://127.0.0.1:{port}")
+    else:
+        server = S3Server(endpoint_url=f"https://localhost:{port}", ca_file=tls[0])
+    context = ssl.create_default_context(cafile=str(tls[0])) if tls is not None else None
     try:
-        wait_http_ok(f"{server.endpoint_url}/moto-api/data.json", timeout=30, handle=proc)
+        wait_http_ok(f"{server.endpoint_url}/moto-api/data.json", timeout=30, handle=proc, context=context)
         yield server
     finally:
         proc.stop()

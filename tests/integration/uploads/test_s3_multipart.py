@@ -1,12 +1,15 @@
-"""The S3 upload writer against a real S3 server (moto): small chunks gathered into parts of at least 5 MiB
-through pending-part objects, big chunks streamed as one part while they arrive (and kept from the
-fallback file when cut off), completion, and removal that leaves no object and no open multipart upload."""
+"""The S3 upload writer against a real S3 server (moto, over HTTP and over HTTPS): small chunks gathered
+into parts of at least 5 MiB through pending-part objects, big chunks streamed as one part while they
+arrive over HTTPS (and kept from the fallback file when cut off), every part with its CRC32, completion,
+and removal that leaves no object and no open multipart upload."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -16,9 +19,10 @@ from pagemill.jobs.service import source_key
 from pagemill.settings import Settings, StorageSettings
 from pagemill.settings.uploads import S3_MIN_PART_BYTES
 from pagemill.storage.s3 import S3BlobStore
-from pagemill.uploads.s3_multipart import S3UploadStore
+from pagemill.uploads.s3_multipart import S3ChunkWriter, S3UploadStore
 from pagemill.uploads.storage import StoredUpload
-from tests.support.services import S3Server
+from tests.support.egress_servers import make_certificates
+from tests.support.services import S3Server, s3_server
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +30,28 @@ MIB = 1024 * 1024
 BUCKET = "pagemill-uploads-test"
 
 
+@pytest.fixture(scope="module")
+def s3_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's server over HTTPS, its certificate signed by a throwaway CA."""
+    certificates = make_certificates(tmp_path_factory.mktemp("s3-tls"), "localhost")
+    with s3_server(tls=(certificates.ca_file, certificates.cert_file, certificates.key_file)) as server:
+        yield server
+
+
+@pytest.fixture(params=["http", "https"])
+def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The S3 server of the test: the session's, over plain HTTP, or over HTTPS (botocore trusting its CA)."""
+    if request.param == "http":
+        plain: S3Server = request.getfixturevalue("s3")
+        return plain
+    tls: S3Server = request.getfixturevalue("s3_tls")
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(tls.ca_file))
+    return tls
+
+
 @pytest.fixture
-def uploads(s3: S3Server) -> Iterator[S3UploadStore]:
+def uploads(server: S3Server) -> Iterator[S3UploadStore]:
+    s3 = server
     storage = StorageSettings(
         backend="s3",
         s3_bucket=BUCKET,
@@ -76,12 +100,27 @@ def _left(s3: S3Server, upload: StoredUpload) -> tuple[list[str], list[str]]:
 
 def _new(uploads: S3UploadStore, length: int) -> StoredUpload:
     upload_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    multipart_id = uploads.start(upload_id, job_id, length)
     return StoredUpload(
-        id=upload_id, job_id=job_id, offset=0, multipart_id=uploads.start(upload_id, job_id, length)
+        id=upload_id, job_id=job_id, offset=0, multipart_id=multipart_id, checksum=uploads.part_checksum
     )
 
 
-def test_small_chunks_gather_into_parts_of_at_least_5_mib(uploads: S3UploadStore, s3: S3Server) -> None:
+def _crc32(data: bytes) -> str:
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode()
+
+
+def _assert_checksums(upload: StoredUpload, data: bytes) -> None:
+    """Every part names the CRC32 of its bytes (S3 refuses a part whose bytes do not match it; moto does not
+    check, so the test does)."""
+    start = 0
+    for part in upload.parts:
+        assert part["checksum"] == _crc32(data[start : start + part["size"]])
+        start += part["size"]
+    assert start == len(data)
+
+
+def test_small_chunks_gather_into_parts_of_at_least_5_mib(uploads: S3UploadStore, server: S3Server) -> None:
     data = os.urandom(13 * MIB + 4321)
     upload = _new(uploads, len(data))
     for start in range(0, len(data), 2 * MIB):
@@ -92,39 +131,64 @@ def test_small_chunks_gather_into_parts_of_at_least_5_mib(uploads: S3UploadStore
     sizes = [part["size"] for part in upload.parts]
     assert all(size >= S3_MIN_PART_BYTES for size in sizes[:-1])
     assert sum(sizes) == len(data)
-    body = s3.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
+    body = server.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
-    keys, open_uploads = _left(s3, upload)
+    _assert_checksums(upload, data)
+    keys, open_uploads = _left(server, upload)
     assert keys == [source_key(upload.job_id)]  # no pending object left behind
     assert open_uploads == []
     assert uploads.read_head(upload.job_id, 4096) == data[:4096]
 
 
-def test_a_big_chunk_streams_and_a_cut_off_one_is_kept_from_its_file(
-    uploads: S3UploadStore, s3: S3Server
+def test_a_big_chunk_streams_over_https_and_a_cut_off_one_is_kept_from_its_file(
+    uploads: S3UploadStore, server: S3Server
 ) -> None:
     data = os.urandom(14 * MIB)
     upload = _new(uploads, len(data))
+    writer = uploads.writer(upload, 6 * MIB, len(data))
+    # Its CRC32 follows a streamed body as a trailer, which botocore sends over TLS only.
+    assert isinstance(writer, S3ChunkWriter) and writer.streaming == server.endpoint_url.startswith("https")
+    writer.close()
     upload = _patch(uploads, upload, data[: 6 * MIB], length=len(data), declared=6 * MIB)
-    assert [part["size"] for part in upload.parts] == [6 * MIB]  # streamed as one part
+    assert [part["size"] for part in upload.parts] == [6 * MIB]  # one part, streamed or gathered
     assert upload.pending_key is None
     # Declares 6 MiB, the client goes away after 2: the 2 MiB are kept (pending), the streamed part dropped.
     upload = _patch(uploads, upload, data[6 * MIB : 8 * MIB], length=len(data), declared=6 * MIB)
     assert (upload.offset, upload.pending_bytes, len(upload.parts)) == (8 * MIB, 2 * MIB, 1)
     # Resumed: pending bytes first, so this one is gathered, not streamed.
     upload = _patch(uploads, upload, data[8 * MIB :], length=len(data), declared=6 * MIB)
-    body = s3.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
+    body = server.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
+    assert body == data
+    _assert_checksums(upload, data)
+
+
+def test_an_upload_started_before_part_checksums_streams_and_completes_without_them(
+    uploads: S3UploadStore, server: S3Server
+) -> None:
+    data = os.urandom(12 * MIB)
+    upload_id, job_id = str(uuid.uuid4()), str(uuid.uuid4())
+    # As created before parts had checksums: no ChecksumAlgorithm, none recorded on the upload.
+    uploads.blobs.put_bytes("probe", b"")  # the store makes its bucket on first use
+    created = server.client().create_multipart_upload(Bucket=BUCKET, Key=source_key(job_id))
+    upload = StoredUpload(id=upload_id, job_id=job_id, offset=0, multipart_id=created["UploadId"])
+    writer = uploads.writer(upload, 6 * MIB, len(data))
+    assert isinstance(writer, S3ChunkWriter) and writer.streaming  # over HTTP too, as before
+    writer.close()
+    upload = _patch(uploads, upload, data[: 6 * MIB], length=len(data), declared=6 * MIB)
+    upload = _patch(uploads, upload, data[6 * MIB :], length=len(data), declared=6 * MIB)
+    assert all("checksum" not in part for part in upload.parts)
+    body = server.client().get_object(Bucket=BUCKET, Key=source_key(job_id))["Body"].read()
     assert body == data
 
 
 def test_remove_aborts_the_multipart_upload_and_deletes_everything(
-    uploads: S3UploadStore, s3: S3Server
+    uploads: S3UploadStore, server: S3Server
 ) -> None:
     upload = _new(uploads, 20 * MIB)
     upload = _patch(uploads, upload, os.urandom(6 * MIB + 10), length=20 * MIB)
     upload = _patch(uploads, upload, os.urandom(100), length=20 * MIB)
-    keys, open_uploads = _left(s3, upload)
+    keys, open_uploads = _left(server, upload)
     assert keys and open_uploads
     uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)
-    assert _left(s3, upload) == ([], [])
+    assert _left(server, upload) == ([], [])
     uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)  # again: harmless
