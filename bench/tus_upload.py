@@ -1,6 +1,6 @@
 """tus upload vs. one multipart POST of the same file to S3 (moto): throughput ratio and API memory.
 
-``python -m bench tus_upload`` or ``python -m bench.tus_upload [--mib 1024] [--chunk-mib 8]``
+``python -m bench tus_upload`` or ``python -m bench.tus_upload [--mib 1024] [--chunk-mib 8] [--rounds 3]``
 
 ``pagemill api`` alone (distributed mode: Postgres, Redis, moto's S3 server; no worker, the jobs stay
 queued) receives, in one run, the same document twice: once as one ``POST /api/v1/documents`` (multipart,
@@ -9,7 +9,9 @@ Content-Length set), once as a tus upload (``POST /api/v1/uploads``, then ``PATC
 in 1 MiB (POST) or chunk-sized (tus) pieces, so the client never holds the file. Both end in a job whose
 original is in S3 (the POST: spooled to disk by the API, hashed, sent to S3; tus: each chunk streamed to an
 S3 multipart part as it arrives, hashed on the way). Timed from the first byte sent to the answer
-carrying the job. The API process's RSS is sampled every 50 ms during each.
+carrying the job; ``--rounds`` rounds, tus first in the first and alternating after, medians (each round's
+originals are deleted from S3 after it). The API process's RSS is sampled every 50 ms during the first
+round.
 
 Targets: tus throughput >= 0.8 x the POST's; API RSS growth < 50 MB during each.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import statistics
 import time
 from collections.abc import Iterator
 
@@ -28,6 +31,7 @@ from bench.common import RssSampler, fmt, log, mib, run_and_record, run_stamp, t
 from bench.memory import multipart_stream
 from bench.stacks import auth_headers, create_key, migrate
 from tests.support.services import (
+    S3Server,
     distributed_env,
     pagemill_api,
     postgres_url,
@@ -97,8 +101,8 @@ def _tus(client: httpx.Client, size: int, chunk: int) -> tuple[float, str, int]:
 
 
 @contextlib.contextmanager
-def _distributed_api(size: int) -> Iterator[tuple[int, str, str]]:
-    """Postgres, Redis, moto S3 and `pagemill api`; yields the API pid, its URL and a key."""
+def _distributed_api(size: int) -> Iterator[tuple[int, str, str, S3Server]]:
+    """Postgres, Redis, moto S3 and `pagemill api`; yields the API pid, its URL, a key and the S3 server."""
     with postgres_url() as pg, redis_server() as redis, s3_server() as s3:
         env = {
             **distributed_env(pg, redis.url, s3, bucket="pagemill-bench"),
@@ -109,68 +113,99 @@ def _distributed_api(size: int) -> Iterator[tuple[int, str, str]]:
         migrate(env)
         key = create_key(env)
         with pagemill_api(env, timeout=60) as (api, base_url):
-            yield api.pid, base_url, key
+            yield api.pid, base_url, key, s3
 
 
-def run(size_mib: int, chunk_mib: int) -> str:
-    """Both uploads against one API; the Markdown block."""
+def _forget(client: httpx.Client, s3: S3Server, job_ids: list[str]) -> None:
+    """Delete the jobs' originals from moto (which holds objects in memory or temporary files)."""
+    bucket = s3.client()
+    for job_id in job_ids:
+        job = client.get(f"/api/v1/jobs/{job_id}").json()
+        bucket.delete_object(Bucket="pagemill-bench", Key=f"jobs/{job['id']}/source")
+
+
+def run(size_mib: int, chunk_mib: int, rounds: int = 3) -> str:
+    """Both uploads against one API, ``rounds`` times; the Markdown block."""
     size, chunk = size_mib * MIB, chunk_mib * MIB
+    seconds: dict[str, list[float]] = {"tus": [], "post": []}
     with (
-        _distributed_api(size) as (pid, base_url, key),
+        _distributed_api(size) as (pid, base_url, key, s3),
         httpx.Client(base_url=base_url, timeout=600, headers=auth_headers(key)) as client,
     ):
         # Warm-up: lazy imports, the S3 bucket, the first multipart parse and tus PATCH.
         _post(client, 2 * MIB)
         _tus(client, 2 * MIB, MIB)
         time.sleep(0.5)
-        # tus first: its RSS growth is judged from the warm API's baseline, before the POST (whose S3
-        # transfer threads hold parts in memory) has raised the process's RSS for good.
-        log(f"tus_upload: tus upload of {size_mib} MiB in {chunk_mib} MiB chunks")
-        with RssSampler(pid, interval=0.05) as tus_rss:
-            tus_s, tus_job, patches = _tus(client, size, chunk)
-        time.sleep(0.5)
-        log(f"tus_upload: multipart POST of {size_mib} MiB")
-        with RssSampler(pid, interval=0.05) as post_rss:
-            post_s, post_job = _post(client, size)
-        jobs = [client.get(f"/api/v1/jobs/{job}").json() for job in (post_job, tus_job)]
-    if jobs[0]["sha256"] != jobs[1]["sha256"]:
-        raise RuntimeError(f"the two jobs' originals differ: {jobs[0]['sha256']} vs {jobs[1]['sha256']}")
+        for round_ in range(rounds):
+            # tus first in the first round: its RSS growth is judged from the warm API's baseline, before the
+            # POST (whose S3 transfer threads hold parts in memory) has raised the process's RSS for good.
+            order = ("tus", "post") if round_ % 2 == 0 else ("post", "tus")
+            job_ids = []
+            for upload in order:
+                log(f"tus_upload: round {round_ + 1}, {upload} of {size_mib} MiB")
+                with RssSampler(pid, interval=0.05) as rss:
+                    if upload == "tus":
+                        took, job_id, patches = _tus(client, size, chunk)
+                    else:
+                        took, job_id = _post(client, size)
+                seconds[upload].append(took)
+                job_ids.append(job_id)
+                if round_ == 0:
+                    if upload == "tus":
+                        tus_rss = rss
+                    else:
+                        post_rss = rss
+                time.sleep(0.5)
+            jobs = [client.get(f"/api/v1/jobs/{job}").json() for job in job_ids]
+            if jobs[0]["sha256"] != jobs[1]["sha256"]:
+                raise RuntimeError(f"the two originals differ: {jobs[0]['sha256']} vs {jobs[1]['sha256']}")
+            digest = str(jobs[0]["sha256"])
+            _forget(client, s3, job_ids)
+    post_s, tus_s = statistics.median(seconds["post"]), statistics.median(seconds["tus"])
     post_rate, tus_rate = size_mib / post_s, size_mib / tus_s
     ratio = tus_rate / post_rate
     post_growth = (post_rss.peak_total - post_rss.first_total) / 1024
     tus_growth = (tus_rss.peak_total - tus_rss.first_total) / 1024
     log(f"  POST {post_rate:.0f} MiB/s, tus {tus_rate:.0f} MiB/s, ratio {ratio:.2f}")
+
+    def row(label: str, upload: str, took: float, rate: float, rss: RssSampler, growth: float) -> list[str]:
+        return [
+            label,
+            fmt(took, 2),
+            ", ".join(fmt(value, 2) for value in seconds[upload]),
+            fmt(rate, 0),
+            mib(rss.first_total),
+            mib(rss.peak_total),
+            f"{fmt(growth, 1)} ({verdict(growth < GROWTH_TARGET_MB)})",
+        ]
+
     return "\n".join(
         [
             "### tus upload vs. multipart POST (`python -m bench tus_upload`)",
             "",
             run_stamp(),
             "",
-            "One `pagemill api` process (distributed: Postgres, Redis, moto S3; no worker) receives the same "
-            f"{size_mib:,} MiB document as one multipart `POST /api/v1/documents` and as a tus upload in "
-            f"{chunk_mib} MiB PATCHes ({patches} of them, after one creation request), one after the other "
-            "in one run, tus first. Each is timed from its first request to the answer naming its job; both "
-            f"jobs' originals hash the same (`{jobs[1]['sha256'][:12]}...`). API RSS sampled every 50 ms.",
+            f"One `pagemill api` process (distributed: Postgres, Redis, moto S3 over HTTP; no worker) "
+            f"receives the same {size_mib:,} MiB document as one multipart `POST /api/v1/documents` and as "
+            f"a tus upload in {chunk_mib} MiB PATCHes ({patches} of them, after one creation request), "
+            f"{rounds} rounds, tus first in the first and alternating after; medians. Each is timed from "
+            "its first request to the answer naming its job; both jobs' originals hash the same "
+            f"(`{digest[:12]}...`). Every S3 part carries its CRC32 (on a plain-HTTP endpoint tus parts "
+            "are gathered from the PATCH and sent with it). API RSS sampled every 50 ms in the first round.",
             "",
             table(
-                ["upload", "seconds", "MiB/s", "API RSS before (MiB)", "peak (MiB)", "growth (MB)"],
                 [
-                    [
-                        "multipart POST",
-                        fmt(post_s, 2),
-                        fmt(post_rate, 0),
-                        mib(post_rss.first_total),
-                        mib(post_rss.peak_total),
-                        f"{fmt(post_growth, 1)} ({verdict(post_growth < GROWTH_TARGET_MB)})",
-                    ],
-                    [
-                        f"tus, {chunk_mib} MiB chunks",
-                        fmt(tus_s, 2),
-                        fmt(tus_rate, 0),
-                        mib(tus_rss.first_total),
-                        mib(tus_rss.peak_total),
-                        f"{fmt(tus_growth, 1)} ({verdict(tus_growth < GROWTH_TARGET_MB)})",
-                    ],
+                    "upload",
+                    "seconds (median)",
+                    "rounds, s",
+                    "MiB/s",
+                    "API RSS before (MiB)",
+                    "peak (MiB)",
+                    "growth (MB)",
+                ],
+                [
+                    row("multipart POST", "post", post_s, post_rate, post_rss, post_growth),
+                    row(f"tus, {chunk_mib} MiB chunks", "tus", tus_s, tus_rate, tus_rss, tus_growth),
                 ],
             ),
             "",
@@ -185,13 +220,14 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m bench.tus_upload", description=__doc__)
     parser.add_argument("--mib", type=int, default=1024, help="size of the document (default 1024 MiB)")
     parser.add_argument("--chunk-mib", type=int, default=8, help="tus PATCH size (default 8 MiB)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of both uploads (default 3)")
     parser.add_argument("--no-record", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args(argv)
     if args.no_record:
-        block = run(args.mib, args.chunk_mib)
+        block = run(args.mib, args.chunk_mib, args.rounds)
         print(block)
         return block
-    return run_and_record("tus_upload", lambda: run(args.mib, args.chunk_mib))
+    return run_and_record("tus_upload", lambda: run(args.mib, args.chunk_mib, args.rounds))
 
 
 if __name__ == "__main__":

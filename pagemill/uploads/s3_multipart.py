@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import base64
 import logging
-import queue
 import tempfile
-import threading
 import zlib
 from datetime import datetime
 from typing import IO, Any
@@ -50,6 +48,7 @@ from pagemill.jobs.service import source_key
 from pagemill.settings import Settings
 from pagemill.settings.uploads import S3_MAX_PART_BYTES, S3_MIN_PART_BYTES
 from pagemill.storage.s3 import S3BlobStore
+from pagemill.uploads.s3_part_stream import StreamedPart
 from pagemill.uploads.storage import ChunkWriter, Progress, StoredUpload, pending_prefix
 
 log = logging.getLogger(__name__)
@@ -57,100 +56,6 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 PART_CHECKSUM = "CRC32"
 """The checksum every part of a new upload carries (S3's ChecksumAlgorithm)."""
-# Pieces (up to 1 MiB each) queued between the request and the thread sending a streamed part.
-_STREAM_QUEUE = 4
-
-
-class _Aborted(Exception):
-    """The streamed part was given up (the client went away, or the PATCH was discarded)."""
-
-
-class _PartStream:
-    """A file-like body for ``upload_part`` that reads what the request hands over, as it arrives."""
-
-    def __init__(self) -> None:
-        self._pieces: queue.Queue[bytes | _Aborted | None] = queue.Queue(maxsize=_STREAM_QUEUE)
-        self._buffer = memoryview(b"")
-        self._ended = False
-
-    def readable(self) -> bool:
-        """botocore asks."""
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes; b"" at the end; raises when the part was abandoned."""
-        while not self._buffer and not self._ended:
-            item = self._pieces.get()
-            if isinstance(item, _Aborted):
-                raise item
-            if item is None:
-                self._ended = True
-            else:
-                self._buffer = memoryview(item)
-        size = len(self._buffer) if size is None or size < 0 else size
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return bytes(out)
-
-    def put(self, item: bytes | _Aborted | None, sender: threading.Thread) -> None:
-        """Hand a piece over (None: the end), waiting while the queue is full and the sender alive."""
-        while True:
-            try:
-                self._pieces.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                if not sender.is_alive():
-                    return  # it failed: its error is reported by keep()
-
-
-class _StreamedPart:
-    """One part sent by a thread while the PATCH's bytes arrive."""
-
-    def __init__(self, s3: S3UploadStore, upload: StoredUpload, number: int, size: int) -> None:
-        self.number = number
-        self.size = size
-        self.body = _PartStream()
-        self.etag: str | None = None
-        self.checksum: str | None = None
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._send, args=(s3, upload), name=f"s3-part-{upload.id[:8]}-{number}", daemon=True
-        )
-        self._thread.start()
-
-    def _send(self, s3: S3UploadStore, upload: StoredUpload) -> None:
-        # With a checksum algorithm botocore computes it while sending and appends it as a trailer.
-        checksum = {"ChecksumAlgorithm": upload.checksum} if upload.checksum else {}
-        try:
-            response = s3.streaming_client.upload_part(
-                Bucket=s3.blobs.bucket,
-                Key=s3.key(source_key(upload.job_id)),
-                UploadId=upload.multipart_id,
-                PartNumber=self.number,
-                Body=self.body,
-                ContentLength=self.size,
-                **checksum,
-            )
-            self.etag = str(response["ETag"])
-            self.checksum = response.get(f"Checksum{upload.checksum}") if upload.checksum else None
-        except BaseException as exc:  # reported by finish(); the thread must not die silently
-            self.error = exc
-
-    def feed(self, data: bytes) -> None:
-        """Pass bytes on to S3."""
-        self.body.put(data, self._thread)
-
-    def finish(self) -> str:
-        """End the body and wait for S3's answer; the part's ETag."""
-        self.body.put(None, self._thread)
-        self._thread.join()
-        if self.etag is None:
-            raise DependencyUnavailable("Object storage failed.") from self.error
-        return self.etag
-
-    def abandon(self) -> None:
-        """Give the part up (its request fails; the part number is reused later)."""
-        self.body.put(_Aborted(), self._thread)
-        self._thread.join(timeout=60)
 
 
 class S3ChunkWriter:
@@ -165,13 +70,13 @@ class S3ChunkWriter:
         self._spool: IO[bytes] = tempfile.TemporaryFile(dir=s3.part_spool_dir)  # noqa: SIM115
         self._spooled = 0
         self._crc32 = 0  # of the spooled bytes: the checksum of the part they become
-        self._streamed: _StreamedPart | None = None
+        self._streamed: StreamedPart | None = None
         if upload.pending_bytes and upload.pending_key:
             # The tail of the previous PATCH, too small to be a part: it goes first.
             for chunk in s3.blobs.iter_chunks(upload.pending_key):
                 self._spool_bytes(chunk)
         elif expected and self._can_stream(expected, length):
-            self._streamed = _StreamedPart(s3, upload, len(self.parts) + 1, expected)
+            self._streamed = StreamedPart(s3, upload, len(self.parts) + 1, expected)
 
     def _can_stream(self, expected: int, length: int | None) -> bool:
         last = length is not None and self.upload.offset + expected == length
@@ -204,8 +109,9 @@ class S3ChunkWriter:
             raise DependencyUnavailable("The upload has more S3 parts than allowed.", max_parts=MAX_PARTS)
         self._spool.seek(0)
         checksum = self._checksum()
-        response = self.s3.call(
-            "upload_part",
+        client = self.s3.parts_client if checksum else self.s3.blobs._client
+        response = self.s3.blobs._call(
+            client.upload_part,
             Bucket=self.s3.blobs.bucket,
             Key=self.s3.key(source_key(self.upload.job_id)),
             UploadId=self.upload.multipart_id,
@@ -302,22 +208,12 @@ class S3UploadStore:
         storage = settings.storage
         # No endpoint: AWS itself, over HTTPS.
         self.streams_trailers = urlparse(storage.s3_endpoint_url or "https://s3").scheme == "https"
-        # Its own client for streamed parts: no payload signing (the body is not known before it is sent)
-        # and no retries (a stream cannot be rewound; the PATCH falls back to its file instead).
-        self.streaming_client: Any = boto3.client(
-            "s3",
-            endpoint_url=storage.s3_endpoint_url,
-            region_name=storage.s3_region,
-            aws_access_key_id=storage.s3_access_key_id,
-            aws_secret_access_key=storage.s3_secret_access_key,
-            config=Config(
-                connect_timeout=storage.s3_timeout_s,
-                read_timeout=storage.s3_timeout_s,
-                retries={"max_attempts": 1},
-                request_checksum_calculation="when_required",
-                s3={"addressing_style": "path", "payload_signing_enabled": False},
-            ),
-        )
+        # Streamed parts: no payload signing (the body is not known before it is sent) and no retries (a
+        # stream cannot be rewound; the PATCH falls back to its file instead).
+        self.streaming_client = _unsigned_client(settings, attempts=1)
+        # Gathered parts with their CRC32: S3 checks the bytes against it, so signing them too would only
+        # hash every byte once more on a plain-HTTP endpoint; a file can be sent again.
+        self.parts_client = _unsigned_client(settings, attempts=5)
 
     def key(self, key: str) -> str:
         """The object key of a blob key (the store's prefix applied)."""
@@ -405,3 +301,22 @@ class S3UploadStore:
         if not keep_source:
             self.blobs.delete_prefix(f"jobs/{job_id}/")
         self.blobs.delete_prefix(pending_prefix(upload_id))
+
+
+def _unsigned_client(settings: Settings, *, attempts: int) -> Any:
+    """An S3 client of the store's endpoint that sends payloads unsigned and adds no checksum unasked."""
+    storage = settings.storage
+    return boto3.client(
+        "s3",
+        endpoint_url=storage.s3_endpoint_url,
+        region_name=storage.s3_region,
+        aws_access_key_id=storage.s3_access_key_id,
+        aws_secret_access_key=storage.s3_secret_access_key,
+        config=Config(
+            connect_timeout=storage.s3_timeout_s,
+            read_timeout=storage.s3_timeout_s,
+            retries={"max_attempts": attempts, "mode": "standard"},
+            request_checksum_calculation="when_required",
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+        ),
+    )
