@@ -24,9 +24,9 @@ class UploadSettings(BaseModel):
         default=8 * MIB,
         ge=S3_MIN_PART_BYTES,
         le=S3_MAX_PART_BYTES,
-        description="S3 backend: on an HTTPS endpoint a PATCH that declares its length, is at least 5 MiB (or "
-        "the upload's last bytes) and at most 4 x this is streamed to S3 as one part while it arrives (its "
-        "CRC32 sent after it); other bytes are sent "
+        description="S3 backend: on an HTTPS endpoint a PATCH that declares its length, is at least 5 MiB "
+        "(or the upload's last bytes) and at most 4 x this is streamed to S3 as one part while it arrives "
+        "(its CRC32 sent after it); other bytes are sent "
         "as a part each time this many have gathered, a PATCH ending with at least 5 MiB unsent sends them "
         "as a smaller part, and less waits in a pending-part object for the next PATCH.",
     )

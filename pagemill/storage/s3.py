@@ -23,27 +23,38 @@ _UPLOAD = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=2)
 _UPLOAD.max_in_memory_upload_chunks = 2
 
 
+def make_s3_client(settings: StorageSettings, *, attempts: int = 5, unsigned_payload: bool = False) -> Any:
+    """A boto3 S3 client of the configured endpoint (path-style, SigV4, the configured timeouts, standard
+    retries up to ``attempts``). ``unsigned_payload``: bodies are not hashed for the signature, and no
+    checksum is added unless the call passes one (for bodies sent while they arrive, or that carry their
+    own checksum)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+        config=Config(
+            connect_timeout=settings.s3_timeout_s,
+            read_timeout=settings.s3_timeout_s,
+            retries={"max_attempts": attempts, "mode": "standard"},
+            request_checksum_calculation="when_required" if unsigned_payload else "when_supported",
+            s3={"addressing_style": "path", "payload_signing_enabled": False}
+            if unsigned_payload
+            else {"addressing_style": "path"},
+            # Presigned URLs too are SigV4 (boto3 would make SigV2 ones, which newer regions refuse).
+            signature_version="s3v4",
+        ),
+    )
+
+
 class S3BlobStore:
     """Blobs as objects in one bucket, under an optional prefix."""
 
     def __init__(self, settings: StorageSettings) -> None:
         self.bucket = settings.s3_bucket
         self.prefix = settings.s3_prefix.strip("/")
-        self._client: Any = boto3.client(
-            "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            aws_access_key_id=settings.s3_access_key_id,
-            aws_secret_access_key=settings.s3_secret_access_key,
-            config=Config(
-                connect_timeout=settings.s3_timeout_s,
-                read_timeout=settings.s3_timeout_s,
-                retries={"max_attempts": 5, "mode": "standard"},
-                s3={"addressing_style": "path"},
-                # Presigned URLs too are SigV4 (boto3 would make SigV2 ones, which newer regions refuse).
-                signature_version="s3v4",
-            ),
-        )
+        self._client: Any = make_s3_client(settings)
         self._bucket_ready = False
         self._lock = threading.Lock()
 

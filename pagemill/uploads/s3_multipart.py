@@ -39,15 +39,13 @@ from datetime import datetime
 from typing import IO, Any
 from urllib.parse import urlparse
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pagemill.errors import DependencyUnavailable, NotFound
 from pagemill.jobs.service import source_key
 from pagemill.settings import Settings
 from pagemill.settings.uploads import S3_MAX_PART_BYTES, S3_MIN_PART_BYTES
-from pagemill.storage.s3 import S3BlobStore
+from pagemill.storage.s3 import S3BlobStore, make_s3_client
 from pagemill.uploads.s3_part_stream import StreamedPart
 from pagemill.uploads.storage import ChunkWriter, Progress, StoredUpload, pending_prefix
 
@@ -210,10 +208,10 @@ class S3UploadStore:
         self.streams_trailers = urlparse(storage.s3_endpoint_url or "https://s3").scheme == "https"
         # Streamed parts: no payload signing (the body is not known before it is sent) and no retries (a
         # stream cannot be rewound; the PATCH falls back to its file instead).
-        self.streaming_client = _unsigned_client(settings, attempts=1)
+        self.streaming_client = make_s3_client(storage, attempts=1, unsigned_payload=True)
         # Gathered parts with their CRC32: S3 checks the bytes against it, so signing them too would only
         # hash every byte once more on a plain-HTTP endpoint; a file can be sent again.
-        self.parts_client = _unsigned_client(settings, attempts=5)
+        self.parts_client = make_s3_client(storage, unsigned_payload=True)
 
     def key(self, key: str) -> str:
         """The object key of a blob key (the store's prefix applied)."""
@@ -301,22 +299,3 @@ class S3UploadStore:
         if not keep_source:
             self.blobs.delete_prefix(f"jobs/{job_id}/")
         self.blobs.delete_prefix(pending_prefix(upload_id))
-
-
-def _unsigned_client(settings: Settings, *, attempts: int) -> Any:
-    """An S3 client of the store's endpoint that sends payloads unsigned and adds no checksum unasked."""
-    storage = settings.storage
-    return boto3.client(
-        "s3",
-        endpoint_url=storage.s3_endpoint_url,
-        region_name=storage.s3_region,
-        aws_access_key_id=storage.s3_access_key_id,
-        aws_secret_access_key=storage.s3_secret_access_key,
-        config=Config(
-            connect_timeout=storage.s3_timeout_s,
-            read_timeout=storage.s3_timeout_s,
-            retries={"max_attempts": attempts, "mode": "standard"},
-            request_checksum_calculation="when_required",
-            s3={"addressing_style": "path", "payload_signing_enabled": False},
-        ),
-    )

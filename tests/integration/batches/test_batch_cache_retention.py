@@ -30,6 +30,7 @@ from pagemill.storage.local import LocalBlobStore
 from pagemill.tenancy.principal import Actor, Principal
 from pagemill.tenancy.repository import ensure_tenant
 from tests.support import documents
+from tests.support.blob_stores import stored_keys
 from tests.support.factories import make_job
 
 pytestmark = pytest.mark.integration
@@ -53,11 +54,6 @@ def empty_tables(database: str) -> Iterator[str]:
 def store(tmp_path: Path) -> LocalBlobStore:
     """A blob store in a folder of this test's own."""
     return LocalBlobStore(tmp_path / "blobs")
-
-
-def stored(store: LocalBlobStore) -> list[str]:
-    """Every blob key in the store."""
-    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
 
 
 def settings_with(**free: object) -> Settings:
@@ -90,7 +86,7 @@ def test_a_batch_over_quota_is_refused_whole_and_stores_nothing(
             password=None,
         )
     assert refused.value.details["remaining"] == 2 and refused.value.details["requested"] == 3
-    assert stored(store) == []
+    assert stored_keys(store) == []
     with db.session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Batch)) == 0
         assert session.scalar(select(func.count()).select_from(Job)) == 0
@@ -108,7 +104,7 @@ def test_a_batch_over_quota_is_refused_whole_and_stores_nothing(
         password=None,
     )
     assert [item.state for item in out.items] == ["queued", "refused"]
-    assert stored(store) == [f"jobs/{out.job_ids[0]}/source"]
+    assert stored_keys(store) == [f"jobs/{out.job_ids[0]}/source"]
     with db.session_scope() as session:
         assert session.scalar(select(func.sum(UsageCounter.documents))) == 2
 

@@ -29,6 +29,7 @@ from pagemill.storage import get_blob_store
 from pagemill.storage.local import LocalBlobStore
 from pagemill.tenancy.principal import Actor
 from pagemill.tenancy.repository import ensure_tenant
+from tests.support.blob_stores import stored_keys
 from tests.support.factories import make_job
 from tests.support.migrations import downgrade_to, upgrade
 
@@ -52,11 +53,6 @@ def empty_tables(database: str) -> Iterator[str]:
 @pytest.fixture
 def store(tmp_path: Path) -> LocalBlobStore:
     return LocalBlobStore(tmp_path / "blobs")
-
-
-def stored(store: LocalBlobStore) -> list[str]:
-    """Every blob key in the store."""
-    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*") if p.is_file())
 
 
 def add_owner(store: LocalBlobStore, *, finished_ago_s: float = 0) -> str:
@@ -124,9 +120,9 @@ EXPECTED = {"text": b"text of the document", "markdown": b"markdown of the docum
 
 def test_a_cache_hit_reads_the_owner_results_and_copies_nothing(store: LocalBlobStore) -> None:
     add_owner(store)
-    before = stored(store)
+    before = stored_keys(store)
     reader = adopt_new()
-    assert stored(store) == before
+    assert stored_keys(store) == before
     assert results(store, reader) == EXPECTED and texts(reader) == ["page 0", "page 1"]
 
 
@@ -137,8 +133,8 @@ def test_a_purged_owner_hands_its_results_and_rows_to_its_oldest_reader(store: L
     purged = retention.purge_job(db.session_scope, store, TENANT, owner, actor=ACTOR)
 
     assert purged.state == JobState.EXPIRED and purged.purged
-    assert not any(key.startswith(f"jobs/{owner}/") for key in stored(store))
-    assert stored(store) == sorted(f"jobs/{first}/{name}" for name in ("result.md", "result.txt"))
+    assert not any(key.startswith(f"jobs/{owner}/") for key in stored_keys(store))
+    assert stored_keys(store) == sorted(f"jobs/{first}/{name}" for name in ("result.md", "result.txt"))
     jobs = jobs_by_id()
     assert jobs[first].pages_from is None and jobs[second].pages_from == first
     assert jobs[owner].pages_from is None and jobs[owner].retiring_at is not None
@@ -161,7 +157,7 @@ def test_retention_hands_over_in_the_sweep_and_then_leaves_nothing(store: LocalB
     assert jobs[owner].state == JobState.EXPIRED and jobs[reader].state == JobState.SUCCEEDED
     assert results(store, reader) == EXPECTED and texts(reader) == ["page 0", "page 1"]
     retention.purge_job(db.session_scope, store, TENANT, reader, actor=ACTOR)
-    assert stored(store) == []
+    assert stored_keys(store) == []
     with db.session_scope() as session:
         assert session.scalars(select(Page)).all() == []
 
@@ -193,7 +189,7 @@ def test_an_owner_whose_only_reader_is_retiring_waits_for_it(store: LocalBlobSto
     with db.session_scope() as session:  # the reader goes
         retention_repo.expire_jobs(session, [reader], utcnow(), purged=False)
     assert retention.sweep_expired(settings, store) == (0, 1)
-    assert stored(store) == []
+    assert stored_keys(store) == []
 
 
 def test_an_heir_that_begins_to_retire_meanwhile_keeps_no_copies(
@@ -213,7 +209,8 @@ def test_an_heir_that_begins_to_retire_meanwhile_keeps_no_copies(
     with pytest.raises(DependencyUnavailable):
         retention.purge_job(db.session_scope, store, TENANT, owner, actor=ACTOR)
 
-    assert not any(key.startswith(f"jobs/{heir}/") for key in stored(store))  # the copies were taken back
+    # The copies were taken back.
+    assert not any(key.startswith(f"jobs/{heir}/") for key in stored_keys(store))
     jobs = jobs_by_id()
     assert jobs[owner].state == JobState.SUCCEEDED and jobs[heir].pages_from == owner
     assert results(store, heir) == EXPECTED  # nothing of the owner was deleted
