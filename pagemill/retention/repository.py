@@ -99,9 +99,15 @@ def result_readers(session: Session, owner_id: str) -> Readers:
 
 def hand_over(session: Session, owner_id: str, heir: str) -> bool:
     """Give ``owner_id``'s page rows to ``heir`` (the caller copied the owner's results to it first), and
-    point every other reader and the owner itself at the heir until they expire; False, changing nothing,
-    when ``heir`` is no longer the oldest reader that is not retiring (it began to expire meanwhile). The
-    readers are locked: none expires halfway through."""
+    point every other reader and the owner itself at the heir until they expire; True as well when that was
+    done already (another sweeper, or a purge, handed it over to the same heir); False, changing nothing,
+    when ``heir`` is no longer the oldest reader that is not retiring (it began to expire meanwhile).
+
+    The owner is locked first, so two hand-overs of it take turns, and then its readers: none expires
+    halfway through."""
+    handed_to = session.scalar(select(Job.pages_from).where(Job.id == owner_id).with_for_update())
+    if handed_to == heir:
+        return True
     readers = session.execute(_readers_of(owner_id).with_for_update()).all()
     if next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None) != heir:
         return False

@@ -235,3 +235,22 @@ def test_downgrading_gives_cached_jobs_copies_of_their_owner_results() -> None:
             assert store.exists(result_key(owner, fmt))
     finally:
         upgrade()
+
+
+def test_a_second_hand_over_to_the_same_heir_changes_nothing_and_keeps_its_copies(
+    store: LocalBlobStore,
+) -> None:
+    # Two sweepers (or a sweeper and a purge) hand the same owner over at once: the later one must not
+    # take back the copies the heir now reads.
+    owner = add_owner(store)
+    heir, other = adopt_new(), adopt_new()
+    with db.session_scope() as session:
+        retention_repo.retire_jobs(session, [owner], utcnow(), purged=False)
+        readers = retention_repo.result_readers(session, owner)
+    assert readers.heir == heir
+    assert retention._hand_over(store, owner) and retention._hand_over(store, owner)
+    with db.session_scope() as session:  # the later one, having read the readers before the first ended
+        assert retention_repo.hand_over(session, owner, heir)
+    jobs = jobs_by_id()
+    assert jobs[owner].pages_from == heir and jobs[other].pages_from == heir and jobs[heir].pages_from is None
+    assert results(store, heir) == EXPECTED == results(store, other)
