@@ -73,6 +73,13 @@ class StorageSettings(BaseModel):
     s3_access_key_id: str | None = Field(default=None, description="S3 access key id (else the AWS chain).")
     s3_secret_access_key: str | None = Field(default=None, description="S3 secret key (else the AWS chain).")
     s3_timeout_s: int = Field(default=30, ge=1, description="Connect and read timeout for S3 calls.")
+    s3_checksums: bool = Field(
+        default=True,
+        description="Send a CRC32 with every object and upload part stored in S3, which the server checks "
+        "(tus uploads too: their multipart uploads are created with it). Turn off only for an S3-compatible "
+        "server that refuses checksum headers: objects are then stored without, and tus parts stream as they "
+        "arrive on plain HTTP too.",
+    )
     result_url_ttl_s: int = Field(
         default=300,
         ge=1,

@@ -25,9 +25,10 @@ _UPLOAD.max_in_memory_upload_chunks = 2
 
 def make_s3_client(settings: StorageSettings, *, attempts: int = 5, unsigned_payload: bool = False) -> Any:
     """A boto3 S3 client of the configured endpoint (path-style, SigV4, the configured timeouts, standard
-    retries up to ``attempts``). ``unsigned_payload``: bodies are not hashed for the signature, and no
-    checksum is added unless the call passes one (for bodies sent while they arrive, or that carry their
-    own checksum)."""
+    retries up to ``attempts``), adding botocore's CRC32 to what it stores unless ``s3_checksums`` is off.
+    ``unsigned_payload``: bodies are not hashed for the signature, and no checksum is added unless the call
+    passes one (for bodies sent while they arrive, or that carry their own checksum)."""
+    add_checksums = settings.s3_checksums and not unsigned_payload
     return boto3.client(
         "s3",
         endpoint_url=settings.s3_endpoint_url,
@@ -38,7 +39,7 @@ def make_s3_client(settings: StorageSettings, *, attempts: int = 5, unsigned_pay
             connect_timeout=settings.s3_timeout_s,
             read_timeout=settings.s3_timeout_s,
             retries={"max_attempts": attempts, "mode": "standard"},
-            request_checksum_calculation="when_required" if unsigned_payload else "when_supported",
+            request_checksum_calculation="when_supported" if add_checksums else "when_required",
             s3={"addressing_style": "path", "payload_signing_enabled": False}
             if unsigned_payload
             else {"addressing_style": "path"},

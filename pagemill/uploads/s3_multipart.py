@@ -13,7 +13,8 @@ of any size. Two ways a PATCH's bytes become parts:
   ``uploads.s3_part_bytes`` have arrived; when the PATCH ends, at least 5 MiB left over go as a (smaller)
   part, and fewer are stored as a pending-part object that the next PATCH (on any replica) reads first.
 
-Every part carries its CRC32 (``PART_CHECKSUM``; the multipart upload is created with it): S3 checks each
+Every part carries its CRC32 (``PART_CHECKSUM``; the multipart upload is created with it; unless
+``storage.s3_checksums`` is off, for servers that refuse checksums): S3 checks each
 part against it, and completes the object from the parts' checksums instead of reading the whole object
 again (S3-compatible servers that default to a full-object checksum otherwise do, which made completing a
 1 GiB upload on moto take seconds). A gathered part sends it as a header, computed while the bytes were
@@ -196,10 +197,9 @@ class S3ChunkWriter:
 class S3UploadStore:
     """Uploads on the S3 blob store's bucket."""
 
-    part_checksum: str | None = PART_CHECKSUM
-
     def __init__(self, blobs: S3BlobStore, settings: Settings) -> None:
         self.blobs = blobs
+        self.part_checksum: str | None = PART_CHECKSUM if settings.storage.s3_checksums else None
         self.part_bytes = settings.uploads.s3_part_bytes
         self.stream_max_bytes = min(4 * self.part_bytes, S3_MAX_PART_BYTES)
         self.part_spool_dir = settings.uploads.spool_dir
@@ -228,7 +228,7 @@ class S3UploadStore:
             Bucket=self.blobs.bucket,
             Key=self.key(source_key(job_id)),
             ContentType="application/octet-stream",
-            ChecksumAlgorithm=PART_CHECKSUM,
+            **({"ChecksumAlgorithm": self.part_checksum} if self.part_checksum else {}),
         )
         return str(response["UploadId"])
 

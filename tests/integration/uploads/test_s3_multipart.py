@@ -49,9 +49,7 @@ def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S
     return tls
 
 
-@pytest.fixture
-def uploads(server: S3Server) -> Iterator[S3UploadStore]:
-    s3 = server
+def _store(s3: S3Server, *, checksums: bool = True) -> S3UploadStore:
     storage = StorageSettings(
         backend="s3",
         s3_bucket=BUCKET,
@@ -59,9 +57,14 @@ def uploads(server: S3Server) -> Iterator[S3UploadStore]:
         s3_region=s3.region,
         s3_access_key_id=s3.access_key_id,
         s3_secret_access_key=s3.secret_access_key,
+        s3_checksums=checksums,
     )
-    settings = Settings(storage=storage)
-    yield S3UploadStore(S3BlobStore(storage), settings)
+    return S3UploadStore(S3BlobStore(storage), Settings(storage=storage))
+
+
+@pytest.fixture
+def uploads(server: S3Server) -> Iterator[S3UploadStore]:
+    yield _store(server)
 
 
 def _patch(
@@ -134,6 +137,9 @@ def test_small_chunks_gather_into_parts_of_at_least_5_mib(uploads: S3UploadStore
     body = server.client().get_object(Bucket=BUCKET, Key=source_key(upload.job_id))["Body"].read()
     assert hashlib.sha256(body).digest() == hashlib.sha256(data).digest()
     _assert_checksums(upload, data)
+    # Completed from the parts' CRC32s: the object's checksum is theirs.
+    head = server.client().head_object(Bucket=BUCKET, Key=source_key(upload.job_id), ChecksumMode="ENABLED")
+    assert "ChecksumCRC32" in head
     keys, open_uploads = _left(server, upload)
     assert keys == [source_key(upload.job_id)]  # no pending object left behind
     assert open_uploads == []
@@ -192,3 +198,22 @@ def test_remove_aborts_the_multipart_upload_and_deletes_everything(
     uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)
     assert _left(server, upload) == ([], [])
     uploads.remove(upload.id, upload.job_id, upload.multipart_id, keep_source=False)  # again: harmless
+
+
+def test_with_checksums_off_parts_carry_none_and_stream_on_any_endpoint(server: S3Server) -> None:
+    # For an S3-compatible server that refuses checksum headers (storage.s3_checksums = false).
+    uploads = _store(server, checksums=False)
+    data = os.urandom(12 * MIB)
+    upload = _new(uploads, len(data))
+    assert upload.checksum is None
+    writer = uploads.writer(upload, 6 * MIB, len(data))
+    assert isinstance(writer, S3ChunkWriter) and writer.streaming
+    writer.close()
+    for start in (0, 6 * MIB):
+        upload = _patch(uploads, upload, data[start : start + 6 * MIB], length=len(data), declared=6 * MIB)
+    assert [part["size"] for part in upload.parts] == [6 * MIB, 6 * MIB]
+    assert all("checksum" not in part for part in upload.parts)
+    client, key = server.client(), source_key(upload.job_id)
+    # Created without CRC32: the object has no checksum composed of the parts' CRC32s.
+    assert "ChecksumCRC32" not in client.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+    assert client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == data
