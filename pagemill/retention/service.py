@@ -149,6 +149,8 @@ def purge_job(sessions: SessionScope, store: BlobStore, tenant_id: str, job_id: 
                 state=job.state,
             )
         repo.retire_jobs(session, [job.id], now, purged=True)
+        # The stored id: the path may spell the UUID otherwise (upper case, no hyphens).
+        job_id = job.id
     if not _hand_over(store, job_id):
         raise DependencyUnavailable(
             "A cached copy of this job is being deleted; retry after Retry-After seconds.", retry_after_s=5
