@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from pagemill.models import DeadLetter, Job, JobState, Page
@@ -93,8 +93,7 @@ def result_readers(session: Session, owner_id: str) -> Readers:
     """The readers of ``owner_id``'s page rows and results, and the one to hand them to."""
     options = session.scalar(select(Job.options).where(Job.id == owner_id)) or {}
     readers = session.execute(_readers_of(owner_id)).all()
-    heir = next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None)
-    return Readers(formats=list(options.get("formats", [])), heir=heir, waiting=bool(readers))
+    return Readers(formats=list(options.get("formats", [])), heir=_heir(readers), waiting=bool(readers))
 
 
 def hand_over(session: Session, owner_id: str, heir: str) -> bool:
@@ -108,14 +107,18 @@ def hand_over(session: Session, owner_id: str, heir: str) -> bool:
     handed_to = session.scalar(select(Job.pages_from).where(Job.id == owner_id).with_for_update())
     if handed_to == heir:
         return True
-    readers = session.execute(_readers_of(owner_id).with_for_update()).all()
-    if next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None) != heir:
+    if _heir(session.execute(_readers_of(owner_id).with_for_update()).all()) != heir:
         return False
     session.execute(update(Page).where(Page.job_id == owner_id).values(job_id=heir))
     session.execute(update(Job).where(Job.pages_from == owner_id, Job.id != heir).values(pages_from=heir))
     session.execute(update(Job).where(Job.id == heir).values(pages_from=None))
     session.execute(update(Job).where(Job.id == owner_id).values(pages_from=heir))
     return True
+
+
+def _heir(readers: Sequence[Row[str, datetime | None]]) -> str | None:
+    """The oldest of ``_readers_of``'s rows that is not retiring itself."""
+    return next((str(job_id) for job_id, retiring_at in readers if retiring_at is None), None)
 
 
 def _readers_of(owner_id: str) -> Select[str, datetime | None]:

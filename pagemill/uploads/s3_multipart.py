@@ -108,9 +108,10 @@ class S3ChunkWriter:
             raise DependencyUnavailable("The upload has more S3 parts than allowed.", max_parts=MAX_PARTS)
         self._spool.seek(0)
         checksum = self._checksum()
-        client = self.s3.parts_client if checksum else self.s3.blobs._client
-        response = self.s3.blobs._call(
-            client.upload_part,
+        response = self.s3.call(
+            "upload_part",
+            # With its CRC32 the part needs no payload signature (S3 checks the bytes against it).
+            client=self.s3.parts_client if checksum else None,
             Bucket=self.s3.blobs.bucket,
             Key=self.s3.key(source_key(self.upload.job_id)),
             UploadId=self.upload.multipart_id,
@@ -217,9 +218,9 @@ class S3UploadStore:
         """The object key of a blob key (the store's prefix applied)."""
         return self.blobs._key(key)
 
-    def call(self, operation: str, **kwargs: Any) -> Any:
-        """One S3 call through the blob store's client (its errors mapped to NotFound/503)."""
-        return self.blobs._call(getattr(self.blobs._client, operation), **kwargs)
+    def call(self, operation: str, *, client: Any = None, **kwargs: Any) -> Any:
+        """One S3 call through the blob store's client, or ``client`` (errors mapped to NotFound/503)."""
+        return self.blobs._call(getattr(client or self.blobs._client, operation), **kwargs)
 
     def start(self, upload_id: str, job_id: str, content_length: int | None) -> str | None:
         """Open the multipart upload."""
