@@ -44,7 +44,10 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from tests.support.egress_servers import TestCertificates
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The interpreter running the tests is the project's venv interpreter (make test uses it), so children
@@ -967,21 +970,21 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def s3_server(tls: tuple[Path, Path, Path] | None = None) -> Iterator[S3Server]:
+def s3_server(tls: TestCertificates | None = None) -> Iterator[S3Server]:
     """Run moto's S3-compatible server as a subprocess on a free port, terminated at the end. With ``tls``
-    (CA file, certificate and key files for the name ``localhost``): over HTTPS at https://localhost."""
+    (certificates for the name ``localhost``): over HTTPS at https://localhost."""
     port = free_port()
     env = dict(os.environ)
     env.update({"AWS_ACCESS_KEY_ID": S3_ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": S3_SECRET_ACCESS_KEY})
     command = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     if tls is not None:
-        command += ["--ssl-cert", str(tls[1]), "--ssl-key", str(tls[2])]
+        command += ["--ssl-cert", str(tls.cert_file), "--ssl-key", str(tls.key_file)]
     proc = ManagedProcess(command, name=f"moto:{port}", env=env)
     if tls is None:
         server = S3Server(endpoint_url=f"http://127.0.0.1:{port}")
     else:
-        server = S3Server(endpoint_url=f"https://localhost:{port}", ca_file=tls[0])
-    context = ssl.create_default_context(cafile=str(tls[0])) if tls is not None else None
+        server = S3Server(endpoint_url=f"https://localhost:{port}", ca_file=tls.ca_file)
+    context = tls.client_context() if tls is not None else None
     try:
         wait_http_ok(f"{server.endpoint_url}/moto-api/data.json", timeout=30, handle=proc, context=context)
         yield server

@@ -34,7 +34,7 @@ BUCKET = "pagemill-uploads-test"
 def s3_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """moto's server over HTTPS, its certificate signed by a throwaway CA."""
     certificates = make_certificates(tmp_path_factory.mktemp("s3-tls"), "localhost")
-    with s3_server(tls=(certificates.ca_file, certificates.cert_file, certificates.key_file)) as server:
+    with s3_server(tls=certificates) as server:
         yield server
 
 
