@@ -32,6 +32,7 @@ from pagemill.tenancy.repository import ensure_tenant
 from tests.support import documents
 from tests.support.blob_stores import stored_keys
 from tests.support.factories import make_job
+from tests.support.tiers import with_free_tier
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +57,6 @@ def store(tmp_path: Path) -> LocalBlobStore:
     return LocalBlobStore(tmp_path / "blobs")
 
 
-def settings_with(**free: object) -> Settings:
-    """The process's settings with the free tier's fields replaced."""
-    base = get_settings()
-    tiers = base.tiers.model_copy(update={"free": base.tiers.free.model_copy(update=free)})
-    return base.model_copy(update={"tiers": tiers})
-
-
 def principal() -> Principal:
     """The free-tier caller of this module's tenant."""
     return Principal(tenant_id=TENANT, tier="free", subject="test", rate_key="test")
@@ -71,7 +65,7 @@ def principal() -> Principal:
 def test_a_batch_over_quota_is_refused_whole_and_stores_nothing(
     store: LocalBlobStore, tmp_path: Path
 ) -> None:
-    settings = settings_with(documents_per_day=2)
+    settings = with_free_tier(documents_per_day=2)
     pdf = documents.make_text_pdf(tmp_path / "a.pdf", ["Quota page"]).read_bytes()
     files = [batches.FileUpload(f"{i}.pdf", io.BytesIO(pdf)) for i in range(3)]
     with pytest.raises(QuotaExceeded) as refused:
@@ -227,7 +221,7 @@ def test_shared_pages_pass_to_a_cached_job_when_their_owner_goes() -> None:
 
 
 def test_retention_applies_each_tier_and_repeats_nothing(store: LocalBlobStore) -> None:
-    settings = settings_with(originals_retention_s=60, results_retention_s=600)
+    settings = with_free_tier(originals_retention_s=60, results_retention_s=600)
     fresh = add_succeeded(finished_ago_s=1)
     old_original = add_succeeded(finished_ago_s=120)
     old_results = add_succeeded(finished_ago_s=1200)

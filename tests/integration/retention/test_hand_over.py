@@ -24,7 +24,7 @@ from pagemill.models import Job, JobState, Page, PageState
 from pagemill.models.base import utcnow
 from pagemill.retention import repository as retention_repo
 from pagemill.retention import service as retention
-from pagemill.settings import Settings, get_settings
+from pagemill.settings import get_settings
 from pagemill.storage import get_blob_store
 from pagemill.storage.local import LocalBlobStore
 from pagemill.tenancy.principal import Actor
@@ -32,6 +32,7 @@ from pagemill.tenancy.repository import ensure_tenant
 from tests.support.blob_stores import stored_keys
 from tests.support.factories import make_job
 from tests.support.migrations import downgrade_to, upgrade
+from tests.support.tiers import with_free_tier
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +148,7 @@ def test_a_purged_owner_hands_its_results_and_rows_to_its_oldest_reader(store: L
 
 
 def test_retention_hands_over_in_the_sweep_and_then_leaves_nothing(store: LocalBlobStore) -> None:
-    settings = _free_tier(results_retention_s=600)
+    settings = with_free_tier(results_retention_s=600)
     owner = add_owner(store, finished_ago_s=1200)
     reader = adopt_new()  # finished now: kept for its own period
 
@@ -178,7 +179,7 @@ def test_a_retiring_owner_is_no_cache_source_and_refuses_adoption(store: LocalBl
 
 
 def test_an_owner_whose_only_reader_is_retiring_waits_for_it(store: LocalBlobStore) -> None:
-    settings = _free_tier(results_retention_s=600)
+    settings = with_free_tier(results_retention_s=600)
     owner = add_owner(store, finished_ago_s=1200)
     reader = adopt_new()
     with db.session_scope() as session:  # another sweeper has begun deleting the reader
@@ -215,12 +216,6 @@ def test_an_heir_that_begins_to_retire_meanwhile_keeps_no_copies(
     jobs = jobs_by_id()
     assert jobs[owner].state == JobState.SUCCEEDED and jobs[heir].pages_from == owner
     assert results(store, heir) == EXPECTED  # nothing of the owner was deleted
-
-
-def _free_tier(**fields: object) -> Settings:
-    base = get_settings()
-    tiers = base.tiers.model_copy(update={"free": base.tiers.free.model_copy(update=fields)})
-    return base.model_copy(update={"tiers": tiers})
 
 
 def test_downgrading_gives_cached_jobs_copies_of_their_owner_results() -> None:
