@@ -25,6 +25,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pagemill import queue
@@ -202,20 +203,36 @@ class Heartbeat:
 HEARTBEAT = Heartbeat()
 
 
+@dataclass
+class Hold:
+    """A claim being read (:func:`holding`)."""
+
+    claim: ClaimedPages
+    settled: bool = False
+    """Set by the reader once every page of the claim was saved or handed on: nothing is left to give back,
+    and the statement that would look is spared."""
+
+
 @contextmanager
-def holding(claim: ClaimedPages, settings: Settings) -> Iterator[ClaimedPages]:
+def holding(claim: ClaimedPages, settings: Settings) -> Iterator[Hold]:
     """Keep ``claim`` alive while the block reads its pages; whatever is still pending at the end (an
-    error, a cancel) is given back."""
+    error, a cancel, pages not reached) is given back, unless the block said the claim was settled."""
+    hold = Hold(claim)
     HEARTBEAT.hold(claim.claim_id, settings.worker.claim_ttl_s)
     try:
-        yield claim
+        yield hold
     finally:
         HEARTBEAT.drop(claim.claim_id)
-        try:
-            give_back(claim.claim_id, claim.priority)
-        except Exception:  # the database is away: the heartbeat gives the pages back once it is back
-            log.warning("giving back claim %s failed; retrying in the background", claim.claim_id)
-            HEARTBEAT.release_later(claim.claim_id, claim.priority)
+        if not hold.settled:
+            _give_back_soon(claim)
+
+
+def _give_back_soon(claim: ClaimedPages) -> None:
+    try:
+        give_back(claim.claim_id, claim.priority)
+    except Exception:  # the database is away: the heartbeat gives the pages back once it is back
+        log.warning("giving back claim %s failed; retrying in the background", claim.claim_id)
+        HEARTBEAT.release_later(claim.claim_id, claim.priority)
 
 
 def give_back(claim_id: str, priority: int) -> None:

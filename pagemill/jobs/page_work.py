@@ -48,7 +48,7 @@ from pagemill.storage import get_blob_store
 
 log = logging.getLogger(__name__)
 
-_FLUSH_EVERY_PAGES = 32
+_FLUSH_EVERY_PAGES = 64  # a default claim of text-layer pages: one save each
 _FLUSH_EVERY_S = 0.5
 _DEFER_BASE_S = 2.0
 _DEFER_MAX_S = 120.0
@@ -88,8 +88,8 @@ def read_next(queue_name: str) -> bool:
             return read_any
         read_any = True
         with bound_log_context(job_id=claim.job_id):
-            with claims.holding(claim, settings):
-                read_claim(claim, settings)
+            with claims.holding(claim, settings) as hold:
+                hold.settled = read_claim(claim, settings)
             finalize_job(claim.job_id)
         # An OCR page takes seconds: a broker round trip is nothing beside it, and going back lets an
         # ingest task (a new job's first step) in instead of making it wait behind this loop.
@@ -97,20 +97,21 @@ def read_next(queue_name: str) -> bool:
             return True
 
 
-def read_claim(claim: ClaimedPages, settings: Settings) -> None:
-    """Read a claim's pages, unless its job ended or was cancelled meanwhile."""
+def read_claim(claim: ClaimedPages, settings: Settings) -> bool:
+    """Read a claim's pages, unless its job ended or was cancelled meanwhile. True when every page of the
+    claim was saved or handed on (none is left to give back)."""
     with session_scope() as session:
         job = repo.get_job(session, claim.job_id)
         if job is None or JobState(job.state).is_final:
-            return
+            return False
         if job.cancel_requested:
             repo.skip_pending_pages(session, claim.job_id)
-            return
+            return False
     with bound_log_context(tenant=job.tenant_id):
-        _read_pages(job, claim, settings)
+        return _read_pages(job, claim, settings)
 
 
-def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
+def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> bool:
     options = JobOptions.model_validate(job.options)
     max_attempts = settings.worker.max_attempts
     fence = claim.claim_id
@@ -119,14 +120,14 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
         _save(job.id, fence, [(index, None, WorkerCrashed(attempts=max_attempts)) for index in poisoned])
     indices = [index for index, attempts in claim.pages if attempts < max_attempts]
     if not indices:
-        return
+        return True
     ocr = claim.ocr
     tries = {index: attempts + 1 for index, attempts in claim.pages}  # this claim's attempt is counted
     needs_ocr: list[int] = []
     batch: list[Outcome] = []
     last_flush = time.monotonic()
     # OCR pages are claimed one at a time (the claim looked at the cancel flag); text-layer pages take a
-    # millisecond or two, so a chunk looks for a cancel at each flush (every 32 pages or half a second).
+    # millisecond or two, so a chunk looks for a cancel at each flush (every 64 pages or half a second).
     assert job.kind is not None  # a job has pages only once its document is known (fetched, for a URL)
     document_kind = DocumentKind(job.kind)
     chain = reading.engine_chain(options, settings, document_kind)
@@ -142,7 +143,7 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
                 # give the rest back unread, for the next task.
                 page_limits.chunk_stopped(deadline, job.id, len(indices) - position)
                 _stop_early(job, claim, batch, needs_ocr, indices[position:], options, settings)
-                return
+                return False
             started = time.perf_counter()
             try:
                 with deadline.alarm():
@@ -172,7 +173,7 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
                 _stop_early(job, claim, batch, needs_ocr, indices[position + 1 :], options, settings)
                 if isinstance(exc, SoftTimeLimitExceeded):
                     raise
-                return
+                return False
             except PagemillError as exc:
                 batch.append((index, None, exc))
             except Exception as exc:  # a bug or a parser failure on this page must not sink the whole job
@@ -185,12 +186,13 @@ def _read_pages(job: Job, claim: ClaimedPages, settings: Settings) -> None:
                 batch, last_flush = [], time.monotonic()
                 if claims.HEARTBEAT.lost(fence):
                     log.warning("claim %s on job %s lapsed; leaving its pages to others", fence, job.id)
-                    return
+                    return False
                 if not ocr and _cancelled(job.id):
-                    return
+                    return False
     _save(job.id, fence, batch)
     if needs_ocr:
         _hand_to_ocr(job, claim, needs_ocr, options, settings)
+    return True
 
 
 def _stop_early(
@@ -252,7 +254,7 @@ def _cancelled(job_id: str) -> bool:
 
 def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
     """Write a batch of page outcomes in one transaction (two statements, fenced on the claim ``fence``),
-    then recount the job."""
+    then add them to the job's counters."""
     if not batch:
         return
     done: list[dict[str, Any]] = []
@@ -280,9 +282,9 @@ def _save(job_id: str, fence: str | None, batch: list[Outcome]) -> None:
     errors = [(index, error) for index, result, error in batch if result is None and error is not None]
     now = utcnow()
     with session_scope() as session:
-        repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence, now=now)
-        repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence, now=now)
-        counts = repo.refresh_progress(session, job_id)
+        moved_done = repo.finish_pages(session, job_id, PageState.DONE, done, claim_id=fence, now=now)
+        moved_failed = repo.finish_pages(session, job_id, PageState.FAILED, failed, claim_id=fence, now=now)
+        counts = repo.add_progress(session, job_id, done=moved_done, failed=moved_failed)
         events.pages_completed(session, job_id, finished, finished_at=now)
         events.job_progress(session, job_id, counts=counts)
         # In the failure's transaction: a page failed for good has its dead letter, or neither is stored.

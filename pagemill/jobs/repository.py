@@ -196,16 +196,17 @@ def finish_pages(
     *,
     claim_id: str | None = None,
     now: datetime | None = None,
-) -> None:
+) -> int:
     """Move many pending pages to ``state`` in one statement (``rows``: ``index`` plus the page's values),
-    ``finished_at`` ``now`` (the pages this statement moved are those with exactly that time).
+    ``finished_at`` ``now`` (the pages this statement moved are those with exactly that time); how many it
+    moved.
 
     Fenced on the page still being pending (a page another attempt already finished is left as it is) and,
     given ``claim_id``, on the page still being held by that claim (a worker whose claim lapsed and was
     taken by another commits nothing). The claim ends with the page.
     """
     if not rows:
-        return
+        return 0
     columns = _DONE_COLUMNS if state == PageState.DONE else _FAILED_COLUMNS
     table = cast(Table, Page.__table__)
     fences = [
@@ -230,11 +231,12 @@ def finish_pages(
         {"b_index": row["index"], **{f"b_{name}": row.get(name, _DEFAULTS.get(name)) for name in columns}}
         for row in rows
     ]
-    session.connection().execute(statement, params)
+    # Both drivers sum an executemany's rowcount (SQLAlchemy: supports_sane_multi_rowcount).
+    return int(session.connection().execute(statement, params).rowcount)
 
 
 class ProgressCounts(NamedTuple):
-    """A job's counts as a recount left them, with what its last job.progress event recorded."""
+    """A job's counts as a recount or a save left them, with what its last job.progress event recorded."""
 
     state: str
     pages_total: int | None
@@ -272,6 +274,34 @@ def refresh_progress(session: Session, job_id: str) -> ProgressCounts | None:
             requeues=case((unchanged, Job.requeues), else_=0),
             updated_at=utcnow(),
         )
+        .returning(
+            Job.state,
+            Job.pages_total,
+            Job.pages_done,
+            Job.pages_failed,
+            Job.progress_event_at,
+            Job.progress_event_pages,
+        )
+    ).first()
+    return None if row is None else ProgressCounts(*row)
+
+
+def add_progress(session: Session, job_id: str, *, done: int, failed: int) -> ProgressCounts | None:
+    """Add the pages a save just moved (:func:`finish_pages`' counts) to the job's counters and touch it
+    (the sweeper's heartbeat); the counts (None if the job is gone).
+
+    Cheaper than :func:`refresh_progress`'s recount, and exact under concurrent saves: the job's row is
+    locked by the update, so each save adds to what the one before it left (a recount's subqueries on
+    Postgres see only what was committed when its statement began).
+    """
+    values: dict[str, Any] = {"updated_at": utcnow()}
+    if done or failed:
+        # Progress: the sweeper's count of fruitless re-enqueues starts again.
+        values.update(pages_done=Job.pages_done + done, pages_failed=Job.pages_failed + failed, requeues=0)
+    row = session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(**values)
         .returning(
             Job.state,
             Job.pages_total,

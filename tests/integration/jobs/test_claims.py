@@ -135,6 +135,38 @@ def test_a_lapsed_claim_is_offered_again_and_its_old_holder_commits_nothing(sett
     assert page_states(job_id) == {0: "done", 1: "pending"}
 
 
+def test_a_claim_is_given_back_at_its_end_unless_the_reader_settled_it(settings: Settings) -> None:
+    job_id = add_job(8)
+    settled = claim(settings)
+    assert settled is not None and settled.indices == [0, 1, 2, 3]
+    with claims.holding(settled, settings) as hold:
+        finish(settled)
+        hold.settled = True
+    assert page_states(job_id) == {i: "done" if i < 4 else "pending" for i in range(8)}
+    # Settled means nothing was left to give back, so no statement looks: a page left claimed here (which a
+    # reader never does) stays claimed until its claim lapses.
+    left = claim(settings)
+    assert left is not None and left.indices == [4, 5, 6, 7]
+    with claims.holding(left, settings) as hold:
+        hold.settled = True
+    assert held_by(job_id) == {index: left.claim_id for index in left.indices}
+
+    other = add_job(4)
+    unsettled = claim(settings)
+    assert unsettled is not None and unsettled.job_id == other
+    with claims.holding(unsettled, settings):
+        pass  # the reader stopped early: its pages go back
+    assert held_by(other) == {} and page_states(other) == {i: "pending" for i in range(4)}
+
+
+def held_by(job_id: str) -> dict[int, str]:
+    with db.session_scope() as session:
+        rows = session.execute(
+            select(Page.index, Page.claim_id).where(Page.job_id == job_id, Page.claim_id.is_not(None))
+        ).all()
+    return {int(index): str(claim_id) for index, claim_id in rows}
+
+
 def test_the_pages_of_a_dead_process_on_this_host_are_offered_at_once(settings: Settings) -> None:
     add_job(1, ocr=True)
     claimed = claim(settings)

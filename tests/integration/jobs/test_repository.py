@@ -222,6 +222,33 @@ def test_refresh_progress_recounts_and_touches_the_job() -> None:
     assert job.updated_at > long_ago + timedelta(minutes=59)
 
 
+def test_a_save_adds_what_its_statements_moved_to_the_counters() -> None:
+    long_ago = utcnow() - timedelta(hours=1)
+    job_id = add_job(state=JobState.RUNNING, updated_at=long_ago)
+    in_session(lambda s: repo.set_planned(s, job_id, 4, [0, 1, 2, 3]))
+
+    def save(done: list[int], failed: list[int]) -> repo.ProgressCounts | None:
+        def action(s: Session) -> repo.ProgressCounts | None:
+            moved_done = repo.finish_pages(s, job_id, PageState.DONE, [{"index": i} for i in done])
+            moved_failed = repo.finish_pages(
+                s, job_id, PageState.FAILED, [{"index": i, "error_code": "X"} for i in failed]
+            )
+            return repo.add_progress(s, job_id, done=moved_done, failed=moved_failed)
+
+        result: repo.ProgressCounts | None = in_session(action)
+        return result
+
+    first = save([0, 1], [2])
+    assert first is not None and (first.pages_done, first.pages_failed, first.pages_total) == (2, 1, 4)
+    # A duplicate of pages already final moves nothing, so it adds nothing; only page 3 counts.
+    second = save([0, 3], [1])
+    assert second is not None and (second.pages_done, second.pages_failed) == (3, 1)
+    job = load_job(job_id)
+    assert (job.pages_done, job.pages_failed) == (3, 1)
+    assert job.updated_at > long_ago + timedelta(minutes=59)
+    assert in_session(lambda s: repo.add_progress(s, "no-such-job", done=1, failed=0)) is None
+
+
 def test_iter_pages_streams_every_page_in_order_in_batches() -> None:
     job_id = add_job(state=JobState.RUNNING)
     in_session(lambda s: repo.set_planned(s, job_id, 450, list(range(450))))
