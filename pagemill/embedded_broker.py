@@ -3,7 +3,7 @@
 kombu's transport polls each queue a worker consumes with two ORM queries inside a write lock (``BEGIN
 IMMEDIATE``), and keeps every message it ever delivered, marked invisible. An idle embedded worker spent a
 tenth of a core on it, every poll took the lock the API needs to publish, and the file grew with every
-task ever sent. This transport changes two things and nothing else of kombu's:
+task ever sent. This transport changes these things and nothing else of kombu's:
 
 * Before it queries a queue it asks SQLite, on a read-only connection of its own, whether anything was
   committed to the file since it last found that queue empty (``PRAGMA data_version``: microseconds, no
@@ -12,6 +12,7 @@ task ever sent. This transport changes two things and nothing else of kombu's:
 * A message is deleted when it is delivered instead of marked invisible (nothing reads an invisible one
   again: a worker that dies with a task is covered by the sweeper, which sends the work again), and the
   invisible ones an earlier version left are deleted once.
+* A message is published with one ``INSERT`` (0.6 ms against kombu's 2 ms of ORM query, object and flush).
 * A wait for messages ends as soon as the worker is asked to stop. Celery's loop for polling transports
   waits up to 2 s for messages before it looks at a SIGTERM, so an idle ``pagemill up`` took 4-6 s to stop.
 
@@ -30,8 +31,9 @@ from celery.worker import state as worker_state
 from kombu.transport import TRANSPORT_ALIASES
 from kombu.transport import sqlalchemy as kombu_sqlalchemy
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 POLLING_INTERVAL_S: Final = 0.02
 """How often an idle worker looks for a message: kombu's default is 1 s, and each hop of a job (ingest,
@@ -62,6 +64,27 @@ class Channel(kombu_sqlalchemy.Channel):
             self._empty_at[queue] = version
             raise
 
+    def _put(self, queue: Any, payload: Any, **kwargs: Any) -> Any:  # type: ignore[override]  # kombu's two bases differ
+        if self.session.bind.name != "sqlite":
+            return super()._put(queue, payload, **kwargs)  # type: ignore[no-untyped-call]
+        # One INSERT (the queue's id known after its first message) instead of kombu's ORM query, object and
+        # flush: a 1,000-page job publishes 16 page tasks while its first pages wait.
+        insert = self.message_cls.__table__.insert()
+        body = dumps(payload)  # type: ignore[no-untyped-call]  # kombu: few type hints
+        try:
+            self.session.execute(insert.values(queue_id=self._queue_id(queue), payload=body))
+            self.session.commit()
+        except OperationalError:
+            # As kombu's own: the publish fails (and can be retried) rather than report a message not stored.
+            self.session.rollback()
+            raise
+
+    def _queue_id(self, queue: str) -> int:
+        queue_id = self._queue_ids.get(queue)
+        if queue_id is None:
+            queue_id = self._queue_ids[queue] = int(self._get_or_create(queue).id)  # type: ignore[no-untyped-call]
+        return queue_id
+
     def _data_version(self) -> int:
         """SQLite's counter of commits to the file by other connections (this one never writes)."""
         with self._watch_lock:
@@ -76,9 +99,7 @@ class Channel(kombu_sqlalchemy.Channel):
         """The oldest message on ``queue``, deleted in the same transaction; Empty when there is none."""
         if not self._swept:
             self._sweep_invisible()
-        queue_id = self._queue_ids.get(queue)
-        if queue_id is None:
-            queue_id = self._queue_ids[queue] = int(self._get_or_create(queue).id)  # type: ignore[no-untyped-call]
+        queue_id = self._queue_id(queue)
         message_cls = self.message_cls
         self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
         try:

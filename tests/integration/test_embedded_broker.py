@@ -58,6 +58,25 @@ def test_messages_come_in_order_and_leave_the_file_when_delivered(app: Celery, t
     assert rows(tmp_path) == []
 
 
+def test_each_message_goes_to_its_own_queue(app: Celery, tmp_path: Path) -> None:
+    # The transport remembers each queue's id after its first message: interleaved publishes to two queues
+    # (the first of each creating it) must still land apart.
+    with app.connection_for_write() as connection:
+        queues = {name: connection.SimpleQueue(name) for name in ("cpu", "ingest")}
+        for number in range(3):
+            for name, queue in queues.items():
+                queue.put({"queue": name, "n": number})
+        for name, queue in queues.items():
+            taken = []
+            for _ in range(3):
+                message = queue.get(timeout=2)
+                taken.append((message.payload["queue"], message.payload["n"]))
+                message.ack()
+            queue.close()
+            assert taken == [(name, 0), (name, 1), (name, 2)]
+    assert rows(tmp_path) == []
+
+
 def test_delivered_messages_an_earlier_version_kept_are_deleted(app: Celery, tmp_path: Path) -> None:
     with app.connection_for_write() as connection:
         queue = connection.SimpleQueue("cpu")
