@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
 
+import orjson
+
 from pagemill.documents.audio.subtitles import Segment, to_srt, to_vtt
 from pagemill.engines.base import TextLine
 from pagemill.jobs.options import OutputFormat
@@ -52,7 +54,8 @@ def _floats(values: Iterable[Any] | None) -> list[float] | None:
 def public_lines(lines: Iterable[TextLine]) -> str:
     """An engine's lines as the JSON array of their public shape (``LineOut``), stored with the page as
     ``lines_json`` by the worker that read it."""
-    return json.dumps(
+    # orjson: about 6x the standard encoder on lines of text and boxes, paid for every page read.
+    return orjson.dumps(
         [
             {
                 "text": line.text,
@@ -60,16 +63,15 @@ def public_lines(lines: Iterable[TextLine]) -> str:
                 "confidence": None if line.confidence is None else float(line.confidence),
             }
             for line in lines
-        ],
-        ensure_ascii=False,
-    )
+        ]
+    ).decode()
 
 
 def page_lines(page: PageLike) -> list[dict[str, Any]]:
     """A page's lines in their public shape: from ``lines_json``, or from ``data`` on pages saved before
     that column."""
     if page.lines_json is not None:
-        lines: list[dict[str, Any]] = json.loads(page.lines_json)
+        lines: list[dict[str, Any]] = orjson.loads(page.lines_json)
         return lines
     return [
         {
@@ -114,9 +116,11 @@ def page_json(page: PageLike) -> bytes:
     1,000-page document has tens of thousands of lines, and decoding and re-encoding them in the one process
     that assembles the result was most of the time of writing it."""
     if page.lines_json is None:
-        return json.dumps(page_body(page), ensure_ascii=False).encode()
-    head = json.dumps(_body_without_lines(page), ensure_ascii=False)
-    return f'{head[:-1]}, "lines": {page.lines_json}}}'.encode()
+        return orjson.dumps(page_body(page))
+    # orjson: the head holds the page's text and markdown, escaped here at several times the standard
+    # encoder's speed, on the one process that assembles the result while the others wait.
+    head = orjson.dumps(_body_without_lines(page))
+    return b"".join((head[:-1], b',"lines":', page.lines_json.encode(), b"}"))
 
 
 def write_results(
