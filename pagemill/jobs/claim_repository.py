@@ -27,6 +27,7 @@ class WaitingJob(NamedTuple):
     priority: int
     created_at: datetime
     last_claimed_at: datetime | None
+    pages_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def waiting_jobs(session: Session, queue_name: str, now: datetime, limit: int = 
     priority first, then oldest (at most ``limit``)."""
     with_pages = select(Page.job_id).where(*_claimable(queue_name, now)).distinct().scalar_subquery()
     rows = session.execute(
-        select(Job.id, Job.tenant_id, Job.priority, Job.created_at, Job.last_claimed_at)
+        select(Job.id, Job.tenant_id, Job.priority, Job.created_at, Job.last_claimed_at, Job.pages_total)
         .where(Job.id.in_(with_pages), Job.state.in_(ACTIVE_STATES))
         .order_by(Job.priority.desc(), Job.created_at)
         .limit(limit)
@@ -144,6 +145,9 @@ def claim_pages(
         chosen = [first] + [
             row for row in more if row.attempts == 0 and not row.ocr and row.chain_start == first.chain_start
         ]
+        if (job.pages_total or 0) > max_pages and len(chosen) > TAIL_MIN_PAGES:
+            left = _claimable_left(session, job_id, queue_name, now, limit=2 * max_pages)
+            chosen = chosen[: tail_share(left, max_pages)]
     taken = session.execute(
         update(Page)
         .where(
@@ -174,6 +178,28 @@ def claim_pages(
         chain_start=int(first.chain_start),
         priority=job.priority,
     )
+
+
+TAIL_MIN_PAGES = 16
+"""The smallest share :func:`tail_share` cuts a big job's last pages into."""
+
+
+def tail_share(left: int, max_pages: int) -> int:
+    """How many pages one claim takes when ``left`` pages of a big job (more than one claim's worth) are
+    still claimable: a full claim while two more fit, then half of what is left (down to
+    :data:`TAIL_MIN_PAGES`), so the workers on the job finish together instead of one reading a last full
+    claim alone while the others wait for the job's end (its result is assembled only then)."""
+    if left >= 2 * max_pages:
+        return max_pages
+    if left <= 2 * TAIL_MIN_PAGES:
+        return max(left, 1)
+    return max(TAIL_MIN_PAGES, -(-left // 2))
+
+
+def _claimable_left(session: Session, job_id: str, queue_name: str, now: datetime, *, limit: int) -> int:
+    """The job's pages claimable on ``queue_name`` now, counted up to ``limit``."""
+    window = select(Page.index).where(Page.job_id == job_id, *_claimable(queue_name, now)).limit(limit)
+    return int(session.scalar(select(func.count()).select_from(window.subquery())) or 0)
 
 
 def renew_claims(session: Session, claim_ids: Sequence[str], expires_at: datetime) -> set[str]:

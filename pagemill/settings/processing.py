@@ -158,7 +158,12 @@ class WorkerSettings(BaseModel):
         "it shares with the API and the database (`pagemill up`, docker-compose on one host), answering "
         "requests comes before reading pages; on a host of its own it changes nothing. 0: default priority.",
     )
-    pages_per_task: int = Field(default=64, ge=1, description="Text-layer pages handled by one task.")
+    pages_per_task: int = Field(
+        default=128,
+        ge=1,
+        description="Text-layer pages handled by one task (one claim); a big job's last pages are claimed in "
+        "smaller shares, so the workers on it finish together.",
+    )
     max_attempts: int = Field(default=3, ge=1, description="Attempts before a page or job is given up.")
     lease_s: int = Field(
         default=900,

@@ -88,6 +88,28 @@ def test_text_pages_are_claimed_in_chunks_once_each(settings: Settings) -> None:
     assert all(c is not None and c.job_id == job_id and not c.ocr for c in taken)
 
 
+def test_the_last_pages_of_a_big_job_are_shared_out_so_its_workers_end_together(settings: Settings) -> None:
+    wide = settings.model_copy(update={"worker": settings.worker.model_copy(update={"pages_per_task": 32})})
+    job_id = add_job(100)
+    sizes = []
+    while (taken := claims.claim_next(CPU, wide)) is not None:
+        sizes.append(len(taken.indices))
+    # Two full claims while 64 or more are left, then half of the 36 left, then the last 18 whole.
+    assert sizes == [32, 32, 18, 18]
+    assert page_states(job_id) == {i: "pending" for i in range(100)}
+    small = add_job(30)
+    whole = claims.claim_next(CPU, wide)
+    assert whole is not None and whole.job_id == small and len(whole.indices) == 30, "one claim's worth"
+
+
+@pytest.mark.parametrize(
+    ("left", "share"),
+    [(1000, 128), (256, 128), (255, 128), (232, 116), (116, 58), (58, 29), (33, 17), (32, 32), (5, 5)],
+)
+def test_tail_share(left: int, share: int) -> None:
+    assert claims_repo.tail_share(left, 128) == share
+
+
 def test_ocr_pages_are_claimed_one_at_a_time(settings: Settings) -> None:
     add_job(3, ocr=True)
     assert [c.indices for c in (claim(settings), claim(settings)) if c] == [[0], [1]]
