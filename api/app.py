@@ -6,9 +6,9 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from prometheus_fastapi_instrumentator import Instrumentator
 
 from api.errors import ErrorResponse, install_error_handlers
+from api.http_metrics import instrument
 from api.middleware import (
     AdmissionMiddleware,
     BodyLimitMiddleware,
@@ -84,7 +84,7 @@ def create_app() -> FastAPI:
     install_webhook_docs(app)
     app.state.api_routes = [route for router in [health.router, *routers] for route in router.routes]
     app.state.limiter = limiter
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app)
+    instrument(app)
     # Served by our route rather than the instrumentator's: it adds the gauges read at scrape time, and
     # under `pagemill up` the workers' metrics (pagemill.observability.collector).
     app.include_router(metrics.router)
