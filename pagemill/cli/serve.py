@@ -45,6 +45,7 @@ def api(
         # (pagemill.logging, configured by the CLI here and by create_app in each server process).
         log_config=None,
         timeout_graceful_shutdown=30,
+        timeout_keep_alive=settings.api.keep_alive_s,
         # Client address and https scheme from trusted proxies: audit log addresses and HSTS need them.
         proxy_headers=True,
         # The API writes its own access log, with request ids and tenants (api.middleware).

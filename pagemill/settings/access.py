@@ -38,6 +38,13 @@ class ApiSettings(BaseModel):
         description="Longest wait for the next piece of a request body; a stalled upload is answered 408 "
         "REQUEST_TIMEOUT and its connection closed.",
     )
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="How long an idle keep-alive connection stays open. Longer than clients keep theirs "
+        "(httpx: 5 s) and than proxies' idle timeouts (60 s is common), so the client side closes first: "
+        "a server closing at the same moment a client sends on the connection fails that request.",
+    )
 
 
 TierName = Literal["free", "standard", "enterprise"]
