@@ -246,6 +246,17 @@ class ProgressCounts(NamedTuple):
     progress_event_pages: int
 
 
+# What a recount or a save returns of the job, in ProgressCounts' order.
+_PROGRESS_COLUMNS = (
+    Job.state,
+    Job.pages_total,
+    Job.pages_done,
+    Job.pages_failed,
+    Job.progress_event_at,
+    Job.progress_event_pages,
+)
+
+
 def refresh_progress(session: Session, job_id: str) -> ProgressCounts | None:
     """Recount the job's done and failed pages and touch it (the sweeper's heartbeat); the counts (None if
     the job is gone).
@@ -274,14 +285,7 @@ def refresh_progress(session: Session, job_id: str) -> ProgressCounts | None:
             requeues=case((unchanged, Job.requeues), else_=0),
             updated_at=utcnow(),
         )
-        .returning(
-            Job.state,
-            Job.pages_total,
-            Job.pages_done,
-            Job.pages_failed,
-            Job.progress_event_at,
-            Job.progress_event_pages,
-        )
+        .returning(*_PROGRESS_COLUMNS)
     ).first()
     return None if row is None else ProgressCounts(*row)
 
@@ -299,17 +303,7 @@ def add_progress(session: Session, job_id: str, *, done: int, failed: int) -> Pr
         # Progress: the sweeper's count of fruitless re-enqueues starts again.
         values.update(pages_done=Job.pages_done + done, pages_failed=Job.pages_failed + failed, requeues=0)
     row = session.execute(
-        update(Job)
-        .where(Job.id == job_id)
-        .values(**values)
-        .returning(
-            Job.state,
-            Job.pages_total,
-            Job.pages_done,
-            Job.pages_failed,
-            Job.progress_event_at,
-            Job.progress_event_pages,
-        )
+        update(Job).where(Job.id == job_id).values(**values).returning(*_PROGRESS_COLUMNS)
     ).first()
     return None if row is None else ProgressCounts(*row)
 
