@@ -47,6 +47,21 @@ PageLike = Page | PageRecord
 """What result assembly reads of a page: a ``Page`` row, or a :class:`PageRecord` of the same columns."""
 
 
+def _plain(value: Any) -> Any:
+    """What orjson cannot encode itself but the standard encoder did: numbers of numpy's (an engine's
+    settings may hold one in a result made in-process, by `pagemill convert`)."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        plain = item()
+        if isinstance(plain, (int, float, bool, str)):
+            return plain
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_plain)
+
+
 def _floats(values: Iterable[Any] | None) -> list[float] | None:
     return None if values is None else [float(v) for v in values]
 
@@ -55,7 +70,7 @@ def public_lines(lines: Iterable[TextLine]) -> str:
     """An engine's lines as the JSON array of their public shape (``LineOut``), stored with the page as
     ``lines_json`` by the worker that read it."""
     # orjson: about 6x the standard encoder on lines of text and boxes, paid for every page read.
-    return orjson.dumps(
+    return _dumps(
         [
             {
                 "text": line.text,
@@ -116,10 +131,10 @@ def page_json(page: PageLike) -> bytes:
     1,000-page document has tens of thousands of lines, and decoding and re-encoding them in the one process
     that assembles the result was most of the time of writing it."""
     if page.lines_json is None:
-        return orjson.dumps(page_body(page))
+        return _dumps(page_body(page))
     # orjson: the head holds the page's text and markdown, escaped here at several times the standard
     # encoder's speed, on the one process that assembles the result while the others wait.
-    head = orjson.dumps(_body_without_lines(page))
+    head = _dumps(_body_without_lines(page))
     return b"".join((head[:-1], b',"lines":', page.lines_json.encode(), b"}"))
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import IO, Any
 
+import numpy as np
 import pytest
 
 from pagemill.engines.base import TextLine
@@ -283,3 +284,13 @@ def test_public_lines_are_floats_and_keep_missing_values_null() -> None:
     assert all(isinstance(value, float) for value in lines[0]["bbox"] + [lines[0]["confidence"]])
     assert lines[1] == {"text": "no box, no confidence", "bbox": None, "confidence": None}
     assert lines[2]["confidence"] is None
+
+
+def test_numpy_numbers_in_a_page_made_in_process_are_written_as_plain_numbers() -> None:
+    # `pagemill convert` assembles results from engine output that never went through the database.
+    page = stored_page(0, STORED_LINES)
+    page.data = {"settings": {"angle": np.float64(1.5), "dpi": np.int64(300)}, "timings_ms": {}}
+    assert json.loads(page_json(page))["settings"] == {"angle": 1.5, "dpi": 300}
+    page.data = {"settings": {"odd": object()}}
+    with pytest.raises(TypeError):
+        page_json(page)
