@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.middleware import PrometheusInstrumentatorMiddleware
 from starlette.requests import Request
@@ -39,10 +40,10 @@ class RouteRememberingMiddleware(PrometheusInstrumentatorMiddleware):
         return handler
 
 
-def instrument(app: FastAPI) -> None:
-    """Count and time the app's requests (``http_requests_total``, ``http_request_duration_seconds``...),
-    ``/metrics`` itself left out."""
-    Instrumentator(excluded_handlers=["/metrics"]).instrument(app)
+def instrument(app: FastAPI, registry: CollectorRegistry = REGISTRY) -> None:
+    """Count and time the app's requests (``http_requests_total``, ``http_request_duration_seconds``...)
+    in ``registry``, ``/metrics`` itself left out."""
+    Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(app)
     for middleware in app.user_middleware:
         factory: object = middleware.cls
         if factory is PrometheusInstrumentatorMiddleware:
