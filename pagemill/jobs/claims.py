@@ -207,7 +207,6 @@ HEARTBEAT = Heartbeat()
 class Hold:
     """A claim being read (:func:`holding`)."""
 
-    claim: ClaimedPages
     settled: bool = False
     """Set by the reader once every page of the claim was saved or handed on: nothing is left to give back,
     and the statement that would look is spared."""
@@ -217,7 +216,7 @@ class Hold:
 def holding(claim: ClaimedPages, settings: Settings) -> Iterator[Hold]:
     """Keep ``claim`` alive while the block reads its pages; whatever is still pending at the end (an
     error, a cancel, pages not reached) is given back, unless the block said the claim was settled."""
-    hold = Hold(claim)
+    hold = Hold()
     HEARTBEAT.hold(claim.claim_id, settings.worker.claim_ttl_s)
     try:
         yield hold

@@ -48,7 +48,7 @@ from pagemill.storage import get_blob_store
 
 log = logging.getLogger(__name__)
 
-_FLUSH_EVERY_PAGES = 64  # a default claim of text-layer pages: one save each
+_FLUSH_EVERY_PAGES = 64  # half a default claim of text-layer pages (worker.pages_per_task, 128)
 _FLUSH_EVERY_S = 0.5
 _DEFER_BASE_S = 2.0
 _DEFER_MAX_S = 120.0
