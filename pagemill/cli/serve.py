@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from pagemill.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def migrate() -> None:
@@ -125,10 +129,34 @@ def worker(
 
 def lower_cpu_priority(niceness: int) -> None:
     """Run this process (and the pool processes and engines it starts, which inherit it) at ``niceness`` at
-    least; a process already nicer is left as it is (lowering niceness needs privileges)."""
+    least; a process already nicer is left as it is (lowering niceness needs privileges).
+
+    A session leader (as `pagemill up` and most supervisors start the worker) also lowers its session's
+    autogroup: with Linux's autogroup on (the default of Debian's and Ubuntu's kernels), the scheduler first
+    shares the CPU fairly between sessions, and niceness counts only within one: a worker at nice 10 in a
+    session of its own took as much CPU as the API beside it (measured in docs/benchmarks.md, "Autogroups").
+    Not done for a process sharing its session (started from a shell): that would lower the shell and
+    whatever else runs in it."""
     current = os.nice(0)
     if niceness > current:
         os.nice(niceness - current)
+    if os.getsid(0) == os.getpid():
+        _lower_autogroup(niceness)
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _lower_autogroup(niceness: int) -> None:
+    """Set this session's autogroup nice value to ``niceness`` unless it is nicer already; nothing where the
+    kernel has no autogroups (the file is missing) or refuses."""
+    try:
+        # "/autogroup-85 nice 0"
+        current = int(AUTOGROUP.read_text().split()[-1])
+        if niceness > current:
+            AUTOGROUP.write_text(str(niceness))
+    except (OSError, ValueError, IndexError):
+        log.debug("autogroup niceness not set", exc_info=True)
 
 
 def _wait_for_model_servers(settings: Settings) -> None:

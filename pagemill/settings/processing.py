@@ -155,8 +155,11 @@ class WorkerSettings(BaseModel):
         ge=0,
         le=19,
         description="CPU priority of the worker and everything it starts (Unix niceness, 0-19): on a host "
-        "it shares with the API and the database (`pagemill up`, docker-compose on one host), answering "
-        "requests comes before reading pages; on a host of its own it changes nothing. 0: default priority.",
+        "it shares with the API and the database (`pagemill up`, processes under one supervisor), answering "
+        "requests comes before reading pages; on a host of its own it changes nothing. A worker leading its "
+        "own session (as `pagemill up` starts it) sets its session's Linux autogroup to it too. In "
+        "containers the CPU weight of the worker's container decides instead (`cpu_shares` in "
+        "docker-compose.yml). 0: default priority.",
     )
     pages_per_task: int = Field(
         default=128,
