@@ -49,7 +49,7 @@ def _office_description(name: str) -> str:
     return OfficeOptions.model_fields[name].description or ""
 
 
-def office_fields(
+async def office_fields(
     speaker_notes: Annotated[bool, Form(description=_office_description("speaker_notes"))] = True,
     formulas: Annotated[bool, Form(description=_office_description("formulas"))] = False,
     hidden: Annotated[bool, Form(description=_office_description("hidden"))] = False,
@@ -60,7 +60,8 @@ def office_fields(
         AttachmentMode, Form(description=_office_description("attachments"))
     ] = AttachmentMode.LIST,
 ) -> OfficeOptions:
-    """The office options of a submission form (ignored for PDFs and images)."""
+    """The office options of a submission form (ignored for PDFs and images). Async though it awaits
+    nothing: FastAPI runs a plain function dependency in a worker thread, a hop per submission."""
     return OfficeOptions(
         speaker_notes=speaker_notes,
         formulas=formulas,
@@ -77,7 +78,7 @@ def _audio_description(name: str) -> str:
     return AudioOptions.model_fields[name].description or ""
 
 
-def audio_fields(
+async def audio_fields(
     language: Annotated[str | None, Form(max_length=32, description=_audio_description("language"))] = None,
     prompt: Annotated[str | None, Form(max_length=1000, description=_audio_description("prompt"))] = None,
     word_timestamps: Annotated[bool, Form(description=_audio_description("word_timestamps"))] = False,
@@ -85,7 +86,7 @@ def audio_fields(
         TimestampStyle, Form(description=_audio_description("timestamps"))
     ] = TimestampStyle.HEADINGS,
 ) -> AudioOptions:
-    """The recording options of a submission form (ignored for documents)."""
+    """The recording options of a submission form (ignored for documents); async as office_fields."""
     return AudioOptions(
         language=language or None,
         prompt=prompt or None,
