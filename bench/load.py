@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from bench.load_clients import (
     RAMP_S,
     THINK_S,
     Stack,
+    Tally,
     make_documents,
     run_level,
 )
@@ -54,6 +56,10 @@ from tests.support.services import (
 LEVELS = (10, 50, 200)
 WINDOW_S = 40.0
 KEYS = 8
+TARGET_CLIENTS = 50
+# The target level runs this many times on the same stack, its verdict on the medians: one 40 s window on
+# this machine varied by a third from run to run.
+TARGET_ROUNDS = 3
 SUBMIT_P95_TARGET_S = 0.050
 STATUS_P95_TARGET_S = 0.020
 
@@ -156,45 +162,76 @@ def measure(
     levels: tuple[int, ...],
     window_s: float,
     profile_dir: Path | None = None,
-) -> tuple[list[list[str]], str]:
-    """One table row per level, and a sentence naming the knee of the curve."""
+    target_rounds: int = TARGET_ROUNDS,
+) -> tuple[list[list[str]], str, str]:
+    """One table row per level (per round at the target level), a sentence naming the knee of the curve,
+    and one giving target 4's verdict on the medians of the target level's rounds."""
     rows = []
     curve: list[tuple[int, float, float, int]] = []
+    rounds: list[tuple[float, float, bool]] = []
     run_level(stack, documents, 4, 5.0)  # warm-up: imports, connections
     drain(stack)
     for clients in levels:
-        with profiled(stack, profile_dir, f"{label}-{clients}", RAMP_S + window_s):
-            tally = run_level(stack, documents, clients, window_s)
-        elapsed, cpu = window_s, tally.api_cpu_s
-        requests = sum(len(values) for values in tally.seconds.values())
-        submit, status = tally.seconds["submit"], tally.seconds["status"]
-        errors = tally.errors()
-        limited = sum(n for key, n in tally.outcomes.items() if " 429" in key)
-        met = (
-            not errors
-            and percentile(submit, 0.95) <= SUBMIT_P95_TARGET_S
-            and percentile(status, 0.95) <= STATUS_P95_TARGET_S
-        )
-        log(f"  {label} {clients}: {dict(tally.outcomes)} cpu {cpu:.1f}s final {tally.jobs_final}")
-        curve.append((clients, requests / elapsed, percentile(status, 0.95), sum(errors.values())))
-        rows.append(
-            [
-                label,
-                str(clients),
-                f"{_p(submit, 0.5)} / {_p(submit, 0.95)} / {_p(submit, 0.99)}",
-                f"{_p(status, 0.5)} / {_p(status, 0.95)} / {_p(status, 0.99)}",
-                f"{_p(tally.seconds['list'], 0.95)} / {_p(tally.seconds['result'], 0.95)}",
-                f"{len(submit) / elapsed:.1f} / {requests / elapsed:.0f}",
-                fmt(cpu / max(requests, 1) * 1000, 1),
-                f"{cpu / elapsed:.2f} / {tally.driver_cpu_s / elapsed:.2f}",
-                f"{tally.jobs_final} / {tally.jobs_given_up}",
-                str(limited),
-                ", ".join(f"{key}: {n}" for key, n in sorted(errors.items())) or "none",
-                verdict(met) if clients == 50 else ("(met)" if met else "(missed)"),
-            ]
-        )
-        drain(stack)
-    return rows, f"{label}: {knee(curve)}"
+        repeats = target_rounds if clients == TARGET_CLIENTS else 1
+        for round_no in range(1, repeats + 1):
+            name = f"{label}-{clients}" + (f"-{round_no}" if repeats > 1 else "")
+            with profiled(stack, profile_dir, name, RAMP_S + window_s):
+                tally = run_level(stack, documents, clients, window_s)
+            submit, status = tally.seconds["submit"], tally.seconds["status"]
+            errors = tally.errors()
+            met = (
+                not errors
+                and percentile(submit, 0.95) <= SUBMIT_P95_TARGET_S
+                and percentile(status, 0.95) <= STATUS_P95_TARGET_S
+            )
+            log(f"  {name}: {dict(tally.outcomes)} cpu {tally.api_cpu_s:.1f}s final {tally.jobs_final}")
+            if round_no == 1:
+                requests = sum(len(values) for values in tally.seconds.values())
+                curve.append((clients, requests / window_s, percentile(status, 0.95), sum(errors.values())))
+            if clients == TARGET_CLIENTS:
+                rounds.append((percentile(submit, 0.95), percentile(status, 0.95), not errors))
+            shown = f"{clients} (round {round_no} of {repeats})" if repeats > 1 else str(clients)
+            rows.append(_row(label, shown, tally, window_s, "(met)" if met else "(missed)"))
+            drain(stack)
+    return rows, f"{label}: {knee(curve)}", f"{label}: {target_verdict(rounds)}"
+
+
+def _row(label: str, clients: str, tally: Tally, window_s: float, verdict_text: str) -> list[str]:
+    """A level's table row."""
+    requests = sum(len(values) for values in tally.seconds.values())
+    submit, status = tally.seconds["submit"], tally.seconds["status"]
+    errors = tally.errors()
+    limited = sum(n for key, n in tally.outcomes.items() if " 429" in key)
+    cpu = tally.api_cpu_s
+    return [
+        label,
+        clients,
+        f"{_p(submit, 0.5)} / {_p(submit, 0.95)} / {_p(submit, 0.99)}",
+        f"{_p(status, 0.5)} / {_p(status, 0.95)} / {_p(status, 0.99)}",
+        f"{_p(tally.seconds['list'], 0.95)} / {_p(tally.seconds['result'], 0.95)}",
+        f"{len(submit) / window_s:.1f} / {requests / window_s:.0f}",
+        fmt(cpu / max(requests, 1) * 1000, 1),
+        f"{cpu / window_s:.2f} / {tally.driver_cpu_s / window_s:.2f}",
+        f"{tally.jobs_final} / {tally.jobs_given_up}",
+        str(limited),
+        ", ".join(f"{key}: {n}" for key, n in sorted(errors.items())) or "none",
+        verdict_text,
+    ]
+
+
+def target_verdict(rounds: list[tuple[float, float, bool]]) -> str:
+    """Target 4 on the medians of the target level's rounds (submit p95, status p95; no errors in any)."""
+    if not rounds:
+        return f"not measured (no level of {TARGET_CLIENTS} clients)"
+    submit = statistics.median(p95 for p95, _, _ in rounds)
+    status = statistics.median(p95 for _, p95, _ in rounds)
+    clean = all(ok for _, _, ok in rounds)
+    met = clean and submit <= SUBMIT_P95_TARGET_S and status <= STATUS_P95_TARGET_S
+    each = ", ".join(f"{a * 1000:.0f}/{b * 1000:.0f}" for a, b, _ in rounds)
+    return (
+        f"submit p95 {submit * 1000:.0f} ms, status p95 {status * 1000:.0f} ms, medians of {len(rounds)} "
+        f"rounds ({each}){'' if clean else ', errors in a round'}: {verdict(met)}."
+    )
 
 
 def knee(curve: list[tuple[int, float, float, int]]) -> str:
@@ -224,10 +261,12 @@ def run(
     modes: tuple[str, ...] = ("embedded", "distributed"),
     window_s: float = WINDOW_S,
     profile_dir: Path | None = None,
+    target_rounds: int = TARGET_ROUNDS,
 ) -> str:
     """Measure the stacks; return the Markdown block."""
     rows: list[list[str]] = []
     knees: list[str] = []
+    verdicts: list[str] = []
     with temp_data_dir() as workdir:
         documents = make_documents(workdir)
         # INFO, the default: the access log is part of a request's cost. The clients repeat a few documents:
@@ -235,17 +274,21 @@ def run(
         base = {"PAGEMILL_LOG_LEVEL": "INFO", "PAGEMILL_CACHE__ENABLED": "false"}
         if "embedded" in modes:
             with embedded({**base, "PAGEMILL_DATA_DIR": str(workdir / "embedded")}) as stack:
-                embedded_rows, embedded_knee = measure(
-                    "embedded", stack, documents, levels, window_s, profile_dir
+                embedded_rows, embedded_knee, embedded_verdict = measure(
+                    "embedded", stack, documents, levels, window_s, profile_dir, target_rounds
                 )
                 rows += embedded_rows
                 knees.append(embedded_knee)
+                verdicts.append(embedded_verdict)
         if "distributed" in modes:
             services, env = distributed_env_stack()
             with services, distributed({**base, **env, "PAGEMILL_DATA_DIR": str(workdir / "dist")}) as stack:
-                dist_rows, dist_knee = measure("distributed", stack, documents, levels, window_s, profile_dir)
+                dist_rows, dist_knee, dist_verdict = measure(
+                    "distributed", stack, documents, levels, window_s, profile_dir, target_rounds
+                )
                 rows += dist_rows
                 knees.append(dist_knee)
+                verdicts.append(dist_verdict)
     header = [
         "stack",
         "clients",
@@ -258,7 +301,7 @@ def run(
         "jobs final / given up",
         "429s",
         "errors (not 2xx, not 429)",
-        "target 4 (50 clients)",
+        "target 4, this round",
     ]
     return (
         f"### API load (`python -m bench load`)\n\n{run_stamp()}\n"
@@ -274,8 +317,11 @@ def run(
         "Embedded: `pagemill up` (its worker beside the API). Distributed: `pagemill api --workers 2` + one "
         "worker (concurrency 2) on Postgres, Redis, moto S3. API CPU: /proc of the API process tree over "
         "the window. Target 4: submit p95 <= 50 ms and status p95 <= 20 ms at 50 clients, no errors but "
-        "429s (a 503 + Retry-After load shed counts as an error here).\n\n"
+        "429s (a 503 + Retry-After load shed counts as an error here), judged on the medians of "
+        f"{target_rounds} rounds of {TARGET_CLIENTS} clients on the same stack.\n\n"
         + table(header, rows)
+        + "\n\nTarget 4: "
+        + " ".join(verdicts)
         + "\n\nKnee of the curve: "
         + " ".join(knees)
     )
@@ -290,6 +336,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--no-embedded", action="store_true", help="only the distributed stack")
     parser.add_argument("--dry", action="store_true", help="print the block; do not write docs/benchmarks.md")
     parser.add_argument("--profile", type=Path, help="py-spy the API into this folder (collapsed stacks)")
+    parser.add_argument(
+        "--rounds", type=int, default=TARGET_ROUNDS, help=f"rounds at {TARGET_CLIENTS} clients (target 4)"
+    )
     args = parser.parse_args(argv)
     levels = tuple(int(part) for part in args.levels.split(",") if part.strip())
     modes = tuple(
@@ -298,10 +347,10 @@ def main(argv: list[str] | None = None) -> str:
         if not skip
     )
     if args.dry:
-        block = run(levels, modes, args.window, args.profile)
+        block = run(levels, modes, args.window, args.profile, args.rounds)
         print(block)
         return block
-    return run_and_record("load", lambda: run(levels, modes, args.window, args.profile))
+    return run_and_record("load", lambda: run(levels, modes, args.window, args.profile, args.rounds))
 
 
 if __name__ == "__main__":
