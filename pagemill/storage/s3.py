@@ -105,15 +105,9 @@ class S3BlobStore:
         """Stream the rest of ``fileobj`` to S3: one ``PutObject`` up to 8 MiB, multipart (8 MiB parts)
         above. The small case calls ``put_object`` itself, the request boto3's transfer manager would send
         for it, without the manager and the threads it starts and joins per call: a 1 MB upload took
-        1.2 ms less and a third less of the API's CPU (docs/benchmarks.md, "API load")."""
+        1.2 ms and a quarter of its client CPU less (docs/benchmarks.md, "API load")."""
         if fileobj.seekable() and _remaining_bytes(fileobj) <= _UPLOAD.multipart_threshold:
-            self._call(
-                self._client.put_object,
-                Bucket=self.bucket,
-                Key=self._key(key),
-                Body=fileobj,
-                ContentType=content_type,
-            )
+            self._put_object(key, fileobj, content_type)
             return
         self._call(
             self._client.upload_fileobj,
@@ -126,13 +120,11 @@ class S3BlobStore:
 
     def put_bytes(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
         """Store a small blob."""
-        self._call(
-            self._client.put_object,
-            Bucket=self.bucket,
-            Key=self._key(key),
-            Body=data,
-            ContentType=content_type,
-        )
+        self._put_object(key, data, content_type)
+
+    def _put_object(self, key: str, body: bytes | IO[bytes], content_type: str) -> None:
+        target = {"Bucket": self.bucket, "Key": self._key(key)}
+        self._call(self._client.put_object, **target, Body=body, ContentType=content_type)
 
     def download_to(self, key: str, path: Path) -> None:
         """Copy an object to a local file."""
