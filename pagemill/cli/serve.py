@@ -134,7 +134,7 @@ def lower_cpu_priority(niceness: int) -> None:
     A session leader (as `pagemill up` and most supervisors start the worker) also lowers its session's
     autogroup: with Linux's autogroup on (the default of Debian's and Ubuntu's kernels), the scheduler first
     shares the CPU fairly between sessions, and niceness counts only within one: a worker at nice 10 in a
-    session of its own took as much CPU as the API beside it (measured in docs/benchmarks.md, "Autogroups").
+    session of its own took as much CPU as the API beside it (docs/benchmarks.md, "API load, 2026-12-01").
     Not done for a process sharing its session (started from a shell): that would lower the shell and
     whatever else runs in it."""
     current = os.nice(0)
