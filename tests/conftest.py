@@ -19,6 +19,12 @@ from tests.support.services import RedisServer, S3Server
 
 pg_origins.install()  # a connection some test leaves open is reported with where it was opened
 
+# Workers under test run at default CPU priority. At worker.nice 10 (the default), which since 387f76d also
+# sets the worker's session autogroup, a worker gets about a tenth of a core against each busy session: the
+# other xdist process's test, or a test's own client. The test of cancelling a running job took 68-89 s
+# instead of 5.5 against two busy loops. tests/integration/cli/test_worker_priority.py tests the default.
+services.CHILD_ENV_DEFAULTS["PAGEMILL_WORKER__NICE"] = "0"
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 MARKERS = {

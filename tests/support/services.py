@@ -420,6 +420,11 @@ def start_process(
     return ManagedProcess(cmd, name=name or Path(cmd[0]).name, env=full_env, cwd=cwd, log_path=log_path)
 
 
+CHILD_ENV_DEFAULTS: dict[str, str] = {}
+"""Settings every :func:`pagemill_process` child gets unless its ``env`` says otherwise (the test suite's
+conftest fills it in; benchmarks leave it empty and run the product's defaults)."""
+
+
 def pagemill_process(
     args: Sequence[str],
     env: Mapping[str, str],
@@ -432,7 +437,8 @@ def pagemill_process(
     """Start ``<python> -m pagemill <args>`` (or ``-m <module>``) with ``env`` and return its handle.
 
     The child gets the current environment minus every ``PAGEMILL_*`` variable (so a developer's shell
-    configuration cannot leak into a test) plus ``env``. Call ``.stop()`` or use it as a context manager.
+    configuration cannot leak into a test), then :data:`CHILD_ENV_DEFAULTS`, then ``env``. Call ``.stop()``
+    or use it as a context manager.
     """
     full_env = {
         key: value
@@ -445,6 +451,7 @@ def pagemill_process(
     # Plain tracebacks and no colour codes: logs are read by regexes and pasted into failure messages.
     full_env["_TYPER_STANDARD_TRACEBACK"] = "1"
     full_env["NO_COLOR"] = "1"
+    full_env.update(CHILD_ENV_DEFAULTS)
     full_env.update(env)
     label = name or f"pagemill {' '.join(args[:1])}".strip()
     return ManagedProcess(

@@ -10,9 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import services
 from tests.support.services import REPO_ROOT, descendant_pids, embedded_env, pagemill_worker
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def product_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers here run with the product's defaults, not the suite's worker.nice 0 (tests/conftest.py)."""
+    monkeypatch.setattr(services, "CHILD_ENV_DEFAULTS", {})
 
 
 def niceness(pid: int) -> int:
